@@ -1,0 +1,1 @@
+//! The one integration-test binary (see matklad's "Delete Cargo Integration Tests").
