@@ -2,3 +2,11 @@
 //!
 //! The pipeline runs one way: text → [`syntax`] → [`check`] → [`ir`] → [`backend`] → scores.
 //! Every stage before the driver is pure: no files, no network, no clocks.
+
+pub mod diag;
+pub mod syntax;
+pub mod check;
+pub mod stdlib;
+
+pub use check::{check_source, check_source_with, Checked};
+pub use diag::{Diagnostic, Sources};

@@ -1,3 +1,59 @@
-fn main() {
-    println!("uhc");
+//! The `uhc` command line. All the work happens in the library; this file parses
+//! arguments, reads and writes files, and renders diagnostics.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "uhc", version, about = "Hardware-aware neural architecture search for physical neural networks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check `.uh` files (folders are searched recursively) against their hardware.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Format `.uh` files in place (`-` reads standard input and writes standard output).
+    Fmt {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Do not write; exit 1 if any file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let code = match cli.command {
+        Command::Check { paths, format, deny_warnings } => cli::check(&paths, format, deny_warnings),
+        Command::Fmt { paths, check } => cli::fmt(&paths, check),
+    };
+    ExitCode::from(code)
 }

@@ -1,0 +1,642 @@
+//! Architectures: a typed dataflow graph checked against one hardware profile.
+
+use super::hardware::MAX_WIDTH;
+use super::model::*;
+use super::ops::{self, ParamKind};
+use super::units::Dim;
+use super::{suggest, Cx, Located};
+use crate::diag::{code, Diagnostic, FileId, Severity};
+use crate::syntax::{self, Arg, Call, Entry, Expr, Span};
+use std::collections::HashMap;
+
+struct Builder<'h> {
+    hw: &'h HardwareProfile,
+    file: FileId,
+    nodes: Vec<Node>,
+    /// `None` marks a value whose definition failed: uses of it report nothing more.
+    bindings: HashMap<String, (Option<NodeId>, Span)>,
+    used: Vec<bool>,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, name: String, op: OpKind, inputs: Vec<NodeId>, ty: ValueType, span: Span) -> NodeId {
+        for &i in &inputs {
+            self.used[i] = true;
+        }
+        self.nodes.push(Node { name, op, inputs, ty, span });
+        self.used.push(false);
+        self.nodes.len() - 1
+    }
+}
+
+impl Cx<'_> {
+    /// Checks one architecture against `hw`. Returns the graph when it has no errors.
+    pub(crate) fn arch(&mut self, a: Located<'_, syntax::Arch>, hw: &HardwareProfile, _primary: bool) -> Option<ArchGraph> {
+        let file = a.file;
+        let arch = a.node;
+        let errors_before = self.error_count();
+        let mut b = Builder { hw, file, nodes: Vec::new(), bindings: HashMap::new(), used: Vec::new() };
+        let mut inputs = Vec::new();
+        let mut output: Option<(NodeId, Span)> = None;
+        let mut phase_bits = None;
+        let mut constraints = Vec::new();
+
+        for entry in &arch.body.entries {
+            match entry {
+                Entry::Input(i) => {
+                    if let Some(&(_, first)) = b.bindings.get(&i.name.name) {
+                        self.redefined(file, &i.name, first);
+                        continue;
+                    }
+                    let Some(ty) = self.input_type(file, &i.ty, hw) else { continue };
+                    let id = b.add(i.name.name.clone(), OpKind::Input, Vec::new(), ty, i.span);
+                    b.bindings.insert(i.name.name.clone(), (Some(id), i.name.span));
+                    inputs.push(id);
+                }
+                Entry::Field(f) => {
+                    if let Some(&(_, first)) = b.bindings.get(&f.key.name) {
+                        self.redefined(file, &f.key, first);
+                        continue;
+                    }
+                    let node = match &f.value {
+                        Expr::Call(c) => self.call(&mut b, c, &f.key.name),
+                        Expr::Ident(_) => self.value(&mut b, &f.value, &f.key.name),
+                        other => {
+                            self.push(
+                                Diagnostic::error(
+                                    code::VALUE,
+                                    file,
+                                    other.span(),
+                                    format!("`{}` must be computed by an operation, not {}", f.key.name, super::values::describe(other)),
+                                )
+                                .with_label("expected an operation call")
+                                .with_help(format!("write a layer like `{} = linear(x, 16)`", f.key.name)),
+                            );
+                            None
+                        }
+                    };
+                    b.bindings.insert(f.key.name.clone(), (node, f.key.span));
+                }
+                Entry::Output(o) => {
+                    if let Some((_, first)) = output {
+                        self.push(
+                            Diagnostic::error(code::STRUCTURE, file, o.span, "an architecture has exactly one output")
+                                .with_label("second output")
+                                .with_related(file, first, "first output here")
+                                .with_help("remove one of the `output` lines"),
+                        );
+                        continue;
+                    }
+                    if let Some(id) = self.value(&mut b, &o.value, "out") {
+                        b.used[id] = true;
+                        output = Some((id, o.span));
+                    }
+                }
+                Entry::Section(s) if s.name.name == "precision" => {
+                    phase_bits = self.arch_precision(file, s, hw);
+                }
+                Entry::Constraint(c) => {
+                    if let Some(mc) = self.metric_constraint(file, c, true) {
+                        constraints.push(mc);
+                    }
+                }
+                Entry::Section(s) => self.unknown_key(file, &s.name, "an architecture", &["input", "output", "constraint", "precision"]),
+            }
+        }
+
+        if inputs.is_empty() && arch.body.entries.iter().all(|e| !matches!(e, Entry::Input(_))) {
+            self.push(
+                Diagnostic::error(code::STRUCTURE, file, arch.name.span, format!("architecture `{}` has no input", arch.name.name))
+                    .with_label("no `input`")
+                    .with_help("declare one, e.g. `input x: real[16]`"),
+            );
+        }
+        if output.is_none() && arch.body.entries.iter().all(|e| !matches!(e, Entry::Output(_))) {
+            self.push(
+                Diagnostic::error(code::STRUCTURE, file, arch.name.span, format!("architecture `{}` has no output", arch.name.name))
+                    .with_label("no `output`")
+                    .with_help("end with an output, e.g. `output detect(y)`"),
+            );
+        }
+        if let Some((id, span)) = output {
+            let ty = b.nodes[id].ty;
+            if ty.domain == Domain::Complex {
+                self.push(
+                    Diagnostic::error(code::TYPE, file, span, format!("the output is an optical field ({ty}); class scores must be electronic"))
+                        .with_label("still light")
+                        .with_help("detect it: `output detect(…)` measures |z|² on each port"),
+                );
+            }
+        }
+        // Unused values: warnings, reported once the graph is complete.
+        let mut unused: Vec<(String, Span)> = b
+            .bindings
+            .iter()
+            .filter_map(|(name, (id, span))| Some((name, (id.as_ref()?, span))))
+            .filter(|(_, (id, _))| !b.used[**id])
+            .map(|(name, (_, span))| (name.clone(), **span))
+            .collect();
+        unused.sort_by_key(|u| u.1.start);
+        for (name, span) in unused {
+            self.push(
+                Diagnostic::warning(code::UNUSED, file, span, format!("`{name}` is computed but never used"))
+                    .with_label("unused")
+                    .with_help("use it in a later layer or the output, or remove the line"),
+            );
+        }
+
+        if self.error_count() > errors_before {
+            return None;
+        }
+        let (output, _) = output?;
+        let graph = ArchGraph {
+            name: arch.name.name.clone(),
+            hardware: hw.name.clone(),
+            nodes: b.nodes,
+            inputs,
+            output,
+            phase_bits,
+            constraints,
+            file,
+            span: arch.span,
+        };
+        self.decide_static_constraints(&graph, hw);
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(graph)
+    }
+
+    pub(crate) fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    fn redefined(&mut self, file: FileId, name: &crate::syntax::Ident, first: Span) {
+        self.push(
+            Diagnostic::error(code::DUPLICATE, file, name.span, format!("`{}` is defined twice in this architecture", name.name))
+                .with_label("defined again")
+                .with_related(file, first, "first defined here")
+                .with_help("values are defined once: give the new one another name"),
+        );
+    }
+
+    fn input_type(&mut self, file: FileId, ty: &syntax::Type, hw: &HardwareProfile) -> Option<ValueType> {
+        let domain = match ty.domain.name.as_str() {
+            "real" => Domain::Real,
+            "complex" => Domain::Complex,
+            other => {
+                self.push(
+                    Diagnostic::error(code::TYPE, file, ty.domain.span, format!("unknown value type `{other}`"))
+                        .with_label("unknown type")
+                        .with_help(suggest::help_for(other, &["real", "complex"], "type")),
+                );
+                return None;
+            }
+        };
+        let w = ty.width.value;
+        if w.fract() != 0.0 || w < 1.0 || w > MAX_WIDTH as f64 {
+            self.push(
+                Diagnostic::error(code::SHAPE, file, ty.width.span, format!("width `{}` must be a whole number from 1 to {MAX_WIDTH}", ty.width.text))
+                    .with_label("bad width")
+                    .with_help("e.g. `input x: real[16]`"),
+            );
+            return None;
+        }
+        let width = w as usize;
+        if domain == Domain::Complex {
+            self.check_ports(file, ty.span, "input", width, width, hw);
+        }
+        Some(ValueType { domain, width })
+    }
+
+    /// Evaluates a value expression: a name or a call.
+    fn value(&mut self, b: &mut Builder<'_>, e: &Expr, binding: &str) -> Option<NodeId> {
+        match e {
+            Expr::Ident(id) => match b.bindings.get(&id.name) {
+                Some(&(node, _)) => node,
+                None => {
+                    let mut names: Vec<&str> = b.bindings.keys().map(String::as_str).collect();
+                    names.sort_unstable();
+                    let help = if ops::lookup(&id.name).is_some() {
+                        format!("`{}` is an operation: call it, e.g. `{}(x)`", id.name, id.name)
+                    } else {
+                        suggest::help_for(&id.name, &names, "value")
+                    };
+                    self.push(
+                        Diagnostic::error(code::UNDEFINED, b.file, id.span, format!("no value named `{}` is defined before this line", id.name))
+                            .with_label("not defined")
+                            .with_help(help),
+                    );
+                    None
+                }
+            },
+            Expr::Call(c) => self.call(b, c, binding),
+            other => {
+                self.push(
+                    Diagnostic::error(code::VALUE, b.file, other.span(), format!("expected a value (a name or an operation call), found {}", super::values::describe(other)))
+                        .with_label("not a value")
+                        .with_help("pass a previously defined value, e.g. `relu(h)`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn call(&mut self, b: &mut Builder<'_>, c: &Call, binding: &str) -> Option<NodeId> {
+        let file = b.file;
+        let Some(spec) = ops::lookup(&c.func.name) else {
+            let names = ops::names();
+            self.push(
+                Diagnostic::error(code::OP, file, c.func.span, format!("unknown operation `{}`", c.func.name))
+                    .with_label("unknown operation")
+                    .with_help(suggest::help_for(&c.func.name, &names, "operation")),
+            );
+            return None;
+        };
+        let hw = b.hw;
+        if !hw.supports(spec.name) {
+            let kind = hw.backend.kind().as_str();
+            let listed: Vec<&str> = hw.ops.iter().map(String::as_str).collect();
+            let help = if spec.backends.contains(&hw.backend.kind()) {
+                format!("`{}` offers {}; add `{}` to its `ops` list if the device has it", hw.name, quote_list(&listed), spec.name)
+            } else {
+                format!("the `{kind}` backend cannot do this at all; it offers {}", quote_list(&listed))
+            };
+            self.push(
+                Diagnostic::error(code::OP, file, c.func.span, format!("hardware `{}` ({kind} backend) does not support `{}`", hw.name, spec.name))
+                    .with_label("unsupported on this hardware")
+                    .with_help(help),
+            );
+        }
+
+        // Split arguments: the first positional is the input value.
+        let mut positional: Vec<&Arg> = Vec::new();
+        let mut named: Vec<&Arg> = Vec::new();
+        for a in &c.args {
+            if a.name.is_some() {
+                named.push(a);
+            } else if !named.is_empty() {
+                self.push(
+                    Diagnostic::error(code::ARGS, file, a.span, "a positional argument follows a named one")
+                        .with_label("positional after named")
+                        .with_help("put positional arguments first: `linear(x, 16)`"),
+                );
+                return None;
+            } else {
+                positional.push(a);
+            }
+        }
+        let Some(first) = positional.first() else {
+            self.push(
+                Diagnostic::error(code::ARGS, file, c.span, format!("`{}` needs an input value", spec.name))
+                    .with_label("no input")
+                    .with_help(format!("signature: {}", spec.signature)),
+            );
+            return None;
+        };
+        let input = self.value(b, &first.value, binding);
+        if let Some(i) = input {
+            b.used[i] = true;
+        }
+
+        // Parameters.
+        let mut values: HashMap<&str, (f64, Option<String>)> = HashMap::new();
+        let positional_params: Vec<&ops::Param> = spec.params.iter().filter(|p| p.kind == ParamKind::Width).collect();
+        let mut ok = true;
+        for (i, a) in positional.iter().skip(1).enumerate() {
+            match positional_params.get(i) {
+                Some(p) => ok &= self.param(file, spec, p, &a.value, &mut values),
+                None => {
+                    let help = if spec.params.is_empty() {
+                        format!("`{}` takes only its input: {}", spec.name, spec.signature)
+                    } else {
+                        format!("name the extra argument; signature: {}", spec.signature)
+                    };
+                    self.push(
+                        Diagnostic::error(code::ARGS, file, a.span, format!("too many arguments to `{}`", spec.name))
+                            .with_label("unexpected argument")
+                            .with_help(help),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        for a in &named {
+            let Some(name) = &a.name else { continue };
+            match spec.params.iter().find(|p| p.name == name.name) {
+                Some(p) if values.contains_key(p.name) => {
+                    self.push(
+                        Diagnostic::error(code::ARGS, file, a.span, format!("`{}` is given twice", p.name))
+                            .with_label("given again")
+                            .with_help("keep one of them"),
+                    );
+                    ok = false;
+                }
+                Some(p) => ok &= self.param(file, spec, p, &a.value, &mut values),
+                None => {
+                    let params: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                    let help = if params.is_empty() {
+                        format!("`{}` takes no parameters: {}", spec.name, spec.signature)
+                    } else {
+                        format!("{} (signature: {})", suggest::help_for(&name.name, &params, "parameter"), spec.signature)
+                    };
+                    self.push(
+                        Diagnostic::error(code::ARGS, file, name.span, format!("`{}` has no parameter `{}`", spec.name, name.name))
+                            .with_label("unknown parameter")
+                            .with_help(help),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        for p in spec.params {
+            if p.default.is_none() && !values.contains_key(p.name) && ok {
+                self.push(
+                    Diagnostic::error(code::ARGS, file, c.span, format!("`{}` needs its `{}` argument", spec.name, p.name))
+                        .with_label(format!("missing `{}`", p.name))
+                        .with_help(format!("signature: {}", spec.signature)),
+                );
+                ok = false;
+            }
+        }
+        let input = input?;
+        if !ok {
+            return None;
+        }
+        let real = |name: &str, default: f64| values.get(name).map_or(default, |v| v.0);
+        let choice = |name: &str| values.get(name).and_then(|v| v.1.clone());
+
+        let in_ty = b.nodes[input].ty;
+        let node_name = if b.bindings.contains_key(binding) || b.nodes.iter().any(|n| n.name == binding) {
+            format!("{binding}.{}{}", spec.name, b.nodes.len())
+        } else {
+            binding.to_string()
+        };
+        let optical = |cx: &mut Self, b: &mut Builder<'_>, input: NodeId| -> NodeId {
+            // Real values entering an optical op are modulated onto light: an explicit node.
+            if b.nodes[input].ty.domain == Domain::Real {
+                let ty = ValueType { domain: Domain::Complex, width: b.nodes[input].ty.width };
+                cx.check_ports(b.file, c.span, "encode", ty.width, ty.width, b.hw);
+                let name = format!("{}.encode", b.nodes[input].name);
+                b.add(name, OpKind::Encode { mode: EncodeMode::Amplitude, implicit: true }, vec![input], ty, c.span)
+            } else {
+                input
+            }
+        };
+        let (op, inputs, ty) = match spec.name {
+            "encode" => {
+                if in_ty.domain == Domain::Complex {
+                    self.push(
+                        Diagnostic::error(code::TYPE, file, first.span, format!("`encode` takes electronic values, but this is already light ({in_ty})"))
+                            .with_label("already optical")
+                            .with_help("remove `encode`: the value is already an optical field"),
+                    );
+                    return None;
+                }
+                let mode = if choice("mode").as_deref() == Some("phase") { EncodeMode::Phase } else { EncodeMode::Amplitude };
+                self.check_ports(file, c.span, "encode", in_ty.width, in_ty.width, hw);
+                (OpKind::Encode { mode, implicit: false }, vec![input], ValueType { domain: Domain::Complex, width: in_ty.width })
+            }
+            "linear" => {
+                let out = real("width", 0.0) as usize;
+                let digital_real = hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
+                if digital_real {
+                    self.check_ports(file, c.span, "linear", in_ty.width, out, hw);
+                    (OpKind::Linear { out }, vec![input], ValueType { domain: Domain::Real, width: out })
+                } else {
+                    let x = optical(self, b, input);
+                    self.check_ports(file, c.span, "linear", in_ty.width, out, hw);
+                    (OpKind::Linear { out }, vec![x], ValueType { domain: Domain::Complex, width: out })
+                }
+            }
+            "unitary" | "diag" | "modrelu" | "eo_activation" => {
+                let x = optical(self, b, input);
+                self.check_ports(file, c.span, spec.name, in_ty.width, in_ty.width, hw);
+                let op = match spec.name {
+                    "unitary" => OpKind::Unitary,
+                    "diag" => OpKind::Diag,
+                    "modrelu" => OpKind::ModRelu { bias: real("bias", 0.1) },
+                    _ => OpKind::EoActivation {
+                        alpha: real("alpha", 0.1),
+                        gain: real("gain", 0.05),
+                        bias_phase: real("bias_phase", std::f64::consts::PI),
+                    },
+                };
+                (op, vec![x], ValueType { domain: Domain::Complex, width: in_ty.width })
+            }
+            "detect" => {
+                if in_ty.domain == Domain::Real {
+                    self.push(
+                        Diagnostic::error(code::TYPE, file, first.span, format!("`detect` measures light, but this value is electronic ({in_ty})"))
+                            .with_label("already electronic")
+                            .with_help("remove `detect`: the value is already real"),
+                    );
+                    return None;
+                }
+                (OpKind::Detect, vec![input], ValueType { domain: Domain::Real, width: in_ty.width })
+            }
+            electronic => {
+                if in_ty.domain == Domain::Complex {
+                    self.push(
+                        Diagnostic::error(code::TYPE, file, first.span, format!("`{electronic}` is electronic, but this value is light ({in_ty})"))
+                            .with_label("optical value")
+                            .with_help(format!("detect it first, `{electronic}(detect(…))`, or stay optical with `modrelu`")),
+                    );
+                    return None;
+                }
+                let op = match electronic {
+                    "relu" => OpKind::Relu,
+                    "tanh" => OpKind::Tanh,
+                    _ => OpKind::Sigmoid,
+                };
+                (op, vec![input], in_ty)
+            }
+        };
+        Some(b.add(node_name, op, inputs, ty, c.span))
+    }
+
+    fn param(&mut self, file: FileId, spec: &ops::OpSpec, p: &ops::Param, e: &Expr, values: &mut HashMap<&'static str, (f64, Option<String>)>) -> bool {
+        let what = format!("{}.{}", spec.name, p.name);
+        match p.kind {
+            ParamKind::Width => match self.integer(file, e, &what, Dim::None, 1, MAX_WIDTH) {
+                Some(w) => {
+                    values.insert(p.name, (w as f64, None));
+                    true
+                }
+                None => false,
+            },
+            ParamKind::Real => match self.quantity(file, e, &what, Dim::None) {
+                Some(v) => {
+                    values.insert(p.name, (v, None));
+                    true
+                }
+                None => false,
+            },
+            ParamKind::Choice(choices) => match self.choice(file, e, &what, choices) {
+                Some(c) => {
+                    values.insert(p.name, (0.0, Some(c.to_string())));
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// The mesh (or digital array) must be at least as wide as the layer.
+    fn check_ports(&mut self, file: FileId, span: Span, op: &str, n_in: usize, n_out: usize, hw: &HardwareProfile) {
+        let need = n_in.max(n_out);
+        let have = hw.backend.max_width();
+        if need <= have {
+            return;
+        }
+        let (what, unit) = match hw.backend {
+            BackendSpec::Mzi { .. } => ("mesh", "ports"),
+            BackendSpec::Digital { .. } => ("array", "lanes"),
+        };
+        self.push(
+            Diagnostic::error(
+                code::PORTS,
+                file,
+                span,
+                format!("`{op}` needs a {need}-{} {what}, but `{}` has {have} {unit}", unit.trim_end_matches('s'), hw.name),
+            )
+            .with_label(format!("{need} {unit} needed"))
+            .with_related(hw.file, hw.span, format!("`{}` is {have} {unit} wide", hw.name))
+            .with_help(format!("make the layer at most {have} wide, or use a profile with `max_ports >= {need}` (e.g. `hardware big extends {} {{ backend mzi {{ max_ports = {need} }} }}`)", hw.name)),
+        );
+    }
+
+    fn arch_precision(&mut self, file: FileId, s: &syntax::Section, hw: &HardwareProfile) -> Option<u32> {
+        let mut phase = None;
+        for e in &s.body.entries {
+            match e {
+                Entry::Field(f) if f.key.name == "phase" => {
+                    let Some(bits) = self.bits(file, &f.value, "phase") else { continue };
+                    if hw.backend.kind() == BackendKind::Digital {
+                        self.push(
+                            Diagnostic::error(code::PRECISION, file, f.span, format!("`{}` is digital: it has no phase shifters", hw.name))
+                                .with_label("no phases on digital hardware")
+                                .with_help("remove the `precision` section, or choose an `mzi` profile"),
+                        );
+                    } else if bits > hw.precision.phase {
+                        self.push(
+                            Diagnostic::error(
+                                code::PRECISION,
+                                file,
+                                f.value.span(),
+                                format!("{bits}-bit phases requested, but `{}` has {}-bit phase shifters", hw.name, hw.precision.phase),
+                            )
+                            .with_label("more bits than the hardware has")
+                            .with_related(hw.file, hw.span, format!("`{}` has {} bits", hw.name, hw.precision.phase))
+                            .with_help(format!("ask for at most {} bit, or use a more precise profile", hw.precision.phase)),
+                        );
+                    } else {
+                        phase = Some(bits);
+                    }
+                }
+                Entry::Field(f) => self.unknown_key(file, &f.key, "an architecture's `precision`", &["phase"]),
+                other => self.misplaced_entry(file, other, "`precision`"),
+            }
+        }
+        phase
+    }
+
+    /// `constraint METRIC OP BOUND`; `static_only` for architectures (decidable without training).
+    pub(crate) fn metric_constraint(&mut self, file: FileId, c: &syntax::Constraint, static_only: bool) -> Option<MetricConstraint> {
+        let Some(metric) = Metric::from_name(&c.metric.name) else {
+            let names: Vec<&str> = Metric::ALL.iter().map(|m| m.0).collect();
+            self.push(
+                Diagnostic::error(code::CONSTRAINT, file, c.metric.span, format!("unknown metric `{}`", c.metric.name))
+                    .with_label("unknown metric")
+                    .with_help(suggest::help_for(&c.metric.name, &names, "metric")),
+            );
+            return None;
+        };
+        if static_only && !metric.is_static() {
+            self.push(
+                Diagnostic::error(code::CONSTRAINT, file, c.metric.span, format!("`{}` is known only after training", c.metric.name))
+                    .with_label("not decidable at compile time")
+                    .with_help("architectures constrain energy, mzi_count, optical_depth and params; put accuracy constraints in a `search`"),
+            );
+            return None;
+        }
+        let dim = if metric == Metric::Energy { Dim::Energy } else { Dim::None };
+        let bound = self.quantity(file, &c.bound, c.metric.name.as_str(), dim)?;
+        Some(MetricConstraint { metric, op: c.op, bound, span: c.span })
+    }
+
+    /// Decides the constraints the checker can compute (MZI count, depth, parameters).
+    /// Energy needs the runtime's model and is decided after lowering.
+    fn decide_static_constraints(&mut self, g: &ArchGraph, hw: &HardwareProfile) {
+        let costs = static_costs(g, hw);
+        for c in &g.constraints {
+            let value = match c.metric {
+                Metric::MziCount => costs.mzi_count as f64,
+                Metric::OpticalDepth => costs.optical_depth as f64,
+                Metric::Params => costs.params as f64,
+                _ => continue,
+            };
+            if !c.op.holds(value, c.bound) {
+                self.push(
+                    Diagnostic::error(
+                        code::CONSTRAINT,
+                        g.file,
+                        c.span,
+                        format!("constraint not met: {} is {value} but must be {} {}", c.metric.name(), c.op.as_str(), c.bound),
+                    )
+                    .with_label("violated")
+                    .with_help("narrow or remove layers, or relax the bound"),
+                );
+            }
+        }
+    }
+}
+
+fn quote_list(items: &[&str]) -> String {
+    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// Costs the checker can count from the graph alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StaticCosts {
+    pub mzi_count: usize,
+    /// Longest chain of MZI columns from an input to the output.
+    pub optical_depth: usize,
+    pub params: usize,
+}
+
+/// MZI count M(M−1)/2 + N(N−1)/2 + min(M,N) per linear layer (SVD mapping), N(N−1)/2 per mesh.
+pub fn static_costs(g: &ArchGraph, hw: &HardwareProfile) -> StaticCosts {
+    let mesh = match hw.backend {
+        BackendSpec::Mzi { mesh, .. } => Some(mesh),
+        BackendSpec::Digital { .. } => None,
+    };
+    let mut depth = vec![0usize; g.nodes.len()];
+    let mut total = StaticCosts::default();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let n_in = node.inputs.first().map_or(node.ty.width, |&j| g.nodes[j].ty.width);
+        let before = node.inputs.iter().map(|&j| depth[j]).max().unwrap_or(0);
+        let tri = |n: usize| n * n.saturating_sub(1) / 2;
+        let (mzis, cols, params) = match (&node.op, mesh) {
+            (OpKind::Linear { out }, Some(m)) => {
+                let k = n_in.min(*out);
+                (tri(n_in) + tri(*out) + k, m.depth(n_in) + 1 + m.depth(*out), n_in * n_in + out * out + k)
+            }
+            (OpKind::Unitary, Some(m)) => (tri(n_in), m.depth(n_in), n_in * n_in),
+            (OpKind::Diag, Some(_)) => (n_in, 1, 2 * n_in),
+            (OpKind::Linear { out }, None) => {
+                let complex = node.ty.domain == Domain::Complex;
+                (0, 0, if complex { 2 * n_in * out } else { n_in * out + out })
+            }
+            (OpKind::Unitary, None) => (0, 0, n_in * n_in),
+            (OpKind::Diag, None) => (0, 0, 2 * n_in),
+            (OpKind::ModRelu { .. }, _) => (0, 0, n_in),
+            _ => (0, 0, 0),
+        };
+        depth[i] = before + cols;
+        total.mzi_count += mzis;
+        total.params += params;
+    }
+    total.optical_depth = depth.get(g.output).copied().unwrap_or(0);
+    total
+}

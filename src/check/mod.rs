@@ -1,0 +1,239 @@
+//! The checker: resolves imports and names, and checks every item against the rules of
+//! its kind and every architecture against its hardware. Pure: files come in through a
+//! [`Resolver`], and every problem found is reported, not only the first.
+
+mod arch;
+mod hardware;
+pub mod model;
+pub mod ops;
+mod plan;
+pub mod suggest;
+pub mod units;
+mod values;
+
+pub use model::*;
+
+use crate::diag::{code, Diagnostic, FileId, Sources};
+use crate::syntax::{self, Ident, Item, Span};
+use std::collections::HashMap;
+
+/// Supplies the text of `use`d files. Implementations do the I/O; the checker does none.
+pub trait Resolver {
+    /// Resolves `path` as written in a `use` inside `importer` (a file name). Returns a
+    /// canonical name (used to load each file once) and the text.
+    fn resolve(&self, importer: &str, path: &str) -> Result<(String, String), String>;
+}
+
+/// Resolves only the standard library compiled into the binary.
+pub struct StdlibResolver;
+
+impl Resolver for StdlibResolver {
+    fn resolve(&self, _importer: &str, path: &str) -> Result<(String, String), String> {
+        crate::stdlib::get(path)
+            .map(|text| (format!("<stdlib>/{path}"), text.to_string()))
+            .ok_or_else(|| format!("the standard library has no `{path}`; it has {}", crate::stdlib::list()))
+    }
+}
+
+/// An item together with the file it came from.
+pub(crate) struct Located<'a, T> {
+    pub file: FileId,
+    pub node: &'a T,
+}
+
+impl<T> Clone for Located<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Located<'_, T> {}
+
+/// Checks `root` (already added to `sources`) and everything it imports.
+pub fn check(sources: &mut Sources, root: FileId, resolver: &dyn Resolver) -> (Checked, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let files = load_files(sources, root, resolver, &mut diags);
+    let mut cx = Cx::new(&files, &mut diags);
+    cx.collect_names();
+    let checked = cx.run();
+    diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
+    (checked, diags)
+}
+
+/// Parses the root and, transitively, every file it `use`s.
+fn load_files(
+    sources: &mut Sources,
+    root: FileId,
+    resolver: &dyn Resolver,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(FileId, syntax::File)> {
+    let mut files = Vec::new();
+    let mut queue = vec![root];
+    let mut loaded: HashMap<String, FileId> = HashMap::new();
+    loaded.insert(sources.name(root).to_string(), root);
+    while let Some(id) = queue.pop() {
+        let (ast, parse_diags) = syntax::parse(id, sources.text(id));
+        diags.extend(parse_diags);
+        for item in &ast.items {
+            let Item::Use(u) = item else { continue };
+            let importer = sources.name(id).to_string();
+            match resolver.resolve(&importer, &u.path.value) {
+                Ok((name, text)) => {
+                    if !loaded.contains_key(&name) {
+                        let new_id = sources.add(name.clone(), text);
+                        loaded.insert(name, new_id);
+                        queue.push(new_id);
+                    }
+                }
+                Err(why) => diags.push(
+                    Diagnostic::error(code::IMPORT, id, u.path.span, format!("cannot import `{}`: {why}", u.path.value))
+                        .with_label("not found")
+                        .with_help(format!(
+                            "paths are resolved next to the importing file, then in the standard library ({})",
+                            crate::stdlib::list()
+                        )),
+                ),
+            }
+        }
+        files.push((id, ast));
+    }
+    files
+}
+
+/// Checking context shared by the item checkers.
+pub(crate) struct Cx<'a> {
+    pub files: &'a [(FileId, syntax::File)],
+    pub diags: &'a mut Vec<Diagnostic>,
+    pub hardware: HashMap<&'a str, Located<'a, syntax::Hardware>>,
+    pub archs: HashMap<&'a str, Located<'a, syntax::Arch>>,
+    pub tasks: HashMap<&'a str, Located<'a, syntax::Task>>,
+    pub searches: HashMap<&'a str, Located<'a, syntax::Search>>,
+    /// Every item name, for duplicate detection and suggestions.
+    pub names: HashMap<&'a str, (FileId, &'a Ident, &'static str)>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(files: &'a [(FileId, syntax::File)], diags: &'a mut Vec<Diagnostic>) -> Self {
+        Cx {
+            files,
+            diags,
+            hardware: HashMap::new(),
+            archs: HashMap::new(),
+            tasks: HashMap::new(),
+            searches: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn collect_names(&mut self) {
+        for (file, ast) in self.files {
+            for item in &ast.items {
+                let Some(name) = item.name() else { continue };
+                if let Some((prev_file, prev, kind)) = self.names.get(name.name.as_str()) {
+                    let d = Diagnostic::error(
+                        code::DUPLICATE,
+                        *file,
+                        name.span,
+                        format!("`{}` is defined more than once", name.name),
+                    )
+                    .with_label(format!("second definition (a {})", item.keyword()))
+                    .with_related(*prev_file, prev.span, format!("first defined here as a {kind}"))
+                    .with_help("rename one of them: item names share one namespace");
+                    self.diags.push(d);
+                    continue;
+                }
+                self.names.insert(&name.name, (*file, name, item.keyword()));
+                match item {
+                    Item::Hardware(h) => {
+                        self.hardware.insert(&h.name.name, Located { file: *file, node: h });
+                    }
+                    Item::Arch(a) => {
+                        self.archs.insert(&a.name.name, Located { file: *file, node: a });
+                    }
+                    Item::Task(t) => {
+                        self.tasks.insert(&t.name.name, Located { file: *file, node: t });
+                    }
+                    Item::Search(s) => {
+                        self.searches.insert(&s.name.name, Located { file: *file, node: s });
+                    }
+                    Item::Use(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Items of one kind in source order (file, then position), for deterministic output.
+    fn ordered<T>(map: &HashMap<&'a str, Located<'a, T>>, span: impl Fn(&T) -> Span) -> Vec<Located<'a, T>> {
+        let mut v: Vec<Located<'a, T>> = map.values().copied().collect();
+        v.sort_by_key(|l| (l.file, span(l.node).start));
+        v
+    }
+
+    fn run(&mut self) -> Checked {
+        let mut checked = Checked::default();
+        let mut resolved: HashMap<String, Option<HardwareProfile>> = HashMap::new();
+        for h in Self::ordered(&self.hardware, |h| h.span) {
+            let profile = self.hardware_profile(&h.node.name.name, &mut resolved, &mut Vec::new());
+            if let Some(p) = profile {
+                checked.hardware.push(p);
+            }
+        }
+        for t in Self::ordered(&self.tasks, |t| t.span) {
+            if let Some(task) = self.task(t) {
+                checked.tasks.push(task);
+            }
+        }
+        for a in Self::ordered(&self.archs, |a| a.span) {
+            let hw_name = &a.node.hardware;
+            let Some(hw) = resolved.get(hw_name.name.as_str()).cloned() else {
+                self.undefined(a.file, hw_name, "hardware profile", self.hardware.keys().copied().collect());
+                continue;
+            };
+            // A broken profile has been reported already.
+            let Some(hw) = hw else { continue };
+            if let Some(graph) = self.arch(a, &hw, true) {
+                checked.archs.push(graph);
+            }
+        }
+        for s in Self::ordered(&self.searches, |s| s.span) {
+            if let Some(spec) = self.search(s, &checked, &resolved) {
+                checked.searches.push(spec);
+            }
+        }
+        checked
+    }
+
+    /// Reports a reference to an undefined name, with a suggestion.
+    pub fn undefined(&mut self, file: FileId, name: &Ident, what: &str, mut candidates: Vec<&str>) {
+        candidates.sort_unstable();
+        let mut help = suggest::help_for(&name.name, &candidates, what);
+        if what == "hardware profile" {
+            if let Some(path) = crate::stdlib::defining(&name.name) {
+                help = format!("the standard library defines `{}` in `{path}`: add `use \"{path}\"` at the top", name.name);
+            }
+        }
+        self.push(
+            Diagnostic::error(code::UNDEFINED, file, name.span, format!("no {what} named `{}`", name.name))
+                .with_label("not defined")
+                .with_help(help),
+        );
+    }
+}
+
+/// Parses and checks one source text with only the standard library importable: the
+/// in-process entry point the search uses for every candidate.
+pub fn check_source(name: &str, text: &str) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
+    check_source_with(name, text, &StdlibResolver)
+}
+
+/// As [`check_source`], with a caller-chosen resolver for `use`.
+pub fn check_source_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
+    let mut sources = Sources::new();
+    let root = sources.add(name, text);
+    let (checked, diags) = check(&mut sources, root, resolver);
+    let ok = !diags.iter().any(|d| d.is_error());
+    (ok.then_some(checked), diags, sources)
+}

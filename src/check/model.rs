@@ -1,0 +1,428 @@
+//! What the checker hands to later stages: resolved, typed, defaults filled in.
+//! Lowering, training and search read these and never the raw syntax tree.
+
+use crate::diag::FileId;
+use crate::syntax::{CmpOp, Span};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshKind {
+    /// Rectangular, depth N (Clements et al., Optica 2016).
+    Clements,
+    /// Triangular, depth 2N−3 (Reck et al., PRL 1994).
+    Reck,
+}
+
+impl MeshKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeshKind::Clements => "clements",
+            MeshKind::Reck => "reck",
+        }
+    }
+    /// Optical depth (MZI columns) of an n-port mesh.
+    pub fn depth(self, n: usize) -> usize {
+        match self {
+            MeshKind::Clements => n,
+            MeshKind::Reck => (2 * n).saturating_sub(3).max(usize::from(n >= 2)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl DType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DType::Fp32 => "fp32",
+            DType::Fp16 => "fp16",
+            DType::Int8 => "int8",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendSpec {
+    Mzi { mesh: MeshKind, max_ports: usize },
+    Digital { dtype: DType, max_width: usize },
+}
+
+impl BackendSpec {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendSpec::Mzi { .. } => BackendKind::Mzi,
+            BackendSpec::Digital { .. } => BackendKind::Digital,
+        }
+    }
+    pub fn max_width(&self) -> usize {
+        match *self {
+            BackendSpec::Mzi { max_ports, .. } => max_ports,
+            BackendSpec::Digital { max_width, .. } => max_width,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Mzi,
+    Digital,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Mzi => "mzi",
+            BackendKind::Digital => "digital",
+        }
+    }
+}
+
+/// Bits of the converters and phase shifters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Precision {
+    pub phase: u32,
+    pub dac: u32,
+    pub adc: u32,
+}
+
+/// Non-idealities of the physical backend (all zero on digital hardware).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Default)]
+pub struct Noise {
+    /// Gaussian phase error per phase shifter per draw, rad.
+    pub phase_sigma: f64,
+    /// Beamsplitter angle error ε in r = cos(π/4+ε), rad.
+    pub splitter_sigma: f64,
+    /// Insertion loss per MZI passed, dB.
+    pub loss_per_mzi_db: f64,
+    /// Thermal crosstalk coefficient to neighbouring phase shifters.
+    pub crosstalk: f64,
+    /// Relative Gaussian detector noise.
+    pub detector_noise: f64,
+}
+
+/// Energy-model coefficients, SI units (J, W, Hz) except the dB fields.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EnergySpec {
+    /// Energy per DAC conversion at the profile's DAC bits.
+    pub dac: f64,
+    /// Energy per ADC conversion at the profile's ADC bits.
+    pub adc: f64,
+    /// Modulator energy per bit.
+    pub modulator: f64,
+    pub photodetector: f64,
+    pub tia: f64,
+    /// Static power per phase shifter.
+    pub phase_shifter: f64,
+    pub laser_efficiency: f64,
+    pub sensitivity_dbm: f64,
+    pub modulator_loss_db: f64,
+    pub clock: f64,
+    /// Energy per multiply-accumulate on digital hardware.
+    pub mac: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HardwareProfile {
+    pub name: String,
+    pub extends: Option<String>,
+    pub backend: BackendSpec,
+    pub precision: Precision,
+    pub noise: Noise,
+    pub energy: EnergySpec,
+    pub ops: Vec<String>,
+    #[serde(skip)]
+    pub file: FileId,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl HardwareProfile {
+    pub fn supports(&self, op: &str) -> bool {
+        self.ops.iter().any(|o| o == op)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    /// Electronic values.
+    Real,
+    /// Optical field amplitudes.
+    Complex,
+}
+
+impl Domain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Real => "real",
+            Domain::Complex => "complex",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ValueType {
+    pub domain: Domain,
+    pub width: usize,
+}
+
+impl std::fmt::Display for ValueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.domain.as_str(), self.width)
+    }
+}
+
+/// Index of a node in [`ArchGraph::nodes`].
+pub type NodeId = usize;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OpKind {
+    Input,
+    /// Real → complex: DAC + modulator. `implicit` when the checker inserted it.
+    Encode { mode: EncodeMode, implicit: bool },
+    /// W = U·diag(σ)·V† on a mesh; a matrix product on digital hardware.
+    Linear { out: usize },
+    /// One n-port mesh.
+    Unitary,
+    /// A column of attenuators with phases.
+    Diag,
+    ModRelu { bias: f64 },
+    /// Williamson et al. 2019 electro-optic activation.
+    EoActivation { alpha: f64, gain: f64, bias_phase: f64 },
+    /// |z|² photodetection (+ TIA + ADC).
+    Detect,
+    Relu,
+    Tanh,
+    Sigmoid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodeMode {
+    Amplitude,
+    Phase,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Node {
+    /// The name the source gave this value (generated for nested calls and implicit nodes).
+    pub name: String,
+    pub op: OpKind,
+    pub inputs: Vec<NodeId>,
+    pub ty: ValueType,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Accuracy,
+    NoisyAccuracyMean,
+    NoisyAccuracyStd,
+    NoisyAccuracyP5,
+    AccuracyDrop,
+    Energy,
+    MziCount,
+    OpticalDepth,
+    Params,
+}
+
+impl Metric {
+    pub const ALL: &'static [(&'static str, Metric)] = &[
+        ("accuracy", Metric::Accuracy),
+        ("noisy_accuracy_mean", Metric::NoisyAccuracyMean),
+        ("noisy_accuracy_std", Metric::NoisyAccuracyStd),
+        ("noisy_accuracy_p5", Metric::NoisyAccuracyP5),
+        ("accuracy_drop", Metric::AccuracyDrop),
+        ("energy", Metric::Energy),
+        ("mzi_count", Metric::MziCount),
+        ("optical_depth", Metric::OpticalDepth),
+        ("params", Metric::Params),
+    ];
+    pub fn name(self) -> &'static str {
+        Metric::ALL.iter().find(|m| m.1 == self).map_or("?", |m| m.0)
+    }
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.iter().find(|m| m.0 == name).map(|m| m.1)
+    }
+    /// Metrics the compiler can decide without training.
+    pub fn is_static(self) -> bool {
+        matches!(self, Metric::Energy | Metric::MziCount | Metric::OpticalDepth | Metric::Params)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricConstraint {
+    pub metric: Metric,
+    #[serde(serialize_with = "ser_cmp")]
+    pub op: CmpOp,
+    /// In SI units (J for energy).
+    pub bound: f64,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+fn ser_cmp<S: serde::Serializer>(op: &CmpOp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(op.as_str())
+}
+
+/// A checked architecture: a typed DAG in definition order (inputs first).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArchGraph {
+    pub name: String,
+    pub hardware: String,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<NodeId>,
+    pub output: NodeId,
+    /// Phase bits the architecture asks for (≤ the hardware's), if any.
+    pub phase_bits: Option<u32>,
+    pub constraints: Vec<MetricConstraint>,
+    #[serde(skip)]
+    pub file: FileId,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl ArchGraph {
+    pub fn output_type(&self) -> ValueType {
+        self.nodes[self.output].ty
+    }
+    pub fn input_width(&self) -> usize {
+        self.inputs.iter().map(|&i| self.nodes[i].ty.width).sum()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DatasetSpec {
+    Builtin { name: String },
+    Idx { images: String, labels: String },
+    Csv { path: String, label: String, header: bool },
+    Npy { features: String, labels: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Encoder {
+    /// Average pooling of images by an integer factor.
+    Pool { factor: usize },
+    /// Keep the k×k lowest spatial frequencies of the 2-D DFT (magnitudes).
+    Fft { k: usize },
+    Standardize,
+    MinMax,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Split {
+    pub train: f64,
+    pub validation: f64,
+    pub test: f64,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskSpec {
+    pub name: String,
+    pub dataset: DatasetSpec,
+    pub encoders: Vec<Encoder>,
+    pub classes: usize,
+    /// Feature count after the encoders, when known at compile time.
+    pub features: Option<usize>,
+    pub optical_encoding: EncodeMode,
+    pub split: Split,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Maximize,
+    Minimize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Objective {
+    pub metric: Metric,
+    pub direction: Direction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainSpec {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub noise_aware: bool,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        // UH-NAS trains every candidate for 20 epochs (King and Leleu 2026).
+        TrainSpec { epochs: 20, batch: 32, lr: 0.01, noise_aware: false }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OperatorWeight {
+    pub name: String,
+    pub weight: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchSpec {
+    pub name: String,
+    pub task: String,
+    pub hardware: String,
+    pub seeds: Vec<String>,
+    pub objectives: Vec<Objective>,
+    pub constraints: Vec<MetricConstraint>,
+    pub population: usize,
+    pub offspring: usize,
+    pub generations: usize,
+    /// Evaluations; defaults to population + offspring × generations.
+    pub budget: usize,
+    pub train: TrainSpec,
+    /// Monte Carlo noise draws per evaluation (Fang et al. 2019 use 20).
+    pub draws: usize,
+    pub operators: Vec<OperatorWeight>,
+    /// Wall-clock limit per candidate evaluation, s.
+    pub timeout: f64,
+    pub seed: u64,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// Everything a file (with its imports) defines, checked.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Checked {
+    pub hardware: Vec<HardwareProfile>,
+    pub archs: Vec<ArchGraph>,
+    pub tasks: Vec<TaskSpec>,
+    pub searches: Vec<SearchSpec>,
+}
+
+impl Checked {
+    pub fn hardware(&self, name: &str) -> Option<&HardwareProfile> {
+        self.hardware.iter().find(|h| h.name == name)
+    }
+    pub fn arch(&self, name: &str) -> Option<&ArchGraph> {
+        self.archs.iter().find(|a| a.name == name)
+    }
+    pub fn task(&self, name: &str) -> Option<&TaskSpec> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+    pub fn search(&self, name: &str) -> Option<&SearchSpec> {
+        self.searches.iter().find(|s| s.name == name)
+    }
+}
