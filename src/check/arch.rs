@@ -134,7 +134,7 @@ impl Cx<'_> {
             .iter()
             .filter_map(|(name, (id, span))| Some((name, (id.as_ref()?, span))))
             .filter(|(_, (id, _))| !b.used[**id])
-            .map(|(name, (_, span))| (name.clone(), **span))
+            .map(|(name, (_, span))| (name.clone(), *span))
             .collect();
         unused.sort_by_key(|u| u.1.start);
         for (name, span) in unused {
