@@ -10,3 +10,4 @@ pub mod stdlib;
 
 pub use check::{check_source, check_source_with, Checked};
 pub use diag::{Diagnostic, Sources};
+pub mod driver;

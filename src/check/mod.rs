@@ -2,7 +2,7 @@
 //! its kind and every architecture against its hardware. Pure: files come in through a
 //! [`Resolver`], and every problem found is reported, not only the first.
 
-mod arch;
+pub(crate) mod arch;
 mod hardware;
 pub mod model;
 pub mod ops;
@@ -11,6 +11,7 @@ pub mod suggest;
 pub mod units;
 mod values;
 
+pub use arch::{static_costs, StaticCosts};
 pub use model::*;
 
 use crate::diag::{code, Diagnostic, FileId, Sources};

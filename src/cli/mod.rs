@@ -3,8 +3,8 @@
 use crate::Format;
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
-use uhc::check::Resolver;
+use std::path::PathBuf;
+use uhc::driver::{collect_uh_files, read_text, FsResolver};
 use uhc::diag::{code, Diagnostic, FileId, Severity, Sources};
 use uhc::syntax::Span;
 
@@ -13,73 +13,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_PROBLEMS: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
-/// Resolves `use` next to the importing file, then in the stdlib.
-pub struct FsResolver;
-
-impl Resolver for FsResolver {
-    fn resolve(&self, importer: &str, path: &str) -> Result<(String, String), String> {
-        if !importer.starts_with("<stdlib>") {
-            let base = Path::new(importer).parent().unwrap_or(Path::new("."));
-            let candidate = base.join(path);
-            if candidate.is_file() {
-                let canonical = candidate.canonicalize().unwrap_or(candidate.clone());
-                let text = read_text(&candidate).map_err(|e| e.message)?;
-                return Ok((canonical.display().to_string(), text));
-            }
-        }
-        uhc::check::StdlibResolver.resolve(importer, path)
-    }
-}
-
-pub struct ReadError {
-    pub message: String,
-    /// Byte offset of the first invalid UTF-8 sequence, when that is the problem.
-    pub utf8_at: Option<usize>,
-    pub lossy: Option<String>,
-}
-
-pub fn read_text(path: &Path) -> Result<String, ReadError> {
-    let bytes = std::fs::read(path).map_err(|e| ReadError { message: format!("cannot read {}: {e}", path.display()), utf8_at: None, lossy: None })?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        ReadError {
-            message: format!("{} is not valid UTF-8 text (invalid byte at offset {at})", path.display()),
-            utf8_at: Some(at),
-            lossy: Some(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        }
-    })
-}
-
-/// Expands folders to the `.uh` files below them, sorted for stable output.
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out).map_err(|e| format!("cannot read folder {}: {e}", p.display()))?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            return Err(format!("no such file or folder: {}", p.display()));
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "uh") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
-    let files = match collect_files(paths) {
+    let files = match collect_uh_files(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -179,7 +114,7 @@ pub fn fmt(paths: &[PathBuf], check_only: bool) -> u8 {
             }
         };
     }
-    let files = match collect_files(paths) {
+    let files = match collect_uh_files(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,1 +1,25 @@
 //! The one integration-test binary (see matklad's "Delete Cargo Integration Tests").
+
+mod examples;
+mod robustness;
+mod roundtrip;
+mod ui;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `.uh` files below a folder of the repository, sorted.
+pub fn uh_files(dir: &str) -> Vec<PathBuf> {
+    let mut out = uhc::driver::collect_uh_files(&[root().join(dir)]).expect("test folder exists");
+    out.sort();
+    out
+}
+
+/// A path relative to the repository root with `/` separators, for stable snapshots.
+pub fn rel(path: &Path) -> String {
+    path.strip_prefix(root()).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}

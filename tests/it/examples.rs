@@ -1,0 +1,41 @@
+//! Every example and stdlib file checks clean; the checked model of each is snapshotted.
+
+use uhc::check::static_costs;
+use uhc::driver::FsResolver;
+
+#[test]
+fn examples_and_stdlib_check_clean() {
+    let mut files = super::uh_files("examples");
+    assert!(!files.is_empty(), "examples/ has .uh files");
+    files.extend(super::uh_files("stdlib"));
+    for path in files {
+        let name = super::rel(&path);
+        let text = std::fs::read_to_string(&path).expect("example is UTF-8");
+        let full = path.display().to_string();
+        let (checked, diags, sources) = uhc::check_source_with(&full, &text, &FsResolver);
+        assert!(diags.is_empty(), "{name} is not clean:\n{}", sources.render_plain(&diags));
+        let checked = checked.expect("clean file yields a program");
+        let mut summary = String::new();
+        for a in &checked.archs {
+            let hw = checked.hardware(&a.hardware).expect("arch hardware is resolved");
+            let costs = static_costs(a, hw);
+            summary.push_str(&format!("arch {} on {} ({:?})\n", a.name, a.hardware, costs));
+            for n in &a.nodes {
+                let inputs: Vec<&str> = n.inputs.iter().map(|&i| a.nodes[i].name.as_str()).collect();
+                summary.push_str(&format!("  {} : {} = {:?} {:?}\n", n.name, n.ty, n.op, inputs));
+            }
+        }
+        for t in &checked.tasks {
+            summary.push_str(&format!("task {}: {:?}\n", t.name, t));
+        }
+        for s in &checked.searches {
+            summary.push_str(&format!("search {}: {:?}\n", s.name, s));
+        }
+        if name.starts_with("examples/") {
+            let snap = name.trim_start_matches("examples/").trim_end_matches(".uh").replace('/', "__");
+            insta::with_settings!({ snapshot_path => "snapshots/examples", prepend_module_to_snapshot => false, omit_expression => true }, {
+                insta::assert_snapshot!(snap, summary);
+            });
+        }
+    }
+}
