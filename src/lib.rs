@@ -8,6 +8,53 @@ pub mod syntax;
 pub mod check;
 pub mod stdlib;
 
-pub use check::{check_source, check_source_with, Checked};
+pub use check::Checked;
 pub use diag::{Diagnostic, Sources};
 pub mod driver;
+pub mod ir;
+
+use check::Resolver;
+use diag::Diagnostic as Diag;
+
+/// A checked file with every architecture lowered for its hardware.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub checked: Checked,
+    /// `graphs[i]` is `checked.archs[i]` lowered.
+    pub graphs: Vec<ir::Graph>,
+}
+
+impl Compiled {
+    pub fn graph(&self, arch: &str) -> Option<&ir::Graph> {
+        self.checked.archs.iter().position(|a| a.name == arch).map(|i| &self.graphs[i])
+    }
+}
+
+/// The whole front end on one text: parse, check, lower, decide static constraints.
+/// `use` resolves in the standard library only. This is what the search calls in-process
+/// for every candidate.
+pub fn check_source(name: &str, text: &str) -> (Option<Compiled>, Vec<Diag>, Sources) {
+    check_source_with(name, text, &check::StdlibResolver)
+}
+
+/// As [`check_source`], with a caller-chosen resolver for `use`.
+pub fn check_source_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Option<Compiled>, Vec<Diag>, Sources) {
+    let mut sources = Sources::new();
+    let root = sources.add(name, text);
+    let (compiled, diags) = compile(&mut sources, root, resolver);
+    (compiled, diags, sources)
+}
+
+/// Checks and lowers `root` (already in `sources`).
+pub fn compile(sources: &mut Sources, root: diag::FileId, resolver: &dyn Resolver) -> (Option<Compiled>, Vec<Diag>) {
+    let (checked, mut diags) = check::check(sources, root, resolver);
+    let mut graphs = Vec::with_capacity(checked.archs.len());
+    for a in &checked.archs {
+        let Some(hw) = checked.hardware(&a.hardware) else { continue };
+        let g = ir::lower(a, hw);
+        diags.extend(ir::decide_constraints(a, hw, &g));
+        graphs.push(g);
+    }
+    let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();
+    (ok.then_some(Compiled { checked, graphs }), diags)
+}

@@ -21,6 +21,16 @@ pub enum Format {
     Github,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Emit {
+    /// A readable dump, one primitive a line.
+    Ir,
+    /// The lowered graph, its structural hash and energy report as JSON.
+    Json,
+    /// The energy per inference, by component, segment and node.
+    Energy,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check `.uh` files (folders are searched recursively) against their hardware.
@@ -32,6 +42,15 @@ enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+    },
+    /// Lower an architecture and print its IR, its JSON, or its energy breakdown.
+    Compile {
+        file: PathBuf,
+        /// The architecture (optional when the file has one).
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long, value_enum, default_value_t = Emit::Ir)]
+        emit: Emit,
     },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
@@ -54,6 +73,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { paths, format, deny_warnings } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
+        Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
     };
     ExitCode::from(code)
 }

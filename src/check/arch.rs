@@ -160,10 +160,6 @@ impl Cx<'_> {
             file,
             span: arch.span,
         };
-        self.decide_static_constraints(&graph, hw);
-        if self.error_count() > errors_before {
-            return None;
-        }
         Some(graph)
     }
 
@@ -564,79 +560,8 @@ impl Cx<'_> {
         let bound = self.quantity(file, &c.bound, c.metric.name.as_str(), dim)?;
         Some(MetricConstraint { metric, op: c.op, bound, span: c.span })
     }
-
-    /// Decides the constraints the checker can compute (MZI count, depth, parameters).
-    /// Energy needs the runtime's model and is decided after lowering.
-    fn decide_static_constraints(&mut self, g: &ArchGraph, hw: &HardwareProfile) {
-        let costs = static_costs(g, hw);
-        for c in &g.constraints {
-            let value = match c.metric {
-                Metric::MziCount => costs.mzi_count as f64,
-                Metric::OpticalDepth => costs.optical_depth as f64,
-                Metric::Params => costs.params as f64,
-                _ => continue,
-            };
-            if !c.op.holds(value, c.bound) {
-                self.push(
-                    Diagnostic::error(
-                        code::CONSTRAINT,
-                        g.file,
-                        c.span,
-                        format!("constraint not met: {} is {value} but must be {} {}", c.metric.name(), c.op.as_str(), c.bound),
-                    )
-                    .with_label("violated")
-                    .with_help("narrow or remove layers, or relax the bound"),
-                );
-            }
-        }
-    }
 }
 
 fn quote_list(items: &[&str]) -> String {
     items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// Costs the checker can count from the graph alone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StaticCosts {
-    pub mzi_count: usize,
-    /// Longest chain of MZI columns from an input to the output.
-    pub optical_depth: usize,
-    pub params: usize,
-}
-
-/// MZI count M(M−1)/2 + N(N−1)/2 + min(M,N) per linear layer (SVD mapping), N(N−1)/2 per mesh.
-pub fn static_costs(g: &ArchGraph, hw: &HardwareProfile) -> StaticCosts {
-    let mesh = match hw.backend {
-        BackendSpec::Mzi { mesh, .. } => Some(mesh),
-        BackendSpec::Digital { .. } => None,
-    };
-    let mut depth = vec![0usize; g.nodes.len()];
-    let mut total = StaticCosts::default();
-    for (i, node) in g.nodes.iter().enumerate() {
-        let n_in = node.inputs.first().map_or(node.ty.width, |&j| g.nodes[j].ty.width);
-        let before = node.inputs.iter().map(|&j| depth[j]).max().unwrap_or(0);
-        let tri = |n: usize| n * n.saturating_sub(1) / 2;
-        let (mzis, cols, params) = match (&node.op, mesh) {
-            (OpKind::Linear { out }, Some(m)) => {
-                let k = n_in.min(*out);
-                (tri(n_in) + tri(*out) + k, m.depth(n_in) + 1 + m.depth(*out), n_in * n_in + out * out + k)
-            }
-            (OpKind::Unitary, Some(m)) => (tri(n_in), m.depth(n_in), n_in * n_in),
-            (OpKind::Diag, Some(_)) => (n_in, 1, 2 * n_in),
-            (OpKind::Linear { out }, None) => {
-                let complex = node.ty.domain == Domain::Complex;
-                (0, 0, if complex { 2 * n_in * out } else { n_in * out + out })
-            }
-            (OpKind::Unitary, None) => (0, 0, n_in * n_in),
-            (OpKind::Diag, None) => (0, 0, 2 * n_in),
-            (OpKind::ModRelu { .. }, _) => (0, 0, n_in),
-            _ => (0, 0, 0),
-        };
-        depth[i] = before + cols;
-        total.mzi_count += mzis;
-        total.params += params;
-    }
-    total.optical_depth = depth.get(g.output).copied().unwrap_or(0);
-    total
 }

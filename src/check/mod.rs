@@ -2,7 +2,7 @@
 //! its kind and every architecture against its hardware. Pure: files come in through a
 //! [`Resolver`], and every problem found is reported, not only the first.
 
-pub(crate) mod arch;
+mod arch;
 mod hardware;
 pub mod model;
 pub mod ops;
@@ -11,7 +11,6 @@ pub mod suggest;
 pub mod units;
 mod values;
 
-pub use arch::{static_costs, StaticCosts};
 pub use model::*;
 
 use crate::diag::{code, Diagnostic, FileId, Sources};
@@ -224,14 +223,13 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// Parses and checks one source text with only the standard library importable: the
-/// in-process entry point the search uses for every candidate.
-pub fn check_source(name: &str, text: &str) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
-    check_source_with(name, text, &StdlibResolver)
+/// Parses and checks one source text (no lowering; see `uhc::check_source` for the full front end).
+pub fn check_only(name: &str, text: &str) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
+    check_only_with(name, text, &StdlibResolver)
 }
 
-/// As [`check_source`], with a caller-chosen resolver for `use`.
-pub fn check_source_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
+/// As [`check_only`], with a caller-chosen resolver for `use`.
+pub fn check_only_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
     let mut sources = Sources::new();
     let root = sources.add(name, text);
     let (checked, diags) = check(&mut sources, root, resolver);

@@ -1,6 +1,6 @@
 //! Subcommand drivers: the edge where files are read and diagnostics rendered.
 
-use crate::Format;
+use crate::{Emit, Format};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
         match read_text(path) {
             Ok(text) => {
                 let root = sources.add(name, text);
-                let (_, diags) = uhc::check::check(&mut sources, root, &FsResolver);
+                let (_, diags) = uhc::compile(&mut sources, root, &FsResolver);
                 all.extend(diags);
             }
             Err(e) => match e.lossy {
@@ -153,4 +153,73 @@ pub fn fmt(paths: &[PathBuf], check_only: bool) -> u8 {
         }
     }
     status
+}
+
+/// Reads and compiles one file, printing its diagnostics. `None` when it has errors.
+fn load_compiled(path: &std::path::Path) -> Result<(uhc::Compiled, Sources), u8> {
+    let text = match read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return Err(EXIT_USAGE);
+        }
+    };
+    let mut sources = Sources::new();
+    let root = sources.add(path.display().to_string(), text);
+    let (compiled, diags) = uhc::compile(&mut sources, root, &FsResolver);
+    if !diags.is_empty() {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        eprint!("{}", sources.render_human(&diags, color));
+    }
+    compiled.map(|c| (c, sources)).ok_or(EXIT_PROBLEMS)
+}
+
+/// Picks the architecture named by `--arch`, or the only one in the file.
+fn pick_arch<'c>(compiled: &'c uhc::Compiled, arch: Option<&str>) -> Result<&'c uhc::check::ArchGraph, u8> {
+    let archs = &compiled.checked.archs;
+    let names: Vec<&str> = archs.iter().map(|a| a.name.as_str()).collect();
+    match arch {
+        Some(name) => archs.iter().find(|a| a.name == name).ok_or_else(|| {
+            eprintln!("error: no architecture named `{name}`; the file has: {}", names.join(", "));
+            EXIT_USAGE
+        }),
+        None if archs.len() == 1 => Ok(&archs[0]),
+        None if archs.is_empty() => {
+            eprintln!("error: the file defines no architecture");
+            Err(EXIT_USAGE)
+        }
+        None => {
+            eprintln!("error: the file defines several architectures ({}); choose one with --arch", names.join(", "));
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+pub fn compile(path: &std::path::Path, arch: Option<&str>, emit: Emit) -> u8 {
+    let (compiled, _sources) = match load_compiled(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let a = match pick_arch(&compiled, arch) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let Some(graph) = compiled.graph(&a.name) else { return EXIT_PROBLEMS };
+    let Some(hw) = compiled.checked.hardware(&a.hardware) else { return EXIT_PROBLEMS };
+    let report = uhc::ir::energy_report(graph, hw);
+    let text = match emit {
+        Emit::Ir => graph.dump(),
+        Emit::Energy => uhc::ir::energy::render(&report),
+        Emit::Json => {
+            let value = serde_json::json!({
+                "hash": uhc::ir::structural_hash(graph),
+                "graph": graph,
+                "energy": report,
+                "hardware": hw,
+            });
+            serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+        }
+    };
+    print!("{text}");
+    EXIT_OK
 }

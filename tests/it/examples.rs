@@ -1,6 +1,5 @@
 //! Every example and stdlib file checks clean; the checked model of each is snapshotted.
 
-use uhc::check::static_costs;
 use uhc::driver::FsResolver;
 
 #[test]
@@ -14,12 +13,16 @@ fn examples_and_stdlib_check_clean() {
         let full = path.display().to_string();
         let (checked, diags, sources) = uhc::check_source_with(&full, &text, &FsResolver);
         assert!(diags.is_empty(), "{name} is not clean:\n{}", sources.render_plain(&diags));
-        let checked = checked.expect("clean file yields a program");
+        let compiled = checked.expect("clean file yields a program");
+        let checked = &compiled.checked;
         let mut summary = String::new();
         for a in &checked.archs {
-            let hw = checked.hardware(&a.hardware).expect("arch hardware is resolved");
-            let costs = static_costs(a, hw);
-            summary.push_str(&format!("arch {} on {} ({:?})\n", a.name, a.hardware, costs));
+            summary.push_str(&format!("arch {} on {}\n", a.name, a.hardware));
+            let g = compiled.graph(&a.name).expect("every arch is lowered");
+            let hw = checked.hardware(&a.hardware).expect("hardware resolved");
+            summary.push_str(&g.dump());
+            summary.push_str(&uhc::ir::energy::render(&uhc::ir::energy_report(g, hw)));
+            summary.push_str(&format!("hash {}\n", uhc::ir::structural_hash(g)));
             for n in &a.nodes {
                 let inputs: Vec<&str> = n.inputs.iter().map(|&i| a.nodes[i].name.as_str()).collect();
                 summary.push_str(&format!("  {} : {} = {:?} {:?}\n", n.name, n.ty, n.op, inputs));
