@@ -42,7 +42,10 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, file: FileId, span: Span, message: impl Into<String>) -> Self {
-        debug_assert!(CODES.iter().any(|c| c.code == code), "unregistered code {code}");
+        debug_assert!(
+            CODES.iter().any(|c| c.code == code),
+            "unregistered code {code}"
+        );
         Diagnostic {
             code,
             severity: Severity::Error,
@@ -54,8 +57,16 @@ impl Diagnostic {
             related: Vec::new(),
         }
     }
-    pub fn warning(code: &'static str, file: FileId, span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, file, span, message) }
+    pub fn warning(
+        code: &'static str,
+        file: FileId,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, file, span, message)
+        }
     }
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
@@ -66,7 +77,11 @@ impl Diagnostic {
         self
     }
     pub fn with_related(mut self, file: FileId, span: Span, message: impl Into<String>) -> Self {
-        self.related.push(Label { file, span, message: message.into() });
+        self.related.push(Label {
+            file,
+            span,
+            message: message.into(),
+        });
         self
     }
     pub fn is_error(&self) -> bool {
@@ -136,13 +151,18 @@ impl Sources {
         FileId((self.files.len() - 1) as u32)
     }
     pub fn name(&self, id: FileId) -> &str {
-        self.files.get(id.0 as usize).map_or("<unknown>", |f| f.0.as_str())
+        self.files
+            .get(id.0 as usize)
+            .map_or("<unknown>", |f| f.0.as_str())
     }
     pub fn text(&self, id: FileId) -> &str {
         self.files.get(id.0 as usize).map_or("", |f| f.1.as_str())
     }
     pub fn find(&self, name: &str) -> Option<FileId> {
-        self.files.iter().position(|f| f.0 == name).map(|i| FileId(i as u32))
+        self.files
+            .iter()
+            .position(|f| f.0 == name)
+            .map(|i| FileId(i as u32))
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -164,7 +184,9 @@ impl Sources {
         } else {
             miette::GraphicalTheme::unicode_nocolor()
         };
-        let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let handler = miette::GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
         let mut out = String::new();
         for d in diags {
             let report = Rendered::new(d, self);
@@ -184,7 +206,13 @@ impl Sources {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let _ = writeln!(out, "{}:{line}:{col}: {sev}[{}]: {}", self.name(d.file), d.code, d.message);
+            let _ = writeln!(
+                out,
+                "{}:{line}:{col}: {sev}[{}]: {}",
+                self.name(d.file),
+                d.code,
+                d.message
+            );
             let text = self.text(d.file);
             if let Some(src_line) = text.lines().nth(line - 1) {
                 let _ = writeln!(out, "    {src_line}");
@@ -252,7 +280,9 @@ fn clamp_to_char_boundary(text: &str, mut offset: usize) -> usize {
 }
 
 fn escape_gh_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_gh_property(s: &str) -> String {
@@ -285,7 +315,9 @@ impl miette::SourceCode for FileView<'_> {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
-        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
+        let inner = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.name.to_string(),
             inner.data(),
@@ -299,14 +331,21 @@ impl miette::SourceCode for FileView<'_> {
 
 impl Sources {
     fn view(&self, id: FileId) -> FileView<'_> {
-        FileView { name: self.name(id), text: self.text(id) }
+        FileView {
+            name: self.name(id),
+            text: self.text(id),
+        }
     }
 }
 
 fn labeled(text: &str, span: Span, label: &str) -> miette::LabeledSpan {
     let start = clamp_to_char_boundary(text, span.start as usize);
     let end = clamp_to_char_boundary(text, span.end as usize).max(start);
-    let label = if label.is_empty() { None } else { Some(label.to_string()) };
+    let label = if label.is_empty() {
+        None
+    } else {
+        Some(label.to_string())
+    };
     miette::LabeledSpan::new(label, start, end - start)
 }
 
@@ -322,9 +361,16 @@ impl<'a> Rendered<'a> {
         let related = diag
             .related
             .iter()
-            .map(|label| RelatedNote { label, view: sources.view(label.file) })
+            .map(|label| RelatedNote {
+                label,
+                view: sources.view(label.file),
+            })
             .collect();
-        Rendered { diag, view: sources.view(diag.file), related }
+        Rendered {
+            diag,
+            view: sources.view(diag.file),
+            related,
+        }
     }
 }
 
@@ -353,19 +399,28 @@ impl miette::Diagnostic for Rendered<'_> {
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.view)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(labeled(self.view.text, self.diag.span, &self.diag.label))))
+        Some(Box::new(std::iter::once(labeled(
+            self.view.text,
+            self.diag.span,
+            &self.diag.label,
+        ))))
     }
     fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
         if self.related.is_empty() {
             return None;
         }
-        Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        Some(Box::new(
+            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+        ))
     }
 }
 
@@ -394,6 +449,10 @@ impl miette::Diagnostic for RelatedNote<'_> {
         Some(&self.view)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(labeled(self.view.text, self.label.span, "here"))))
+        Some(Box::new(std::iter::once(labeled(
+            self.view.text,
+            self.label.span,
+            "here",
+        ))))
     }
 }

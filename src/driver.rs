@@ -30,17 +30,23 @@ pub struct ReadError {
 }
 
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
-    let bytes = std::fs::read(path).map_err(|e| ReadError { message: format!("cannot read {}: {e}", path.display()), utf8_at: None, lossy: None })?;
+    let bytes = std::fs::read(path).map_err(|e| ReadError {
+        message: format!("cannot read {}: {e}", path.display()),
+        utf8_at: None,
+        lossy: None,
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         ReadError {
-            message: format!("{} is not valid UTF-8 text (invalid byte at offset {at})", path.display()),
+            message: format!(
+                "{} is not valid UTF-8 text (invalid byte at offset {at})",
+                path.display()
+            ),
             utf8_at: Some(at),
             lossy: Some(String::from_utf8_lossy(e.as_bytes()).into_owned()),
         }
     })
 }
-
 
 /// Expands folders to the `.uh` files below them, sorted for stable output.
 pub fn collect_uh_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -58,7 +64,9 @@ pub fn collect_uh_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -69,4 +77,3 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
     Ok(())
 }
-

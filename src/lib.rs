@@ -3,10 +3,10 @@
 //! The pipeline runs one way: text → [`syntax`] → [`check`] → [`ir`] → [`backend`] → scores.
 //! Every stage before the driver is pure: no files, no network, no clocks.
 
-pub mod diag;
-pub mod syntax;
 pub mod check;
+pub mod diag;
 pub mod stdlib;
+pub mod syntax;
 
 pub use check::Checked;
 pub use diag::{Diagnostic, Sources};
@@ -26,7 +26,11 @@ pub struct Compiled {
 
 impl Compiled {
     pub fn graph(&self, arch: &str) -> Option<&ir::Graph> {
-        self.checked.archs.iter().position(|a| a.name == arch).map(|i| &self.graphs[i])
+        self.checked
+            .archs
+            .iter()
+            .position(|a| a.name == arch)
+            .map(|i| &self.graphs[i])
     }
 }
 
@@ -38,7 +42,11 @@ pub fn check_source(name: &str, text: &str) -> (Option<Compiled>, Vec<Diag>, Sou
 }
 
 /// As [`check_source`], with a caller-chosen resolver for `use`.
-pub fn check_source_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Option<Compiled>, Vec<Diag>, Sources) {
+pub fn check_source_with(
+    name: &str,
+    text: &str,
+    resolver: &dyn Resolver,
+) -> (Option<Compiled>, Vec<Diag>, Sources) {
     let mut sources = Sources::new();
     let root = sources.add(name, text);
     let (compiled, diags) = compile(&mut sources, root, resolver);
@@ -46,11 +54,17 @@ pub fn check_source_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Op
 }
 
 /// Checks and lowers `root` (already in `sources`).
-pub fn compile(sources: &mut Sources, root: diag::FileId, resolver: &dyn Resolver) -> (Option<Compiled>, Vec<Diag>) {
+pub fn compile(
+    sources: &mut Sources,
+    root: diag::FileId,
+    resolver: &dyn Resolver,
+) -> (Option<Compiled>, Vec<Diag>) {
     let (checked, mut diags) = check::check(sources, root, resolver);
     let mut graphs = Vec::with_capacity(checked.archs.len());
     for a in &checked.archs {
-        let Some(hw) = checked.hardware(&a.hardware) else { continue };
+        let Some(hw) = checked.hardware(&a.hardware) else {
+            continue;
+        };
         let g = ir::lower(a, hw);
         diags.extend(ir::decide_constraints(a, hw, &g));
         graphs.push(g);

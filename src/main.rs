@@ -8,7 +8,11 @@ use std::process::ExitCode;
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "uhc", version, about = "Hardware-aware neural architecture search for physical neural networks")]
+#[command(
+    name = "uhc",
+    version,
+    about = "Hardware-aware neural architecture search for physical neural networks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,11 +71,19 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let code = match cli.command {
-        Command::Check { paths, format, deny_warnings } => cli::check(&paths, format, deny_warnings),
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
     };

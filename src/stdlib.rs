@@ -14,7 +14,11 @@ pub fn get(path: &str) -> Option<&'static str> {
 
 /// `` `hw/mzi.uh`, `hw/digital.uh` `` for messages.
 pub fn list() -> String {
-    FILES.iter().map(|f| format!("`{}`", f.0)).collect::<Vec<_>>().join(", ")
+    FILES
+        .iter()
+        .map(|f| format!("`{}`", f.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The stdlib file that defines an item of this name, if any.
@@ -23,7 +27,8 @@ pub fn defining(name: &str) -> Option<&'static str> {
         text.lines()
             .any(|l| {
                 let mut words = l.split_whitespace();
-                matches!(words.next(), Some("hardware" | "arch" | "task")) && words.next() == Some(name)
+                matches!(words.next(), Some("hardware" | "arch" | "task"))
+                    && words.next() == Some(name)
             })
             .then_some(*path)
     })

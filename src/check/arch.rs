@@ -19,11 +19,24 @@ struct Builder<'h> {
 }
 
 impl Builder<'_> {
-    fn add(&mut self, name: String, op: OpKind, inputs: Vec<NodeId>, ty: ValueType, span: Span) -> NodeId {
+    fn add(
+        &mut self,
+        name: String,
+        op: OpKind,
+        inputs: Vec<NodeId>,
+        ty: ValueType,
+        span: Span,
+    ) -> NodeId {
         for &i in &inputs {
             self.used[i] = true;
         }
-        self.nodes.push(Node { name, op, inputs, ty, span });
+        self.nodes.push(Node {
+            name,
+            op,
+            inputs,
+            ty,
+            span,
+        });
         self.used.push(false);
         self.nodes.len() - 1
     }
@@ -31,11 +44,22 @@ impl Builder<'_> {
 
 impl Cx<'_> {
     /// Checks one architecture against `hw`. Returns the graph when it has no errors.
-    pub(crate) fn arch(&mut self, a: Located<'_, syntax::Arch>, hw: &HardwareProfile, _primary: bool) -> Option<ArchGraph> {
+    pub(crate) fn arch(
+        &mut self,
+        a: Located<'_, syntax::Arch>,
+        hw: &HardwareProfile,
+        _primary: bool,
+    ) -> Option<ArchGraph> {
         let file = a.file;
         let arch = a.node;
         let errors_before = self.error_count();
-        let mut b = Builder { hw, file, nodes: Vec::new(), bindings: HashMap::new(), used: Vec::new() };
+        let mut b = Builder {
+            hw,
+            file,
+            nodes: Vec::new(),
+            bindings: HashMap::new(),
+            used: Vec::new(),
+        };
         let mut inputs = Vec::new();
         let mut output: Option<(NodeId, Span)> = None;
         let mut phase_bits = None;
@@ -48,9 +72,12 @@ impl Cx<'_> {
                         self.redefined(file, &i.name, first);
                         continue;
                     }
-                    let Some(ty) = self.input_type(file, &i.ty, hw) else { continue };
+                    let Some(ty) = self.input_type(file, &i.ty, hw) else {
+                        continue;
+                    };
                     let id = b.add(i.name.name.clone(), OpKind::Input, Vec::new(), ty, i.span);
-                    b.bindings.insert(i.name.name.clone(), (Some(id), i.name.span));
+                    b.bindings
+                        .insert(i.name.name.clone(), (Some(id), i.name.span));
                     inputs.push(id);
                 }
                 Entry::Field(f) => {
@@ -67,10 +94,17 @@ impl Cx<'_> {
                                     code::VALUE,
                                     file,
                                     other.span(),
-                                    format!("`{}` must be computed by an operation, not {}", f.key.name, super::values::describe(other)),
+                                    format!(
+                                        "`{}` must be computed by an operation, not {}",
+                                        f.key.name,
+                                        super::values::describe(other)
+                                    ),
                                 )
                                 .with_label("expected an operation call")
-                                .with_help(format!("write a layer like `{} = linear(x, 16)`", f.key.name)),
+                                .with_help(format!(
+                                    "write a layer like `{} = linear(x, 16)`",
+                                    f.key.name
+                                )),
                             );
                             None
                         }
@@ -80,10 +114,15 @@ impl Cx<'_> {
                 Entry::Output(o) => {
                     if let Some((_, first)) = output {
                         self.push(
-                            Diagnostic::error(code::STRUCTURE, file, o.span, "an architecture has exactly one output")
-                                .with_label("second output")
-                                .with_related(file, first, "first output here")
-                                .with_help("remove one of the `output` lines"),
+                            Diagnostic::error(
+                                code::STRUCTURE,
+                                file,
+                                o.span,
+                                "an architecture has exactly one output",
+                            )
+                            .with_label("second output")
+                            .with_related(file, first, "first output here")
+                            .with_help("remove one of the `output` lines"),
                         );
                         continue;
                     }
@@ -100,22 +139,49 @@ impl Cx<'_> {
                         constraints.push(mc);
                     }
                 }
-                Entry::Section(s) => self.unknown_key(file, &s.name, "an architecture", &["input", "output", "constraint", "precision"]),
+                Entry::Section(s) => self.unknown_key(
+                    file,
+                    &s.name,
+                    "an architecture",
+                    &["input", "output", "constraint", "precision"],
+                ),
             }
         }
 
-        if inputs.is_empty() && arch.body.entries.iter().all(|e| !matches!(e, Entry::Input(_))) {
+        if inputs.is_empty()
+            && arch
+                .body
+                .entries
+                .iter()
+                .all(|e| !matches!(e, Entry::Input(_)))
+        {
             self.push(
-                Diagnostic::error(code::STRUCTURE, file, arch.name.span, format!("architecture `{}` has no input", arch.name.name))
-                    .with_label("no `input`")
-                    .with_help("declare one, e.g. `input x: real[16]`"),
+                Diagnostic::error(
+                    code::STRUCTURE,
+                    file,
+                    arch.name.span,
+                    format!("architecture `{}` has no input", arch.name.name),
+                )
+                .with_label("no `input`")
+                .with_help("declare one, e.g. `input x: real[16]`"),
             );
         }
-        if output.is_none() && arch.body.entries.iter().all(|e| !matches!(e, Entry::Output(_))) {
+        if output.is_none()
+            && arch
+                .body
+                .entries
+                .iter()
+                .all(|e| !matches!(e, Entry::Output(_)))
+        {
             self.push(
-                Diagnostic::error(code::STRUCTURE, file, arch.name.span, format!("architecture `{}` has no output", arch.name.name))
-                    .with_label("no `output`")
-                    .with_help("end with an output, e.g. `output detect(y)`"),
+                Diagnostic::error(
+                    code::STRUCTURE,
+                    file,
+                    arch.name.span,
+                    format!("architecture `{}` has no output", arch.name.name),
+                )
+                .with_label("no `output`")
+                .with_help("end with an output, e.g. `output detect(y)`"),
             );
         }
         if let Some((id, span)) = output {
@@ -139,9 +205,14 @@ impl Cx<'_> {
         unused.sort_by_key(|u| u.1.start);
         for (name, span) in unused {
             self.push(
-                Diagnostic::warning(code::UNUSED, file, span, format!("`{name}` is computed but never used"))
-                    .with_label("unused")
-                    .with_help("use it in a later layer or the output, or remove the line"),
+                Diagnostic::warning(
+                    code::UNUSED,
+                    file,
+                    span,
+                    format!("`{name}` is computed but never used"),
+                )
+                .with_label("unused")
+                .with_help("use it in a later layer or the output, or remove the line"),
             );
         }
 
@@ -164,27 +235,49 @@ impl Cx<'_> {
     }
 
     pub(crate) fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     fn redefined(&mut self, file: FileId, name: &crate::syntax::Ident, first: Span) {
         self.push(
-            Diagnostic::error(code::DUPLICATE, file, name.span, format!("`{}` is defined twice in this architecture", name.name))
-                .with_label("defined again")
-                .with_related(file, first, "first defined here")
-                .with_help("values are defined once: give the new one another name"),
+            Diagnostic::error(
+                code::DUPLICATE,
+                file,
+                name.span,
+                format!("`{}` is defined twice in this architecture", name.name),
+            )
+            .with_label("defined again")
+            .with_related(file, first, "first defined here")
+            .with_help("values are defined once: give the new one another name"),
         );
     }
 
-    fn input_type(&mut self, file: FileId, ty: &syntax::Type, hw: &HardwareProfile) -> Option<ValueType> {
+    fn input_type(
+        &mut self,
+        file: FileId,
+        ty: &syntax::Type,
+        hw: &HardwareProfile,
+    ) -> Option<ValueType> {
         let domain = match ty.domain.name.as_str() {
             "real" => Domain::Real,
             "complex" => Domain::Complex,
             other => {
                 self.push(
-                    Diagnostic::error(code::TYPE, file, ty.domain.span, format!("unknown value type `{other}`"))
-                        .with_label("unknown type")
-                        .with_help(suggest::help_for(other, &["real", "complex"], "type")),
+                    Diagnostic::error(
+                        code::TYPE,
+                        file,
+                        ty.domain.span,
+                        format!("unknown value type `{other}`"),
+                    )
+                    .with_label("unknown type")
+                    .with_help(suggest::help_for(
+                        other,
+                        &["real", "complex"],
+                        "type",
+                    )),
                 );
                 return None;
             }
@@ -192,9 +285,17 @@ impl Cx<'_> {
         let w = ty.width.value;
         if w.fract() != 0.0 || w < 1.0 || w > MAX_WIDTH as f64 {
             self.push(
-                Diagnostic::error(code::SHAPE, file, ty.width.span, format!("width `{}` must be a whole number from 1 to {MAX_WIDTH}", ty.width.text))
-                    .with_label("bad width")
-                    .with_help("e.g. `input x: real[16]`"),
+                Diagnostic::error(
+                    code::SHAPE,
+                    file,
+                    ty.width.span,
+                    format!(
+                        "width `{}` must be a whole number from 1 to {MAX_WIDTH}",
+                        ty.width.text
+                    ),
+                )
+                .with_label("bad width")
+                .with_help("e.g. `input x: real[16]`"),
             );
             return None;
         }
@@ -214,14 +315,22 @@ impl Cx<'_> {
                     let mut names: Vec<&str> = b.bindings.keys().map(String::as_str).collect();
                     names.sort_unstable();
                     let help = if ops::lookup(&id.name).is_some() {
-                        format!("`{}` is an operation: call it, e.g. `{}(x)`", id.name, id.name)
+                        format!(
+                            "`{}` is an operation: call it, e.g. `{}(x)`",
+                            id.name, id.name
+                        )
                     } else {
                         suggest::help_for(&id.name, &names, "value")
                     };
                     self.push(
-                        Diagnostic::error(code::UNDEFINED, b.file, id.span, format!("no value named `{}` is defined before this line", id.name))
-                            .with_label("not defined")
-                            .with_help(help),
+                        Diagnostic::error(
+                            code::UNDEFINED,
+                            b.file,
+                            id.span,
+                            format!("no value named `{}` is defined before this line", id.name),
+                        )
+                        .with_label("not defined")
+                        .with_help(help),
                     );
                     None
                 }
@@ -229,9 +338,17 @@ impl Cx<'_> {
             Expr::Call(c) => self.call(b, c, binding),
             other => {
                 self.push(
-                    Diagnostic::error(code::VALUE, b.file, other.span(), format!("expected a value (a name or an operation call), found {}", super::values::describe(other)))
-                        .with_label("not a value")
-                        .with_help("pass a previously defined value, e.g. `relu(h)`"),
+                    Diagnostic::error(
+                        code::VALUE,
+                        b.file,
+                        other.span(),
+                        format!(
+                            "expected a value (a name or an operation call), found {}",
+                            super::values::describe(other)
+                        ),
+                    )
+                    .with_label("not a value")
+                    .with_help("pass a previously defined value, e.g. `relu(h)`"),
                 );
                 None
             }
@@ -243,9 +360,14 @@ impl Cx<'_> {
         let Some(spec) = ops::lookup(&c.func.name) else {
             let names = ops::names();
             self.push(
-                Diagnostic::error(code::OP, file, c.func.span, format!("unknown operation `{}`", c.func.name))
-                    .with_label("unknown operation")
-                    .with_help(suggest::help_for(&c.func.name, &names, "operation")),
+                Diagnostic::error(
+                    code::OP,
+                    file,
+                    c.func.span,
+                    format!("unknown operation `{}`", c.func.name),
+                )
+                .with_label("unknown operation")
+                .with_help(suggest::help_for(&c.func.name, &names, "operation")),
             );
             return None;
         };
@@ -254,14 +376,30 @@ impl Cx<'_> {
             let kind = hw.backend.kind().as_str();
             let listed: Vec<&str> = hw.ops.iter().map(String::as_str).collect();
             let help = if spec.backends.contains(&hw.backend.kind()) {
-                format!("`{}` offers {}; add `{}` to its `ops` list if the device has it", hw.name, quote_list(&listed), spec.name)
+                format!(
+                    "`{}` offers {}; add `{}` to its `ops` list if the device has it",
+                    hw.name,
+                    quote_list(&listed),
+                    spec.name
+                )
             } else {
-                format!("the `{kind}` backend cannot do this at all; it offers {}", quote_list(&listed))
+                format!(
+                    "the `{kind}` backend cannot do this at all; it offers {}",
+                    quote_list(&listed)
+                )
             };
             self.push(
-                Diagnostic::error(code::OP, file, c.func.span, format!("hardware `{}` ({kind} backend) does not support `{}`", hw.name, spec.name))
-                    .with_label("unsupported on this hardware")
-                    .with_help(help),
+                Diagnostic::error(
+                    code::OP,
+                    file,
+                    c.func.span,
+                    format!(
+                        "hardware `{}` ({kind} backend) does not support `{}`",
+                        hw.name, spec.name
+                    ),
+                )
+                .with_label("unsupported on this hardware")
+                .with_help(help),
             );
         }
 
@@ -273,9 +411,14 @@ impl Cx<'_> {
                 named.push(a);
             } else if !named.is_empty() {
                 self.push(
-                    Diagnostic::error(code::ARGS, file, a.span, "a positional argument follows a named one")
-                        .with_label("positional after named")
-                        .with_help("put positional arguments first: `linear(x, 16)`"),
+                    Diagnostic::error(
+                        code::ARGS,
+                        file,
+                        a.span,
+                        "a positional argument follows a named one",
+                    )
+                    .with_label("positional after named")
+                    .with_help("put positional arguments first: `linear(x, 16)`"),
                 );
                 return None;
             } else {
@@ -284,9 +427,14 @@ impl Cx<'_> {
         }
         let Some(first) = positional.first() else {
             self.push(
-                Diagnostic::error(code::ARGS, file, c.span, format!("`{}` needs an input value", spec.name))
-                    .with_label("no input")
-                    .with_help(format!("signature: {}", spec.signature)),
+                Diagnostic::error(
+                    code::ARGS,
+                    file,
+                    c.span,
+                    format!("`{}` needs an input value", spec.name),
+                )
+                .with_label("no input")
+                .with_help(format!("signature: {}", spec.signature)),
             );
             return None;
         };
@@ -297,7 +445,11 @@ impl Cx<'_> {
 
         // Parameters.
         let mut values: HashMap<&str, (f64, Option<String>)> = HashMap::new();
-        let positional_params: Vec<&ops::Param> = spec.params.iter().filter(|p| p.kind == ParamKind::Width).collect();
+        let positional_params: Vec<&ops::Param> = spec
+            .params
+            .iter()
+            .filter(|p| p.kind == ParamKind::Width)
+            .collect();
         let mut ok = true;
         for (i, a) in positional.iter().skip(1).enumerate() {
             match positional_params.get(i) {
@@ -309,9 +461,14 @@ impl Cx<'_> {
                         format!("name the extra argument; signature: {}", spec.signature)
                     };
                     self.push(
-                        Diagnostic::error(code::ARGS, file, a.span, format!("too many arguments to `{}`", spec.name))
-                            .with_label("unexpected argument")
-                            .with_help(help),
+                        Diagnostic::error(
+                            code::ARGS,
+                            file,
+                            a.span,
+                            format!("too many arguments to `{}`", spec.name),
+                        )
+                        .with_label("unexpected argument")
+                        .with_help(help),
                     );
                     ok = false;
                 }
@@ -322,9 +479,14 @@ impl Cx<'_> {
             match spec.params.iter().find(|p| p.name == name.name) {
                 Some(p) if values.contains_key(p.name) => {
                     self.push(
-                        Diagnostic::error(code::ARGS, file, a.span, format!("`{}` is given twice", p.name))
-                            .with_label("given again")
-                            .with_help("keep one of them"),
+                        Diagnostic::error(
+                            code::ARGS,
+                            file,
+                            a.span,
+                            format!("`{}` is given twice", p.name),
+                        )
+                        .with_label("given again")
+                        .with_help("keep one of them"),
                     );
                     ok = false;
                 }
@@ -334,12 +496,21 @@ impl Cx<'_> {
                     let help = if params.is_empty() {
                         format!("`{}` takes no parameters: {}", spec.name, spec.signature)
                     } else {
-                        format!("{} (signature: {})", suggest::help_for(&name.name, &params, "parameter"), spec.signature)
+                        format!(
+                            "{} (signature: {})",
+                            suggest::help_for(&name.name, &params, "parameter"),
+                            spec.signature
+                        )
                     };
                     self.push(
-                        Diagnostic::error(code::ARGS, file, name.span, format!("`{}` has no parameter `{}`", spec.name, name.name))
-                            .with_label("unknown parameter")
-                            .with_help(help),
+                        Diagnostic::error(
+                            code::ARGS,
+                            file,
+                            name.span,
+                            format!("`{}` has no parameter `{}`", spec.name, name.name),
+                        )
+                        .with_label("unknown parameter")
+                        .with_help(help),
                     );
                     ok = false;
                 }
@@ -348,9 +519,14 @@ impl Cx<'_> {
         for p in spec.params {
             if p.default.is_none() && !values.contains_key(p.name) && ok {
                 self.push(
-                    Diagnostic::error(code::ARGS, file, c.span, format!("`{}` needs its `{}` argument", spec.name, p.name))
-                        .with_label(format!("missing `{}`", p.name))
-                        .with_help(format!("signature: {}", spec.signature)),
+                    Diagnostic::error(
+                        code::ARGS,
+                        file,
+                        c.span,
+                        format!("`{}` needs its `{}` argument", spec.name, p.name),
+                    )
+                    .with_label(format!("missing `{}`", p.name))
+                    .with_help(format!("signature: {}", spec.signature)),
                 );
                 ok = false;
             }
@@ -363,18 +539,31 @@ impl Cx<'_> {
         let choice = |name: &str| values.get(name).and_then(|v| v.1.clone());
 
         let in_ty = b.nodes[input].ty;
-        let node_name = if b.bindings.contains_key(binding) || b.nodes.iter().any(|n| n.name == binding) {
-            format!("{binding}.{}{}", spec.name, b.nodes.len())
-        } else {
-            binding.to_string()
-        };
+        let node_name =
+            if b.bindings.contains_key(binding) || b.nodes.iter().any(|n| n.name == binding) {
+                format!("{binding}.{}{}", spec.name, b.nodes.len())
+            } else {
+                binding.to_string()
+            };
         let optical = |cx: &mut Self, b: &mut Builder<'_>, input: NodeId| -> NodeId {
             // Real values entering an optical op are modulated onto light: an explicit node.
             if b.nodes[input].ty.domain == Domain::Real {
-                let ty = ValueType { domain: Domain::Complex, width: b.nodes[input].ty.width };
+                let ty = ValueType {
+                    domain: Domain::Complex,
+                    width: b.nodes[input].ty.width,
+                };
                 cx.check_ports(b.file, c.span, "encode", ty.width, ty.width, b.hw);
                 let name = format!("{}.encode", b.nodes[input].name);
-                b.add(name, OpKind::Encode { mode: EncodeMode::Amplitude, implicit: true }, vec![input], ty, c.span)
+                b.add(
+                    name,
+                    OpKind::Encode {
+                        mode: EncodeMode::Amplitude,
+                        implicit: true,
+                    },
+                    vec![input],
+                    ty,
+                    c.span,
+                )
             } else {
                 input
             }
@@ -389,20 +578,49 @@ impl Cx<'_> {
                     );
                     return None;
                 }
-                let mode = if choice("mode").as_deref() == Some("phase") { EncodeMode::Phase } else { EncodeMode::Amplitude };
+                let mode = if choice("mode").as_deref() == Some("phase") {
+                    EncodeMode::Phase
+                } else {
+                    EncodeMode::Amplitude
+                };
                 self.check_ports(file, c.span, "encode", in_ty.width, in_ty.width, hw);
-                (OpKind::Encode { mode, implicit: false }, vec![input], ValueType { domain: Domain::Complex, width: in_ty.width })
+                (
+                    OpKind::Encode {
+                        mode,
+                        implicit: false,
+                    },
+                    vec![input],
+                    ValueType {
+                        domain: Domain::Complex,
+                        width: in_ty.width,
+                    },
+                )
             }
             "linear" => {
                 let out = real("width", 0.0) as usize;
-                let digital_real = hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
+                let digital_real =
+                    hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
                 if digital_real {
                     self.check_ports(file, c.span, "linear", in_ty.width, out, hw);
-                    (OpKind::Linear { out }, vec![input], ValueType { domain: Domain::Real, width: out })
+                    (
+                        OpKind::Linear { out },
+                        vec![input],
+                        ValueType {
+                            domain: Domain::Real,
+                            width: out,
+                        },
+                    )
                 } else {
                     let x = optical(self, b, input);
                     self.check_ports(file, c.span, "linear", in_ty.width, out, hw);
-                    (OpKind::Linear { out }, vec![x], ValueType { domain: Domain::Complex, width: out })
+                    (
+                        OpKind::Linear { out },
+                        vec![x],
+                        ValueType {
+                            domain: Domain::Complex,
+                            width: out,
+                        },
+                    )
                 }
             }
             "unitary" | "diag" | "modrelu" | "eo_activation" => {
@@ -411,25 +629,48 @@ impl Cx<'_> {
                 let op = match spec.name {
                     "unitary" => OpKind::Unitary,
                     "diag" => OpKind::Diag,
-                    "modrelu" => OpKind::ModRelu { bias: real("bias", 0.1) },
+                    "modrelu" => OpKind::ModRelu {
+                        bias: real("bias", 0.1),
+                    },
                     _ => OpKind::EoActivation {
                         alpha: real("alpha", 0.1),
                         gain: real("gain", 0.05),
                         bias_phase: real("bias_phase", std::f64::consts::PI),
                     },
                 };
-                (op, vec![x], ValueType { domain: Domain::Complex, width: in_ty.width })
+                (
+                    op,
+                    vec![x],
+                    ValueType {
+                        domain: Domain::Complex,
+                        width: in_ty.width,
+                    },
+                )
             }
             "detect" => {
                 if in_ty.domain == Domain::Real {
                     self.push(
-                        Diagnostic::error(code::TYPE, file, first.span, format!("`detect` measures light, but this value is electronic ({in_ty})"))
-                            .with_label("already electronic")
-                            .with_help("remove `detect`: the value is already real"),
+                        Diagnostic::error(
+                            code::TYPE,
+                            file,
+                            first.span,
+                            format!(
+                                "`detect` measures light, but this value is electronic ({in_ty})"
+                            ),
+                        )
+                        .with_label("already electronic")
+                        .with_help("remove `detect`: the value is already real"),
                     );
                     return None;
                 }
-                (OpKind::Detect, vec![input], ValueType { domain: Domain::Real, width: in_ty.width })
+                (
+                    OpKind::Detect,
+                    vec![input],
+                    ValueType {
+                        domain: Domain::Real,
+                        width: in_ty.width,
+                    },
+                )
             }
             electronic => {
                 if in_ty.domain == Domain::Complex {
@@ -451,7 +692,14 @@ impl Cx<'_> {
         Some(b.add(node_name, op, inputs, ty, c.span))
     }
 
-    fn param(&mut self, file: FileId, spec: &ops::OpSpec, p: &ops::Param, e: &Expr, values: &mut HashMap<&'static str, (f64, Option<String>)>) -> bool {
+    fn param(
+        &mut self,
+        file: FileId,
+        spec: &ops::OpSpec,
+        p: &ops::Param,
+        e: &Expr,
+        values: &mut HashMap<&'static str, (f64, Option<String>)>,
+    ) -> bool {
         let what = format!("{}.{}", spec.name, p.name);
         match p.kind {
             ParamKind::Width => match self.integer(file, e, &what, Dim::None, 1, MAX_WIDTH) {
@@ -479,7 +727,15 @@ impl Cx<'_> {
     }
 
     /// The mesh (or digital array) must be at least as wide as the layer.
-    fn check_ports(&mut self, file: FileId, span: Span, op: &str, n_in: usize, n_out: usize, hw: &HardwareProfile) {
+    fn check_ports(
+        &mut self,
+        file: FileId,
+        span: Span,
+        op: &str,
+        n_in: usize,
+        n_out: usize,
+        hw: &HardwareProfile,
+    ) {
         let need = n_in.max(n_out);
         let have = hw.backend.max_width();
         if need <= have {
@@ -502,17 +758,31 @@ impl Cx<'_> {
         );
     }
 
-    fn arch_precision(&mut self, file: FileId, s: &syntax::Section, hw: &HardwareProfile) -> Option<u32> {
+    fn arch_precision(
+        &mut self,
+        file: FileId,
+        s: &syntax::Section,
+        hw: &HardwareProfile,
+    ) -> Option<u32> {
         let mut phase = None;
         for e in &s.body.entries {
             match e {
                 Entry::Field(f) if f.key.name == "phase" => {
-                    let Some(bits) = self.bits(file, &f.value, "phase") else { continue };
+                    let Some(bits) = self.bits(file, &f.value, "phase") else {
+                        continue;
+                    };
                     if hw.backend.kind() == BackendKind::Digital {
                         self.push(
-                            Diagnostic::error(code::PRECISION, file, f.span, format!("`{}` is digital: it has no phase shifters", hw.name))
-                                .with_label("no phases on digital hardware")
-                                .with_help("remove the `precision` section, or choose an `mzi` profile"),
+                            Diagnostic::error(
+                                code::PRECISION,
+                                file,
+                                f.span,
+                                format!("`{}` is digital: it has no phase shifters", hw.name),
+                            )
+                            .with_label("no phases on digital hardware")
+                            .with_help(
+                                "remove the `precision` section, or choose an `mzi` profile",
+                            ),
                         );
                     } else if bits > hw.precision.phase {
                         self.push(
@@ -530,7 +800,9 @@ impl Cx<'_> {
                         phase = Some(bits);
                     }
                 }
-                Entry::Field(f) => self.unknown_key(file, &f.key, "an architecture's `precision`", &["phase"]),
+                Entry::Field(f) => {
+                    self.unknown_key(file, &f.key, "an architecture's `precision`", &["phase"])
+                }
                 other => self.misplaced_entry(file, other, "`precision`"),
             }
         }
@@ -538,13 +810,23 @@ impl Cx<'_> {
     }
 
     /// `constraint METRIC OP BOUND`; `static_only` for architectures (decidable without training).
-    pub(crate) fn metric_constraint(&mut self, file: FileId, c: &syntax::Constraint, static_only: bool) -> Option<MetricConstraint> {
+    pub(crate) fn metric_constraint(
+        &mut self,
+        file: FileId,
+        c: &syntax::Constraint,
+        static_only: bool,
+    ) -> Option<MetricConstraint> {
         let Some(metric) = Metric::from_name(&c.metric.name) else {
             let names: Vec<&str> = Metric::ALL.iter().map(|m| m.0).collect();
             self.push(
-                Diagnostic::error(code::CONSTRAINT, file, c.metric.span, format!("unknown metric `{}`", c.metric.name))
-                    .with_label("unknown metric")
-                    .with_help(suggest::help_for(&c.metric.name, &names, "metric")),
+                Diagnostic::error(
+                    code::CONSTRAINT,
+                    file,
+                    c.metric.span,
+                    format!("unknown metric `{}`", c.metric.name),
+                )
+                .with_label("unknown metric")
+                .with_help(suggest::help_for(&c.metric.name, &names, "metric")),
             );
             return None;
         };
@@ -556,12 +838,25 @@ impl Cx<'_> {
             );
             return None;
         }
-        let dim = if metric == Metric::Energy { Dim::Energy } else { Dim::None };
+        let dim = if metric == Metric::Energy {
+            Dim::Energy
+        } else {
+            Dim::None
+        };
         let bound = self.quantity(file, &c.bound, c.metric.name.as_str(), dim)?;
-        Some(MetricConstraint { metric, op: c.op, bound, span: c.span })
+        Some(MetricConstraint {
+            metric,
+            op: c.op,
+            bound,
+            span: c.span,
+        })
     }
 }
 
 fn quote_list(items: &[&str]) -> String {
-    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -13,7 +13,13 @@ pub const BACKENDS: &[&str] = &["mzi", "digital"];
 const MZI_FIELDS: &[&str] = &["mesh", "max_ports"];
 const DIGITAL_FIELDS: &[&str] = &["dtype", "max_width"];
 const PRECISION_FIELDS: &[&str] = &["phase", "dac", "adc"];
-const NOISE_FIELDS: &[&str] = &["phase_sigma", "splitter_sigma", "loss_per_mzi", "crosstalk", "detector_noise"];
+const NOISE_FIELDS: &[&str] = &[
+    "phase_sigma",
+    "splitter_sigma",
+    "loss_per_mzi",
+    "crosstalk",
+    "detector_noise",
+];
 const ENERGY_FIELDS: &[&str] = &[
     "dac",
     "adc",
@@ -55,7 +61,11 @@ pub fn default_energy() -> EnergySpec {
 }
 
 pub fn default_precision() -> Precision {
-    Precision { phase: 8, dac: 8, adc: 8 }
+    Precision {
+        phase: 8,
+        dac: 8,
+        adc: 8,
+    }
 }
 
 impl Cx<'_> {
@@ -80,7 +90,11 @@ impl Cx<'_> {
                         code::EXTENDS,
                         file,
                         base.span,
-                        format!("`{}` extends itself through `{}`", hw.name.name, stack.join("` → `")),
+                        format!(
+                            "`{}` extends itself through `{}`",
+                            hw.name.name,
+                            stack.join("` → `")
+                        ),
                     )
                     .with_label("cycle")
                     .with_help("a profile must extend a different, complete profile"),
@@ -100,7 +114,9 @@ impl Cx<'_> {
         // With a broken parent, the profile's own entries are still checked, but it
         // yields nothing (and no "missing backend" on top of the real problem).
         let parent_broken = hw.extends.is_some() && parent.is_none();
-        let profile = self.build_profile(file, hw, parent, parent_broken).filter(|_| !parent_broken);
+        let profile = self
+            .build_profile(file, hw, parent, parent_broken)
+            .filter(|_| !parent_broken);
         resolved.insert(name.to_string(), profile.clone());
         profile
     }
@@ -114,7 +130,9 @@ impl Cx<'_> {
     ) -> Option<HardwareProfile> {
         let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let mut backend = parent.as_ref().map(|p| p.backend);
-        let mut precision = parent.as_ref().map_or_else(default_precision, |p| p.precision);
+        let mut precision = parent
+            .as_ref()
+            .map_or_else(default_precision, |p| p.precision);
         let mut noise = parent.as_ref().map_or_else(Noise::default, |p| p.noise);
         let mut energy = parent.as_ref().map_or_else(default_energy, |p| p.energy);
         let mut ops_list = parent.as_ref().map(|p| p.ops.clone());
@@ -146,16 +164,26 @@ impl Cx<'_> {
                 }
                 (Entry::Field(f), name) if SECTIONS.contains(&name) => {
                     self.push(
-                        Diagnostic::error(code::VALUE, file, f.key.span, format!("`{name}` is a section, not a field"))
-                            .with_label("expected `{ … }`")
-                            .with_help(format!("write `{name} {{ … }}`")),
+                        Diagnostic::error(
+                            code::VALUE,
+                            file,
+                            f.key.span,
+                            format!("`{name}` is a section, not a field"),
+                        )
+                        .with_label("expected `{ … }`")
+                        .with_help(format!("write `{name} {{ … }}`")),
                     );
                 }
                 (Entry::Section(s), "ops") => {
                     self.push(
-                        Diagnostic::error(code::VALUE, file, s.name.span, "`ops` is a list, not a section")
-                            .with_label("expected `[ … ]`")
-                            .with_help("write `ops [linear, modrelu, detect]`"),
+                        Diagnostic::error(
+                            code::VALUE,
+                            file,
+                            s.name.span,
+                            "`ops` is a list, not a section",
+                        )
+                        .with_label("expected `[ … ]`")
+                        .with_help("write `ops [linear, modrelu, detect]`"),
                     );
                 }
                 _ => self.unknown_key(file, key, "a hardware profile", SECTIONS),
@@ -185,23 +213,45 @@ impl Cx<'_> {
                                     code::OP,
                                     file,
                                     span,
-                                    format!("the `{}` backend cannot perform `{op}`", kind.as_str()),
+                                    format!(
+                                        "the `{}` backend cannot perform `{op}`",
+                                        kind.as_str()
+                                    ),
                                 )
                                 .with_label("unsupported operation")
-                                .with_help(format!("`{}` backends support: {}", kind.as_str(), ops::supported_list(kind))),
+                                .with_help(format!(
+                                    "`{}` backends support: {}",
+                                    kind.as_str(),
+                                    ops::supported_list(kind)
+                                )),
                             );
                         }
                     }
                 }
                 list
             }
-            None => ops::CATALOG.iter().filter(|o| o.backends.contains(&kind)).map(|o| o.name.to_string()).collect(),
+            None => ops::CATALOG
+                .iter()
+                .filter(|o| o.backends.contains(&kind))
+                .map(|o| o.name.to_string())
+                .collect(),
         };
-        if kind == BackendKind::Digital && energy.mac <= 0.0 && !seen.contains_key("energy") && parent.is_none() {
+        if kind == BackendKind::Digital
+            && energy.mac <= 0.0
+            && !seen.contains_key("energy")
+            && parent.is_none()
+        {
             self.push(
-                Diagnostic::error(code::MISSING_FIELD, file, hw.name.span, format!("digital profile `{}` has no MAC energy", hw.name.name))
-                    .with_label("energy per MAC unknown")
-                    .with_help("add `energy { mac = 4.6 pJ }` (Horowitz, ISSCC 2014: fp32 MAC at 45 nm)"),
+                Diagnostic::error(
+                    code::MISSING_FIELD,
+                    file,
+                    hw.name.span,
+                    format!("digital profile `{}` has no MAC energy", hw.name.name),
+                )
+                .with_label("energy per MAC unknown")
+                .with_help(
+                    "add `energy { mac = 4.6 pJ }` (Horowitz, ISSCC 2014: fp32 MAC at 45 nm)",
+                ),
             );
         }
         let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
@@ -225,19 +275,33 @@ impl Cx<'_> {
         let (what, help) = match entry {
             Entry::Input(_) => ("`input`", "inputs belong in an `arch`"),
             Entry::Output(_) => ("`output`", "outputs belong in an `arch`"),
-            Entry::Constraint(_) => ("`constraint`", "constraints belong in an `arch` or a `search`"),
+            Entry::Constraint(_) => (
+                "`constraint`",
+                "constraints belong in an `arch` or a `search`",
+            ),
             Entry::Section(_) => ("this section", "remove it"),
             Entry::Field(_) => ("this field", "remove it"),
         };
         self.push(
-            Diagnostic::error(code::UNKNOWN_FIELD, file, entry.span(), format!("{what} is not allowed in {place}"))
-                .with_label("not allowed here")
-                .with_help(help),
+            Diagnostic::error(
+                code::UNKNOWN_FIELD,
+                file,
+                entry.span(),
+                format!("{what} is not allowed in {place}"),
+            )
+            .with_label("not allowed here")
+            .with_help(help),
         );
     }
 
     /// Fields of a section, each reported once when unknown or repeated.
-    fn section_fields<'s>(&mut self, file: FileId, s: &'s Section, known: &[&str], place: &str) -> Vec<(&'s str, &'s Expr)> {
+    fn section_fields<'s>(
+        &mut self,
+        file: FileId,
+        s: &'s Section,
+        known: &[&str],
+        place: &str,
+    ) -> Vec<(&'s str, &'s Expr)> {
         let mut out = Vec::new();
         let mut seen: HashMap<&str, crate::syntax::Span> = HashMap::new();
         for e in &s.body.entries {
@@ -258,21 +322,36 @@ impl Cx<'_> {
         if let Some(kind) = &s.kind {
             if s.name.name != "backend" {
                 self.push(
-                    Diagnostic::error(code::SYNTAX, file, kind.span, format!("`{}` takes no kind name", s.name.name))
-                        .with_label("unexpected name")
-                        .with_help(format!("write `{} {{ … }}`", s.name.name)),
+                    Diagnostic::error(
+                        code::SYNTAX,
+                        file,
+                        kind.span,
+                        format!("`{}` takes no kind name", s.name.name),
+                    )
+                    .with_label("unexpected name")
+                    .with_help(format!("write `{} {{ … }}`", s.name.name)),
                 );
             }
         }
         out
     }
 
-    fn backend(&mut self, file: FileId, s: &Section, inherited: Option<BackendSpec>) -> Option<BackendSpec> {
+    fn backend(
+        &mut self,
+        file: FileId,
+        s: &Section,
+        inherited: Option<BackendSpec>,
+    ) -> Option<BackendSpec> {
         let Some(kind) = &s.kind else {
             self.push(
-                Diagnostic::error(code::BACKEND, file, s.name.span, "the backend section does not name a backend")
-                    .with_label("which backend?")
-                    .with_help("write `backend mzi { … }` or `backend digital { … }`"),
+                Diagnostic::error(
+                    code::BACKEND,
+                    file,
+                    s.name.span,
+                    "the backend section does not name a backend",
+                )
+                .with_label("which backend?")
+                .with_help("write `backend mzi { … }` or `backend digital { … }`"),
             );
             return None;
         };
@@ -286,11 +365,17 @@ impl Cx<'_> {
                     match k {
                         "mesh" => {
                             if let Some(m) = self.choice(file, v, "mesh", &["clements", "reck"]) {
-                                mesh = if m == "reck" { MeshKind::Reck } else { MeshKind::Clements };
+                                mesh = if m == "reck" {
+                                    MeshKind::Reck
+                                } else {
+                                    MeshKind::Clements
+                                };
                             }
                         }
                         _ => {
-                            if let Some(n) = self.integer(file, v, "max_ports", Dim::None, 2, MAX_WIDTH) {
+                            if let Some(n) =
+                                self.integer(file, v, "max_ports", Dim::None, 2, MAX_WIDTH)
+                            {
                                 ports = n as usize;
                             }
                         }
@@ -298,13 +383,23 @@ impl Cx<'_> {
                 }
                 if ports == 0 {
                     self.push(
-                        Diagnostic::error(code::MISSING_FIELD, file, s.span, "the `mzi` backend needs `max_ports`")
-                            .with_label("mesh size unknown")
-                            .with_help("add `max_ports = 16` (the number of optical ports of the mesh)"),
+                        Diagnostic::error(
+                            code::MISSING_FIELD,
+                            file,
+                            s.span,
+                            "the `mzi` backend needs `max_ports`",
+                        )
+                        .with_label("mesh size unknown")
+                        .with_help(
+                            "add `max_ports = 16` (the number of optical ports of the mesh)",
+                        ),
                     );
                     return None;
                 }
-                Some(BackendSpec::Mzi { mesh, max_ports: ports })
+                Some(BackendSpec::Mzi {
+                    mesh,
+                    max_ports: ports,
+                })
             }
             "digital" => {
                 let (mut dtype, mut width) = match inherited {
@@ -314,7 +409,9 @@ impl Cx<'_> {
                 for (k, v) in self.section_fields(file, s, DIGITAL_FIELDS, "a `digital` backend") {
                     match k {
                         "dtype" => {
-                            if let Some(d) = self.choice(file, v, "dtype", &["fp32", "fp16", "int8"]) {
+                            if let Some(d) =
+                                self.choice(file, v, "dtype", &["fp32", "fp16", "int8"])
+                            {
                                 dtype = match d {
                                     "fp16" => DType::Fp16,
                                     "int8" => DType::Int8,
@@ -323,19 +420,29 @@ impl Cx<'_> {
                             }
                         }
                         _ => {
-                            if let Some(n) = self.integer(file, v, "max_width", Dim::None, 1, MAX_WIDTH) {
+                            if let Some(n) =
+                                self.integer(file, v, "max_width", Dim::None, 1, MAX_WIDTH)
+                            {
                                 width = n as usize;
                             }
                         }
                     }
                 }
-                Some(BackendSpec::Digital { dtype, max_width: width })
+                Some(BackendSpec::Digital {
+                    dtype,
+                    max_width: width,
+                })
             }
             other => {
                 self.push(
-                    Diagnostic::error(code::BACKEND, file, kind.span, format!("unknown backend `{other}`"))
-                        .with_label("unknown backend")
-                        .with_help(suggest::help_for(other, BACKENDS, "backend")),
+                    Diagnostic::error(
+                        code::BACKEND,
+                        file,
+                        kind.span,
+                        format!("unknown backend `{other}`"),
+                    )
+                    .with_label("unknown backend")
+                    .with_help(suggest::help_for(other, BACKENDS, "backend")),
                 );
                 None
             }
@@ -344,7 +451,9 @@ impl Cx<'_> {
 
     fn precision(&mut self, file: FileId, s: &Section, p: &mut Precision) {
         for (k, v) in self.section_fields(file, s, PRECISION_FIELDS, "`precision`") {
-            let Some(bits) = self.bits(file, v, k) else { continue };
+            let Some(bits) = self.bits(file, v, k) else {
+                continue;
+            };
             match k {
                 "phase" => p.phase = bits,
                 "dac" => p.dac = bits,
@@ -355,7 +464,8 @@ impl Cx<'_> {
 
     /// A bit count from 1 to 32.
     pub fn bits(&mut self, file: FileId, v: &Expr, what: &str) -> Option<u32> {
-        self.integer(file, v, what, Dim::Bits, 1, 32).map(|b| b as u32)
+        self.integer(file, v, what, Dim::Bits, 1, 32)
+            .map(|b| b as u32)
     }
 
     fn noise(&mut self, file: FileId, s: &Section, n: &mut Noise) {
@@ -363,27 +473,27 @@ impl Cx<'_> {
         for (k, v) in self.section_fields(file, s, NOISE_FIELDS, "`noise`") {
             match k {
                 "phase_sigma" => {
-                    if let Some(x) = self.number_in(file, v, k, Dim::Angle, 0.0, PI, "a phase standard deviation is between 0 and π rad (typical: 0.01 realistic, 0.05 worst case)") {
+                    if let Some(x) = self.number_in(file, v, k, Dim::Angle, (0.0, PI), "a phase standard deviation is between 0 and π rad (typical: 0.01 realistic, 0.05 worst case)") {
                         n.phase_sigma = x;
                     }
                 }
                 "splitter_sigma" => {
-                    if let Some(x) = self.number_in(file, v, k, Dim::None, 0.0, 0.4999, "splitter error ε (r = cos(π/4+ε)) must be at least 0 and below 0.5 (typical: 0.01–0.02)") {
+                    if let Some(x) = self.number_in(file, v, k, Dim::None, (0.0, 0.4999), "splitter error ε (r = cos(π/4+ε)) must be at least 0 and below 0.5 (typical: 0.01–0.02)") {
                         n.splitter_sigma = x;
                     }
                 }
                 "loss_per_mzi" => {
-                    if let Some(x) = self.number_in(file, v, k, Dim::Decibel, 0.0, 30.0, "insertion loss per MZI is a loss: 0 dB or more (typical: 0.2 dB realistic, 1 dB worst case)") {
+                    if let Some(x) = self.number_in(file, v, k, Dim::Decibel, (0.0, 30.0), "insertion loss per MZI is a loss: 0 dB or more (typical: 0.2 dB realistic, 1 dB worst case)") {
                         n.loss_per_mzi_db = x;
                     }
                 }
                 "crosstalk" => {
-                    if let Some(x) = self.number_in(file, v, k, Dim::None, 0.0, 0.999, "thermal crosstalk coefficient is at least 0 and below 1 (typical: 0.01)") {
+                    if let Some(x) = self.number_in(file, v, k, Dim::None, (0.0, 0.999), "thermal crosstalk coefficient is at least 0 and below 1 (typical: 0.01)") {
                         n.crosstalk = x;
                     }
                 }
                 _ => {
-                    if let Some(x) = self.number_in(file, v, k, Dim::None, 0.0, 1.0, "relative detector noise is between 0 and 1 (typical: 0.01)") {
+                    if let Some(x) = self.number_in(file, v, k, Dim::None, (0.0, 1.0), "relative detector noise is between 0 and 1 (typical: 0.01)") {
                         n.detector_noise = x;
                     }
                 }
@@ -396,23 +506,67 @@ impl Cx<'_> {
         const POWER_WHY: &str = "a power is 0 or more";
         for (k, v) in self.section_fields(file, s, ENERGY_FIELDS, "`energy`") {
             let slot = match k {
-                "dac" => self.number_in(file, v, k, Dim::Energy, 0.0, 1.0, ENERGY_WHY).map(|x| e.dac = x),
-                "adc" => self.number_in(file, v, k, Dim::Energy, 0.0, 1.0, ENERGY_WHY).map(|x| e.adc = x),
-                "modulator" => self.number_in(file, v, k, Dim::Energy, 0.0, 1.0, ENERGY_WHY).map(|x| e.modulator = x),
-                "mac" => self.number_in(file, v, k, Dim::Energy, 0.0, 1.0, ENERGY_WHY).map(|x| e.mac = x),
-                "photodetector" => self.number_in(file, v, k, Dim::Power, 0.0, 1e3, POWER_WHY).map(|x| e.photodetector = x),
-                "tia" => self.number_in(file, v, k, Dim::Power, 0.0, 1e3, POWER_WHY).map(|x| e.tia = x),
-                "phase_shifter" => self.number_in(file, v, k, Dim::Power, 0.0, 1e3, POWER_WHY).map(|x| e.phase_shifter = x),
+                "dac" => self
+                    .number_in(file, v, k, Dim::Energy, (0.0, 1.0), ENERGY_WHY)
+                    .map(|x| e.dac = x),
+                "adc" => self
+                    .number_in(file, v, k, Dim::Energy, (0.0, 1.0), ENERGY_WHY)
+                    .map(|x| e.adc = x),
+                "modulator" => self
+                    .number_in(file, v, k, Dim::Energy, (0.0, 1.0), ENERGY_WHY)
+                    .map(|x| e.modulator = x),
+                "mac" => self
+                    .number_in(file, v, k, Dim::Energy, (0.0, 1.0), ENERGY_WHY)
+                    .map(|x| e.mac = x),
+                "photodetector" => self
+                    .number_in(file, v, k, Dim::Power, (0.0, 1e3), POWER_WHY)
+                    .map(|x| e.photodetector = x),
+                "tia" => self
+                    .number_in(file, v, k, Dim::Power, (0.0, 1e3), POWER_WHY)
+                    .map(|x| e.tia = x),
+                "phase_shifter" => self
+                    .number_in(file, v, k, Dim::Power, (0.0, 1e3), POWER_WHY)
+                    .map(|x| e.phase_shifter = x),
                 "laser_efficiency" => self
-                    .number_in(file, v, k, Dim::None, 1e-6, 1.0, "wall-plug efficiency is above 0 and at most 1 (typical: 0.2)")
+                    .number_in(
+                        file,
+                        v,
+                        k,
+                        Dim::None,
+                        (1e-6, 1.0),
+                        "wall-plug efficiency is above 0 and at most 1 (typical: 0.2)",
+                    )
                     .map(|x| e.laser_efficiency = x),
                 "sensitivity" => self
-                    .number_in(file, v, k, Dim::DecibelMilliwatt, -100.0, 30.0, "photodetector sensitivity is between -100 and 30 dBm (typical: -25 dBm)")
+                    .number_in(
+                        file,
+                        v,
+                        k,
+                        Dim::DecibelMilliwatt,
+                        (-100.0, 30.0),
+                        "photodetector sensitivity is between -100 and 30 dBm (typical: -25 dBm)",
+                    )
                     .map(|x| e.sensitivity_dbm = x),
                 "modulator_loss" => self
-                    .number_in(file, v, k, Dim::Decibel, 0.0, 30.0, "modulator insertion loss is 0 dB or more (typical: 1.2 dB)")
+                    .number_in(
+                        file,
+                        v,
+                        k,
+                        Dim::Decibel,
+                        (0.0, 30.0),
+                        "modulator insertion loss is 0 dB or more (typical: 1.2 dB)",
+                    )
                     .map(|x| e.modulator_loss_db = x),
-                _ => self.number_in(file, v, k, Dim::Frequency, 1.0, 1e13, "the clock is a positive frequency (typical: 5 GHz)").map(|x| e.clock = x),
+                _ => self
+                    .number_in(
+                        file,
+                        v,
+                        k,
+                        Dim::Frequency,
+                        (1.0, 1e13),
+                        "the clock is a positive frequency (typical: 5 GHz)",
+                    )
+                    .map(|x| e.clock = x),
             };
             let _ = slot;
         }
@@ -420,7 +574,13 @@ impl Cx<'_> {
 
     fn ops_list(&mut self, file: FileId, v: &Expr) -> Option<Vec<String>> {
         let Expr::List(list) = v else {
-            self.wrong_kind(file, v, "ops", "a list of operations", "[linear, modrelu, detect]");
+            self.wrong_kind(
+                file,
+                v,
+                "ops",
+                "a list of operations",
+                "[linear, modrelu, detect]",
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -434,12 +594,27 @@ impl Cx<'_> {
                 }
                 Expr::Ident(id) => {
                     self.push(
-                        Diagnostic::error(code::OP, file, id.span, format!("unknown operation `{}`", id.name))
-                            .with_label("unknown operation")
-                            .with_help(suggest::help_for(&id.name, &names, "operation")),
+                        Diagnostic::error(
+                            code::OP,
+                            file,
+                            id.span,
+                            format!("unknown operation `{}`", id.name),
+                        )
+                        .with_label("unknown operation")
+                        .with_help(suggest::help_for(
+                            &id.name,
+                            &names,
+                            "operation",
+                        )),
                     );
                 }
-                other => self.wrong_kind(file, other, "ops", "a list of operation names", "[linear, modrelu, detect]"),
+                other => self.wrong_kind(
+                    file,
+                    other,
+                    "ops",
+                    "a list of operation names",
+                    "[linear, modrelu, detect]",
+                ),
             }
         }
         Some(out)

@@ -31,7 +31,12 @@ impl Resolver for StdlibResolver {
     fn resolve(&self, _importer: &str, path: &str) -> Result<(String, String), String> {
         crate::stdlib::get(path)
             .map(|text| (format!("<stdlib>/{path}"), text.to_string()))
-            .ok_or_else(|| format!("the standard library has no `{path}`; it has {}", crate::stdlib::list()))
+            .ok_or_else(|| {
+                format!(
+                    "the standard library has no `{path}`; it has {}",
+                    crate::stdlib::list()
+                )
+            })
     }
 }
 
@@ -49,7 +54,11 @@ impl<T> Clone for Located<'_, T> {
 impl<T> Copy for Located<'_, T> {}
 
 /// Checks `root` (already added to `sources`) and everything it imports.
-pub fn check(sources: &mut Sources, root: FileId, resolver: &dyn Resolver) -> (Checked, Vec<Diagnostic>) {
+pub fn check(
+    sources: &mut Sources,
+    root: FileId,
+    resolver: &dyn Resolver,
+) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let files = load_files(sources, root, resolver, &mut diags);
     let mut cx = Cx::new(&files, &mut diags);
@@ -78,9 +87,9 @@ fn load_files(
             let importer = sources.name(id).to_string();
             match resolver.resolve(&importer, &u.path.value) {
                 Ok((name, text)) => {
-                    if !loaded.contains_key(&name) {
-                        let new_id = sources.add(name.clone(), text);
-                        loaded.insert(name, new_id);
+                    if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(name) {
+                        let new_id = sources.add(slot.key().clone(), text);
+                        slot.insert(new_id);
                         queue.push(new_id);
                     }
                 }
@@ -140,7 +149,11 @@ impl<'a> Cx<'a> {
                         format!("`{}` is defined more than once", name.name),
                     )
                     .with_label(format!("second definition (a {})", item.keyword()))
-                    .with_related(*prev_file, prev.span, format!("first defined here as a {kind}"))
+                    .with_related(
+                        *prev_file,
+                        prev.span,
+                        format!("first defined here as a {kind}"),
+                    )
                     .with_help("rename one of them: item names share one namespace");
                     self.diags.push(d);
                     continue;
@@ -148,16 +161,40 @@ impl<'a> Cx<'a> {
                 self.names.insert(&name.name, (*file, name, item.keyword()));
                 match item {
                     Item::Hardware(h) => {
-                        self.hardware.insert(&h.name.name, Located { file: *file, node: h });
+                        self.hardware.insert(
+                            &h.name.name,
+                            Located {
+                                file: *file,
+                                node: h,
+                            },
+                        );
                     }
                     Item::Arch(a) => {
-                        self.archs.insert(&a.name.name, Located { file: *file, node: a });
+                        self.archs.insert(
+                            &a.name.name,
+                            Located {
+                                file: *file,
+                                node: a,
+                            },
+                        );
                     }
                     Item::Task(t) => {
-                        self.tasks.insert(&t.name.name, Located { file: *file, node: t });
+                        self.tasks.insert(
+                            &t.name.name,
+                            Located {
+                                file: *file,
+                                node: t,
+                            },
+                        );
                     }
                     Item::Search(s) => {
-                        self.searches.insert(&s.name.name, Located { file: *file, node: s });
+                        self.searches.insert(
+                            &s.name.name,
+                            Located {
+                                file: *file,
+                                node: s,
+                            },
+                        );
                     }
                     Item::Use(_) => {}
                 }
@@ -166,7 +203,10 @@ impl<'a> Cx<'a> {
     }
 
     /// Items of one kind in source order (file, then position), for deterministic output.
-    fn ordered<T>(map: &HashMap<&'a str, Located<'a, T>>, span: impl Fn(&T) -> Span) -> Vec<Located<'a, T>> {
+    fn ordered<T>(
+        map: &HashMap<&'a str, Located<'a, T>>,
+        span: impl Fn(&T) -> Span,
+    ) -> Vec<Located<'a, T>> {
         let mut v: Vec<Located<'a, T>> = map.values().copied().collect();
         v.sort_by_key(|l| (l.file, span(l.node).start));
         v
@@ -189,7 +229,12 @@ impl<'a> Cx<'a> {
         for a in Self::ordered(&self.archs, |a| a.span) {
             let hw_name = &a.node.hardware;
             let Some(hw) = resolved.get(hw_name.name.as_str()).cloned() else {
-                self.undefined(a.file, hw_name, "hardware profile", self.hardware.keys().copied().collect());
+                self.undefined(
+                    a.file,
+                    hw_name,
+                    "hardware profile",
+                    self.hardware.keys().copied().collect(),
+                );
                 continue;
             };
             // A broken profile has been reported already.
@@ -216,9 +261,14 @@ impl<'a> Cx<'a> {
             }
         }
         self.push(
-            Diagnostic::error(code::UNDEFINED, file, name.span, format!("no {what} named `{}`", name.name))
-                .with_label("not defined")
-                .with_help(help),
+            Diagnostic::error(
+                code::UNDEFINED,
+                file,
+                name.span,
+                format!("no {what} named `{}`", name.name),
+            )
+            .with_label("not defined")
+            .with_help(help),
         );
     }
 }
@@ -229,7 +279,11 @@ pub fn check_only(name: &str, text: &str) -> (Option<Checked>, Vec<Diagnostic>, 
 }
 
 /// As [`check_only`], with a caller-chosen resolver for `use`.
-pub fn check_only_with(name: &str, text: &str, resolver: &dyn Resolver) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
+pub fn check_only_with(
+    name: &str,
+    text: &str,
+    resolver: &dyn Resolver,
+) -> (Option<Checked>, Vec<Diagnostic>, Sources) {
     let mut sources = Sources::new();
     let root = sources.add(name, text);
     let (checked, diags) = check(&mut sources, root, resolver);

@@ -189,16 +189,27 @@ pub type NodeId = usize;
 pub enum OpKind {
     Input,
     /// Real → complex: DAC + modulator. `implicit` when the checker inserted it.
-    Encode { mode: EncodeMode, implicit: bool },
+    Encode {
+        mode: EncodeMode,
+        implicit: bool,
+    },
     /// W = U·diag(σ)·V† on a mesh; a matrix product on digital hardware.
-    Linear { out: usize },
+    Linear {
+        out: usize,
+    },
     /// One n-port mesh.
     Unitary,
     /// A column of attenuators with phases.
     Diag,
-    ModRelu { bias: f64 },
+    ModRelu {
+        bias: f64,
+    },
     /// Williamson et al. 2019 electro-optic activation.
-    EoActivation { alpha: f64, gain: f64, bias_phase: f64 },
+    EoActivation {
+        alpha: f64,
+        gain: f64,
+        bias_phase: f64,
+    },
     /// |z|² photodetection (+ TIA + ADC).
     Detect,
     Relu,
@@ -251,14 +262,20 @@ impl Metric {
         ("params", Metric::Params),
     ];
     pub fn name(self) -> &'static str {
-        Metric::ALL.iter().find(|m| m.1 == self).map_or("?", |m| m.0)
+        Metric::ALL
+            .iter()
+            .find(|m| m.1 == self)
+            .map_or("?", |m| m.0)
     }
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.iter().find(|m| m.0 == name).map(|m| m.1)
     }
     /// Metrics the compiler can decide without training.
     pub fn is_static(self) -> bool {
-        matches!(self, Metric::Energy | Metric::MziCount | Metric::OpticalDepth | Metric::Params)
+        matches!(
+            self,
+            Metric::Energy | Metric::MziCount | Metric::OpticalDepth | Metric::Params
+        )
     }
 }
 
@@ -306,19 +323,35 @@ impl ArchGraph {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DatasetSpec {
-    Builtin { name: String },
-    Idx { images: String, labels: String },
-    Csv { path: String, label: String, header: bool },
-    Npy { features: String, labels: String },
+    Builtin {
+        name: String,
+    },
+    Idx {
+        images: String,
+        labels: String,
+    },
+    Csv {
+        path: String,
+        label: String,
+        header: bool,
+    },
+    Npy {
+        features: String,
+        labels: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Encoder {
     /// Average pooling of images by an integer factor.
-    Pool { factor: usize },
+    Pool {
+        factor: usize,
+    },
     /// Keep the k×k lowest spatial frequencies of the 2-D DFT (magnitudes).
-    Fft { k: usize },
+    Fft {
+        k: usize,
+    },
     Standardize,
     MinMax,
 }
@@ -369,7 +402,12 @@ pub struct TrainSpec {
 impl Default for TrainSpec {
     fn default() -> Self {
         // UH-NAS trains every candidate for 20 epochs (King and Leleu 2026).
-        TrainSpec { epochs: 20, batch: 32, lr: 0.01, noise_aware: false }
+        TrainSpec {
+            epochs: 20,
+            batch: 32,
+            lr: 0.01,
+            noise_aware: false,
+        }
     }
 }
 

@@ -128,5 +128,10 @@ pub fn names() -> Vec<&'static str> {
 
 /// `a, b, c` of the ops a backend kind can perform.
 pub fn supported_list(kind: BackendKind) -> String {
-    CATALOG.iter().filter(|o| o.backends.contains(&kind)).map(|o| format!("`{}`", o.name)).collect::<Vec<_>>().join(", ")
+    CATALOG
+        .iter()
+        .filter(|o| o.backends.contains(&kind))
+        .map(|o| format!("`{}`", o.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

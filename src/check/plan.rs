@@ -7,7 +7,9 @@ use crate::diag::{code, Diagnostic, FileId};
 use crate::syntax::{self, Entry, Expr, Ident, Span};
 use std::collections::HashMap;
 
-const TASK_FIELDS: &[&str] = &["dataset", "encode", "classes", "features", "encoding", "split"];
+const TASK_FIELDS: &[&str] = &[
+    "dataset", "encode", "classes", "features", "encoding", "split",
+];
 const SPLIT_FIELDS: &[&str] = &["train", "validation", "test", "seed"];
 const SEARCH_FIELDS: &[&str] = &[
     "task",
@@ -27,12 +29,27 @@ const SEARCH_FIELDS: &[&str] = &[
 const TRAIN_FIELDS: &[&str] = &["epochs", "batch", "lr", "noise_aware"];
 const EVAL_FIELDS: &[&str] = &["draws"];
 /// Built-in data sets: name, feature count, image side.
-pub const BUILTIN_DATASETS: &[(&str, usize, usize, usize)] = &[("digits", 64, 8, 10), ("mnist5k", 784, 28, 10)];
-pub const OPERATORS: &[&str] = &["mutate", "crossover", "random", "llm_mutate", "llm_crossover", "best_of_n"];
+pub const BUILTIN_DATASETS: &[(&str, usize, usize, usize)] =
+    &[("digits", 64, 8, 10), ("mnist5k", 784, 28, 10)];
+pub const OPERATORS: &[&str] = &[
+    "mutate",
+    "crossover",
+    "random",
+    "llm_mutate",
+    "llm_crossover",
+    "best_of_n",
+];
 const ENCODERS: &[&str] = &["pool", "fft", "standardize", "minmax"];
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.
-fn keyed<'e>(cx: &mut Cx<'_>, file: FileId, entries: &'e [Entry], known: &[&str], place: &str, allow_constraints: bool) -> Vec<(&'e Ident, &'e Entry)> {
+fn keyed<'e>(
+    cx: &mut Cx<'_>,
+    file: FileId,
+    entries: &'e [Entry],
+    known: &[&str],
+    place: &str,
+    allow_constraints: bool,
+) -> Vec<(&'e Ident, &'e Entry)> {
     let mut out = Vec::new();
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for e in entries {
@@ -65,9 +82,14 @@ impl Cx<'_> {
             Entry::Field(f) => Some(&f.value),
             Entry::Section(s) => {
                 self.push(
-                    Diagnostic::error(code::VALUE, file, s.name.span, format!("`{}` is a field, not a section", s.name.name))
-                        .with_label("expected `= value`")
-                        .with_help(format!("write `{} = …`", s.name.name)),
+                    Diagnostic::error(
+                        code::VALUE,
+                        file,
+                        s.name.span,
+                        format!("`{}` is a field, not a section", s.name.name),
+                    )
+                    .with_label("expected `= value`")
+                    .with_help(format!("write `{} = …`", s.name.name)),
                 );
                 None
             }
@@ -80,9 +102,14 @@ impl Cx<'_> {
             Entry::Section(s) => Some(&s.body.entries),
             Entry::Field(f) => {
                 self.push(
-                    Diagnostic::error(code::VALUE, file, f.key.span, format!("`{}` is a section, not a field", f.key.name))
-                        .with_label("expected `{ … }`")
-                        .with_help(format!("write `{} {{ … }}`", f.key.name)),
+                    Diagnostic::error(
+                        code::VALUE,
+                        file,
+                        f.key.span,
+                        format!("`{}` is a section, not a field", f.key.name),
+                    )
+                    .with_label("expected `{ … }`")
+                    .with_help(format!("write `{} {{ … }}`", f.key.name)),
                 );
                 None
             }
@@ -98,23 +125,53 @@ impl Cx<'_> {
         let mut classes = None;
         let mut features_decl = None;
         let mut encoding = EncodeMode::Amplitude;
-        let mut split = Split { train: 0.8, validation: 0.0, test: 0.2, seed: 0 };
-        for (key, e) in keyed(self, file, &t.node.body.entries, TASK_FIELDS, "a task", false) {
+        let mut split = Split {
+            train: 0.8,
+            validation: 0.0,
+            test: 0.2,
+            seed: 0,
+        };
+        for (key, e) in keyed(
+            self,
+            file,
+            &t.node.body.entries,
+            TASK_FIELDS,
+            "a task",
+            false,
+        ) {
             match key.name.as_str() {
                 "split" => {
-                    let Some(body) = self.section_body(file, e) else { continue };
+                    let Some(body) = self.section_body(file, e) else {
+                        continue;
+                    };
                     self.split(file, body, &mut split, e.span());
                 }
                 name => {
-                    let Some(v) = self.field_value(file, e) else { continue };
+                    let Some(v) = self.field_value(file, e) else {
+                        continue;
+                    };
                     match name {
                         "dataset" => dataset = self.dataset(file, v),
                         "encode" => encoders = self.encoders(file, v),
-                        "classes" => classes = self.integer(file, v, "classes", Dim::None, 2, 100_000).map(|c| c as usize),
-                        "features" => features_decl = self.integer(file, v, "features", Dim::None, 1, 1 << 24).map(|c| c as usize),
+                        "classes" => {
+                            classes = self
+                                .integer(file, v, "classes", Dim::None, 2, 100_000)
+                                .map(|c| c as usize)
+                        }
+                        "features" => {
+                            features_decl = self
+                                .integer(file, v, "features", Dim::None, 1, 1 << 24)
+                                .map(|c| c as usize)
+                        }
                         _ => {
-                            if let Some(c) = self.choice(file, v, "encoding", &["amplitude", "phase"]) {
-                                encoding = if c == "phase" { EncodeMode::Phase } else { EncodeMode::Amplitude };
+                            if let Some(c) =
+                                self.choice(file, v, "encoding", &["amplitude", "phase"])
+                            {
+                                encoding = if c == "phase" {
+                                    EncodeMode::Phase
+                                } else {
+                                    EncodeMode::Amplitude
+                                };
                             }
                         }
                     }
@@ -148,9 +205,14 @@ impl Cx<'_> {
                 (Encoder::Pool { factor }, Some(s)) => {
                     if s % factor != 0 {
                         self.push(
-                            Diagnostic::error(code::TASK, file, t.node.span, format!("`pool({factor})` does not divide the {s}×{s} images"))
-                                .with_label("uneven pooling")
-                                .with_help(format!("use a factor that divides {s}")),
+                            Diagnostic::error(
+                                code::TASK,
+                                file,
+                                t.node.span,
+                                format!("`pool({factor})` does not divide the {s}×{s} images"),
+                            )
+                            .with_label("uneven pooling")
+                            .with_help(format!("use a factor that divides {s}")),
                         );
                         return None;
                     }
@@ -176,17 +238,30 @@ impl Cx<'_> {
         if let (Some(decl), Some(derived), Some(_)) = (features_decl, features, side) {
             if decl != derived {
                 self.push(
-                    Diagnostic::error(code::TASK, file, t.node.name.span, format!("task declares {decl} features but its encoders produce {derived}"))
-                        .with_label("feature count mismatch")
-                        .with_help(format!("write `features = {derived}` or drop the field")),
+                    Diagnostic::error(
+                        code::TASK,
+                        file,
+                        t.node.name.span,
+                        format!("task declares {decl} features but its encoders produce {derived}"),
+                    )
+                    .with_label("feature count mismatch")
+                    .with_help(format!("write `features = {derived}` or drop the field")),
                 );
             }
         }
         let Some(classes) = classes else {
             self.push(
-                Diagnostic::error(code::MISSING_FIELD, file, t.node.name.span, format!("task `{}` does not say how many classes it has", t.node.name.name))
-                    .with_label("no `classes`")
-                    .with_help("add `classes = 10`"),
+                Diagnostic::error(
+                    code::MISSING_FIELD,
+                    file,
+                    t.node.name.span,
+                    format!(
+                        "task `{}` does not say how many classes it has",
+                        t.node.name.name
+                    ),
+                )
+                .with_label("no `classes`")
+                .with_help("add `classes = 10`"),
             );
             return None;
         };
@@ -208,7 +283,9 @@ impl Cx<'_> {
     fn split(&mut self, file: FileId, body: &[Entry], split: &mut Split, span: Span) {
         let mut any_fraction = false;
         for (key, e) in keyed(self, file, body, SPLIT_FIELDS, "`split`", false) {
-            let Some(v) = self.field_value(file, e) else { continue };
+            let Some(v) = self.field_value(file, e) else {
+                continue;
+            };
             match key.name.as_str() {
                 "seed" => {
                     if let Some(s) = self.integer(file, v, "seed", Dim::None, 0, u32::MAX as u64) {
@@ -216,7 +293,16 @@ impl Cx<'_> {
                     }
                 }
                 name => {
-                    let Some(f) = self.number_in(file, v, name, Dim::None, 0.0, 1.0, "a split fraction is between 0 and 1") else { continue };
+                    let Some(f) = self.number_in(
+                        file,
+                        v,
+                        name,
+                        Dim::None,
+                        (0.0, 1.0),
+                        "a split fraction is between 0 and 1",
+                    ) else {
+                        continue;
+                    };
                     any_fraction = true;
                     match name {
                         "train" => split.train = f,
@@ -229,16 +315,26 @@ impl Cx<'_> {
         let sum = split.train + split.validation + split.test;
         if any_fraction && (sum - 1.0).abs() > 1e-9 {
             self.push(
-                Diagnostic::error(code::TASK, file, span, format!("split fractions add up to {sum}, not 1"))
-                    .with_label("fractions must sum to 1")
-                    .with_help("e.g. `split { train = 0.8, validation = 0.0, test = 0.2 }`"),
+                Diagnostic::error(
+                    code::TASK,
+                    file,
+                    span,
+                    format!("split fractions add up to {sum}, not 1"),
+                )
+                .with_label("fractions must sum to 1")
+                .with_help("e.g. `split { train = 0.8, validation = 0.0, test = 0.2 }`"),
             );
         }
         if split.train <= 0.0 || split.test <= 0.0 {
             self.push(
-                Diagnostic::error(code::TASK, file, span, "both the train and the test fraction must be above 0")
-                    .with_label("empty split")
-                    .with_help("e.g. `split { train = 0.8, test = 0.2 }`"),
+                Diagnostic::error(
+                    code::TASK,
+                    file,
+                    span,
+                    "both the train and the test fraction must be above 0",
+                )
+                .with_label("empty split")
+                .with_help("e.g. `split { train = 0.8, test = 0.2 }`"),
             );
         }
     }
@@ -248,7 +344,9 @@ impl Cx<'_> {
         match v {
             Expr::Ident(id) => {
                 if builtin.contains(&id.name.as_str()) {
-                    Some(DatasetSpec::Builtin { name: id.name.clone() })
+                    Some(DatasetSpec::Builtin {
+                        name: id.name.clone(),
+                    })
                 } else {
                     self.push(
                         Diagnostic::error(code::TASK, file, id.span, format!("no built-in data set named `{}`", id.name))
@@ -262,33 +360,55 @@ impl Cx<'_> {
                 }
             }
             Expr::Call(c) => {
-                let strings: Vec<Option<String>> = c.args.iter().filter(|a| a.name.is_none()).map(|a| match &a.value {
-                    Expr::Str(s) => Some(s.value.clone()),
-                    _ => None,
-                }).collect();
-                let named = |n: &str| c.args.iter().find(|a| a.name.as_ref().is_some_and(|i| i.name == n));
+                let strings: Vec<Option<String>> = c
+                    .args
+                    .iter()
+                    .filter(|a| a.name.is_none())
+                    .map(|a| match &a.value {
+                        Expr::Str(s) => Some(s.value.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let named = |n: &str| {
+                    c.args
+                        .iter()
+                        .find(|a| a.name.as_ref().is_some_and(|i| i.name == n))
+                };
                 let two = |cx: &mut Self, what: &str| -> Option<(String, String)> {
                     match strings.as_slice() {
                         [Some(a), Some(b)] => Some((a.clone(), b.clone())),
                         _ => {
                             cx.push(
-                                Diagnostic::error(code::TASK, file, c.span, format!("`{what}` takes two file paths as strings"))
-                                    .with_label("expected two strings")
-                                    .with_help(format!("e.g. `{what}(\"images\", \"labels\")`")),
+                                Diagnostic::error(
+                                    code::TASK,
+                                    file,
+                                    c.span,
+                                    format!("`{what}` takes two file paths as strings"),
+                                )
+                                .with_label("expected two strings")
+                                .with_help(format!("e.g. `{what}(\"images\", \"labels\")`")),
                             );
                             None
                         }
                     }
                 };
                 match c.func.name.as_str() {
-                    "idx" => two(self, "idx").map(|(images, labels)| DatasetSpec::Idx { images, labels }),
-                    "npy" => two(self, "npy").map(|(features, labels)| DatasetSpec::Npy { features, labels }),
+                    "idx" => {
+                        two(self, "idx").map(|(images, labels)| DatasetSpec::Idx { images, labels })
+                    }
+                    "npy" => two(self, "npy")
+                        .map(|(features, labels)| DatasetSpec::Npy { features, labels }),
                     "csv" => {
                         let Some(Some(path)) = strings.first().cloned() else {
                             self.push(
-                                Diagnostic::error(code::TASK, file, c.span, "`csv` takes the file path as a string")
-                                    .with_label("expected a path")
-                                    .with_help("e.g. `csv(\"data.csv\", label = last, header = true)`"),
+                                Diagnostic::error(
+                                    code::TASK,
+                                    file,
+                                    c.span,
+                                    "`csv` takes the file path as a string",
+                                )
+                                .with_label("expected a path")
+                                .with_help("e.g. `csv(\"data.csv\", label = last, header = true)`"),
                             );
                             return None;
                         };
@@ -297,7 +417,13 @@ impl Cx<'_> {
                             Some(Expr::Ident(i)) => i.name.clone(),
                             Some(Expr::Str(s)) => s.value.clone(),
                             Some(other) => {
-                                self.wrong_kind(file, other, "label", "`first`, `last` or a column name", "last");
+                                self.wrong_kind(
+                                    file,
+                                    other,
+                                    "label",
+                                    "`first`, `last` or a column name",
+                                    "last",
+                                );
                                 return None;
                             }
                         };
@@ -305,20 +431,39 @@ impl Cx<'_> {
                             Some(a) => self.boolean(file, &a.value, "header")?,
                             None => false,
                         };
-                        Some(DatasetSpec::Csv { path, label, header })
+                        Some(DatasetSpec::Csv {
+                            path,
+                            label,
+                            header,
+                        })
                     }
                     other => {
                         self.push(
-                            Diagnostic::error(code::TASK, file, c.func.span, format!("unknown data source `{other}`"))
-                                .with_label("unknown source")
-                                .with_help(super::suggest::help_for(other, &["idx", "csv", "npy"], "data source")),
+                            Diagnostic::error(
+                                code::TASK,
+                                file,
+                                c.func.span,
+                                format!("unknown data source `{other}`"),
+                            )
+                            .with_label("unknown source")
+                            .with_help(super::suggest::help_for(
+                                other,
+                                &["idx", "csv", "npy"],
+                                "data source",
+                            )),
                         );
                         None
                     }
                 }
             }
             other => {
-                self.wrong_kind(file, other, "dataset", "a data set name or source", "digits");
+                self.wrong_kind(
+                    file,
+                    other,
+                    "dataset",
+                    "a data set name or source",
+                    "digits",
+                );
                 None
             }
         }
@@ -326,7 +471,13 @@ impl Cx<'_> {
 
     fn encoders(&mut self, file: FileId, v: &Expr) -> Vec<Encoder> {
         let Expr::List(list) = v else {
-            self.wrong_kind(file, v, "encode", "a list of encoders", "[pool(2), standardize]");
+            self.wrong_kind(
+                file,
+                v,
+                "encode",
+                "a list of encoders",
+                "[pool(2), standardize]",
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -335,18 +486,31 @@ impl Cx<'_> {
                 Expr::Ident(i) => (i, &[][..]),
                 Expr::Call(c) => (&c.func, c.args.as_slice()),
                 other => {
-                    self.wrong_kind(file, other, "encode", "an encoder", "[pool(2), standardize]");
+                    self.wrong_kind(
+                        file,
+                        other,
+                        "encode",
+                        "an encoder",
+                        "[pool(2), standardize]",
+                    );
                     continue;
                 }
             };
             let arg = |cx: &mut Self, what: &str| -> Option<usize> {
                 match args {
-                    [a] if a.name.is_none() => cx.integer(file, &a.value, what, Dim::None, 1, 1024).map(|v| v as usize),
+                    [a] if a.name.is_none() => cx
+                        .integer(file, &a.value, what, Dim::None, 1, 1024)
+                        .map(|v| v as usize),
                     _ => {
                         cx.push(
-                            Diagnostic::error(code::ARGS, file, item.span(), format!("`{what}` takes one whole number"))
-                                .with_label("expected one argument")
-                                .with_help(format!("e.g. `{what}(2)`")),
+                            Diagnostic::error(
+                                code::ARGS,
+                                file,
+                                item.span(),
+                                format!("`{what}` takes one whole number"),
+                            )
+                            .with_label("expected one argument")
+                            .with_help(format!("e.g. `{what}(2)`")),
                         );
                         None
                     }
@@ -359,9 +523,14 @@ impl Cx<'_> {
                 "minmax" => out.push(Encoder::MinMax),
                 other => {
                     self.push(
-                        Diagnostic::error(code::TASK, file, name.span, format!("unknown encoder `{other}`"))
-                            .with_label("unknown encoder")
-                            .with_help(super::suggest::help_for(other, ENCODERS, "encoder")),
+                        Diagnostic::error(
+                            code::TASK,
+                            file,
+                            name.span,
+                            format!("unknown encoder `{other}`"),
+                        )
+                        .with_label("unknown encoder")
+                        .with_help(super::suggest::help_for(other, ENCODERS, "encoder")),
                     );
                 }
             }
@@ -369,7 +538,14 @@ impl Cx<'_> {
         out
     }
 
-    fn reference<'n>(&mut self, file: FileId, v: &'n Expr, what: &str, known: Vec<&str>, exists: bool) -> Option<&'n Ident> {
+    fn reference<'n>(
+        &mut self,
+        file: FileId,
+        v: &'n Expr,
+        what: &str,
+        known: Vec<&str>,
+        exists: bool,
+    ) -> Option<&'n Ident> {
         let Expr::Ident(id) = v else {
             self.wrong_kind(file, v, what, "a name", "name");
             return None;
@@ -409,8 +585,14 @@ impl Cx<'_> {
             // Fang et al. (Optics Express 2019) use K = 20 Monte Carlo draws.
             draws: 20,
             operators: vec![
-                OperatorWeight { name: "mutate".into(), weight: 0.7 },
-                OperatorWeight { name: "crossover".into(), weight: 0.3 },
+                OperatorWeight {
+                    name: "mutate".into(),
+                    weight: 0.7,
+                },
+                OperatorWeight {
+                    name: "crossover".into(),
+                    weight: 0.3,
+                },
             ],
             timeout: 600.0,
             seed: 0,
@@ -424,46 +606,155 @@ impl Cx<'_> {
                 }
             }
         }
-        for (key, e) in keyed(self, file, &s.node.body.entries, SEARCH_FIELDS, "a search", true) {
+        for (key, e) in keyed(
+            self,
+            file,
+            &s.node.body.entries,
+            SEARCH_FIELDS,
+            "a search",
+            true,
+        ) {
             let name = key.name.as_str();
             if name == "train" || name == "eval" {
-                let Some(body) = self.section_body(file, e) else { continue };
-                let known = if name == "train" { TRAIN_FIELDS } else { EVAL_FIELDS };
-                for (k, e2) in keyed(self, file, body, known, if name == "train" { "`train`" } else { "`eval`" }, false) {
-                    let Some(v) = self.field_value(file, e2) else { continue };
+                let Some(body) = self.section_body(file, e) else {
+                    continue;
+                };
+                let known = if name == "train" {
+                    TRAIN_FIELDS
+                } else {
+                    EVAL_FIELDS
+                };
+                for (k, e2) in keyed(
+                    self,
+                    file,
+                    body,
+                    known,
+                    if name == "train" { "`train`" } else { "`eval`" },
+                    false,
+                ) {
+                    let Some(v) = self.field_value(file, e2) else {
+                        continue;
+                    };
                     match k.name.as_str() {
-                        "epochs" => spec.train.epochs = self.integer(file, v, "epochs", Dim::None, 1, 100_000).map_or(spec.train.epochs, |x| x as usize),
-                        "batch" => spec.train.batch = self.integer(file, v, "batch", Dim::None, 1, 1 << 20).map_or(spec.train.batch, |x| x as usize),
-                        "lr" => spec.train.lr = self.number_in(file, v, "lr", Dim::None, 1e-9, 10.0, "a learning rate is above 0 and at most 10").unwrap_or(spec.train.lr),
-                        "noise_aware" => spec.train.noise_aware = self.boolean(file, v, "noise_aware").unwrap_or(false),
-                        _ => spec.draws = self.integer(file, v, "draws", Dim::None, 1, 100_000).map_or(spec.draws, |x| x as usize),
+                        "epochs" => {
+                            spec.train.epochs = self
+                                .integer(file, v, "epochs", Dim::None, 1, 100_000)
+                                .map_or(spec.train.epochs, |x| x as usize)
+                        }
+                        "batch" => {
+                            spec.train.batch = self
+                                .integer(file, v, "batch", Dim::None, 1, 1 << 20)
+                                .map_or(spec.train.batch, |x| x as usize)
+                        }
+                        "lr" => {
+                            spec.train.lr = self
+                                .number_in(
+                                    file,
+                                    v,
+                                    "lr",
+                                    Dim::None,
+                                    (1e-9, 10.0),
+                                    "a learning rate is above 0 and at most 10",
+                                )
+                                .unwrap_or(spec.train.lr)
+                        }
+                        "noise_aware" => {
+                            spec.train.noise_aware =
+                                self.boolean(file, v, "noise_aware").unwrap_or(false)
+                        }
+                        _ => {
+                            spec.draws = self
+                                .integer(file, v, "draws", Dim::None, 1, 100_000)
+                                .map_or(spec.draws, |x| x as usize)
+                        }
                     }
                 }
                 continue;
             }
-            let Some(v) = self.field_value(file, e) else { continue };
+            let Some(v) = self.field_value(file, e) else {
+                continue;
+            };
             match name {
-                "task" => task = self.reference(file, v, "task", self.tasks.keys().copied().collect(), matches!(v, Expr::Ident(i) if self.tasks.contains_key(i.name.as_str()))),
-                "hardware" => hardware = self.reference(file, v, "hardware profile", self.hardware.keys().copied().collect(), matches!(v, Expr::Ident(i) if self.hardware.contains_key(i.name.as_str()))),
+                "task" => {
+                    task = self.reference(
+                        file,
+                        v,
+                        "task",
+                        self.tasks.keys().copied().collect(),
+                        matches!(v, Expr::Ident(i) if self.tasks.contains_key(i.name.as_str())),
+                    )
+                }
+                "hardware" => {
+                    hardware = self.reference(
+                        file,
+                        v,
+                        "hardware profile",
+                        self.hardware.keys().copied().collect(),
+                        matches!(v, Expr::Ident(i) if self.hardware.contains_key(i.name.as_str())),
+                    )
+                }
                 "seeds" => {
                     let Expr::List(l) = v else {
-                        self.wrong_kind(file, v, "seeds", "a list of architectures", "[small, deep]");
+                        self.wrong_kind(
+                            file,
+                            v,
+                            "seeds",
+                            "a list of architectures",
+                            "[small, deep]",
+                        );
                         continue;
                     };
                     for item in &l.items {
                         let exists = matches!(item, Expr::Ident(i) if self.archs.contains_key(i.name.as_str()));
-                        if let Some(id) = self.reference(file, item, "architecture", self.archs.keys().copied().collect(), exists) {
+                        if let Some(id) = self.reference(
+                            file,
+                            item,
+                            "architecture",
+                            self.archs.keys().copied().collect(),
+                            exists,
+                        ) {
                             seeds.push(id);
                         }
                     }
                 }
                 "objectives" => objectives = self.objectives(file, v),
-                "population" => spec.population = self.integer(file, v, name, Dim::None, 2, 100_000).map_or(spec.population, |x| x as usize),
-                "offspring" => spec.offspring = self.integer(file, v, name, Dim::None, 1, 100_000).map_or(spec.offspring, |x| x as usize),
-                "generations" => spec.generations = self.integer(file, v, name, Dim::None, 0, 100_000).map_or(spec.generations, |x| x as usize),
-                "budget" => budget = self.integer(file, v, name, Dim::None, 1, 10_000_000).map(|x| x as usize),
-                "timeout" => spec.timeout = self.number_in(file, v, name, Dim::Time, 0.001, 1e7, "a timeout is a positive time, e.g. `120 s`").unwrap_or(spec.timeout),
-                "seed" => spec.seed = self.integer(file, v, name, Dim::None, 0, u32::MAX as u64).unwrap_or(0),
+                "population" => {
+                    spec.population = self
+                        .integer(file, v, name, Dim::None, 2, 100_000)
+                        .map_or(spec.population, |x| x as usize)
+                }
+                "offspring" => {
+                    spec.offspring = self
+                        .integer(file, v, name, Dim::None, 1, 100_000)
+                        .map_or(spec.offspring, |x| x as usize)
+                }
+                "generations" => {
+                    spec.generations = self
+                        .integer(file, v, name, Dim::None, 0, 100_000)
+                        .map_or(spec.generations, |x| x as usize)
+                }
+                "budget" => {
+                    budget = self
+                        .integer(file, v, name, Dim::None, 1, 10_000_000)
+                        .map(|x| x as usize)
+                }
+                "timeout" => {
+                    spec.timeout = self
+                        .number_in(
+                            file,
+                            v,
+                            name,
+                            Dim::Time,
+                            (0.001, 1e7),
+                            "a timeout is a positive time, e.g. `120 s`",
+                        )
+                        .unwrap_or(spec.timeout)
+                }
+                "seed" => {
+                    spec.seed = self
+                        .integer(file, v, name, Dim::None, 0, u32::MAX as u64)
+                        .unwrap_or(0)
+                }
                 _ => {
                     if let Some(ops) = self.operators(file, v) {
                         spec.operators = ops;
@@ -472,31 +763,57 @@ impl Cx<'_> {
             }
         }
         let Some(task_id) = task else {
-            if !s.node.body.entries.iter().any(|e| matches!(e, Entry::Field(f) if f.key.name == "task")) {
+            if !s
+                .node
+                .body
+                .entries
+                .iter()
+                .any(|e| matches!(e, Entry::Field(f) if f.key.name == "task"))
+            {
                 self.push(
-                    Diagnostic::error(code::MISSING_FIELD, file, s.node.name.span, format!("search `{}` names no task", s.node.name.name))
-                        .with_label("no `task`")
-                        .with_help("add `task = NAME` naming a `task` item"),
+                    Diagnostic::error(
+                        code::MISSING_FIELD,
+                        file,
+                        s.node.name.span,
+                        format!("search `{}` names no task", s.node.name.name),
+                    )
+                    .with_label("no `task`")
+                    .with_help("add `task = NAME` naming a `task` item"),
                 );
             }
             return None;
         };
         if seeds.is_empty() && self.error_count() == errors_before {
             self.push(
-                Diagnostic::error(code::MISSING_FIELD, file, s.node.name.span, format!("search `{}` has no seed architectures", s.node.name.name))
-                    .with_label("no `seeds`")
-                    .with_help("add `seeds [NAME, …]` naming `arch` items to start from"),
+                Diagnostic::error(
+                    code::MISSING_FIELD,
+                    file,
+                    s.node.name.span,
+                    format!("search `{}` has no seed architectures", s.node.name.name),
+                )
+                .with_label("no `seeds`")
+                .with_help("add `seeds [NAME, …]` naming `arch` items to start from"),
             );
         }
         if objectives.is_empty() {
             objectives = vec![
-                Objective { metric: Metric::NoisyAccuracyMean, direction: Direction::Maximize },
-                Objective { metric: Metric::Energy, direction: Direction::Minimize },
+                Objective {
+                    metric: Metric::NoisyAccuracyMean,
+                    direction: Direction::Maximize,
+                },
+                Objective {
+                    metric: Metric::Energy,
+                    direction: Direction::Minimize,
+                },
             ];
         }
         let hw_name = match hardware {
             Some(h) => h.name.clone(),
-            None => seeds.first().and_then(|id| self.archs.get(id.name.as_str())).map(|a| a.node.hardware.name.clone()).unwrap_or_default(),
+            None => seeds
+                .first()
+                .and_then(|id| self.archs.get(id.name.as_str()))
+                .map(|a| a.node.hardware.name.clone())
+                .unwrap_or_default(),
         };
         spec.task = task_id.name.clone();
         spec.hardware = hw_name.clone();
@@ -510,29 +827,53 @@ impl Cx<'_> {
         let task_spec = checked.task(&spec.task).cloned();
         let hw = resolved.get(hw_name.as_str()).cloned().flatten();
         for id in &seeds {
-            let Some(&arch) = self.archs.get(id.name.as_str()) else { continue };
+            let Some(&arch) = self.archs.get(id.name.as_str()) else {
+                continue;
+            };
             let graph = match &hw {
                 Some(hw) if arch.node.hardware.name != hw.name => self.retarget(file, id, arch, hw),
                 _ => checked.arch(&id.name).cloned(),
             };
-            let (Some(g), Some(t)) = (graph, &task_spec) else { continue };
+            let (Some(g), Some(t)) = (graph, &task_spec) else {
+                continue;
+            };
             if let Some(f) = t.features {
                 if g.input_width() != f {
                     self.push(
-                        Diagnostic::error(code::SHAPE, file, id.span, format!("seed `{}` takes {} inputs but task `{}` has {f} features", id.name, g.input_width(), t.name))
-                            .with_label("input width mismatch")
-                            .with_related(arch.file, g.nodes[g.inputs[0]].span, "input declared here")
-                            .with_help(format!("declare `input x: real[{f}]`, or change the task's encoders")),
+                        Diagnostic::error(
+                            code::SHAPE,
+                            file,
+                            id.span,
+                            format!(
+                                "seed `{}` takes {} inputs but task `{}` has {f} features",
+                                id.name,
+                                g.input_width(),
+                                t.name
+                            ),
+                        )
+                        .with_label("input width mismatch")
+                        .with_related(arch.file, g.nodes[g.inputs[0]].span, "input declared here")
+                        .with_help(format!(
+                            "declare `input x: real[{f}]`, or change the task's encoders"
+                        )),
                     );
                 }
             }
             let out = g.output_type().width;
             if out != t.classes {
                 self.push(
-                    Diagnostic::error(code::SHAPE, file, id.span, format!("seed `{}` has {out} outputs but task `{}` has {} classes", id.name, t.name, t.classes))
-                        .with_label("output width mismatch")
-                        .with_related(arch.file, arch.node.span, "architecture here")
-                        .with_help(format!("make the last layer {} wide", t.classes)),
+                    Diagnostic::error(
+                        code::SHAPE,
+                        file,
+                        id.span,
+                        format!(
+                            "seed `{}` has {out} outputs but task `{}` has {} classes",
+                            id.name, t.name, t.classes
+                        ),
+                    )
+                    .with_label("output width mismatch")
+                    .with_related(arch.file, arch.node.span, "architecture here")
+                    .with_help(format!("make the last layer {} wide", t.classes)),
                 );
             }
         }
@@ -543,16 +884,35 @@ impl Cx<'_> {
     }
 
     /// Re-checks a seed on the search's hardware; its errors become one search error.
-    fn retarget(&mut self, file: FileId, id: &Ident, arch: Located<'_, syntax::Arch>, hw: &HardwareProfile) -> Option<ArchGraph> {
+    fn retarget(
+        &mut self,
+        file: FileId,
+        id: &Ident,
+        arch: Located<'_, syntax::Arch>,
+        hw: &HardwareProfile,
+    ) -> Option<ArchGraph> {
         let mark = self.diags.len();
         let graph = self.arch(arch, hw, false);
         let new: Vec<Diagnostic> = self.diags.drain(mark..).filter(|d| d.is_error()).collect();
         if let Some(first) = new.first() {
             self.push(
-                Diagnostic::error(code::SEARCH, file, id.span, format!("seed `{}` does not fit hardware `{}`: {}", id.name, hw.name, first.message))
-                    .with_label("does not fit the search's hardware")
-                    .with_related(first.file, first.span, first.message.clone())
-                    .with_help(first.help.clone().unwrap_or_else(|| "adapt the seed to this hardware".into())),
+                Diagnostic::error(
+                    code::SEARCH,
+                    file,
+                    id.span,
+                    format!(
+                        "seed `{}` does not fit hardware `{}`: {}",
+                        id.name, hw.name, first.message
+                    ),
+                )
+                .with_label("does not fit the search's hardware")
+                .with_related(first.file, first.span, first.message.clone())
+                .with_help(
+                    first
+                        .help
+                        .clone()
+                        .unwrap_or_else(|| "adapt the seed to this hardware".into()),
+                ),
             );
         }
         graph
@@ -560,44 +920,75 @@ impl Cx<'_> {
 
     fn objectives(&mut self, file: FileId, v: &Expr) -> Vec<Objective> {
         let Expr::List(l) = v else {
-            self.wrong_kind(file, v, "objectives", "a list", "[maximize(noisy_accuracy_mean), minimize(energy)]");
+            self.wrong_kind(
+                file,
+                v,
+                "objectives",
+                "a list",
+                "[maximize(noisy_accuracy_mean), minimize(energy)]",
+            );
             return Vec::new();
         };
         let names: Vec<&str> = Metric::ALL.iter().map(|m| m.0).collect();
         let mut out: Vec<Objective> = Vec::new();
         for item in &l.items {
             let parsed = match item {
-                Expr::Call(c) if c.args.len() == 1 && c.args[0].name.is_none() => match (&c.func.name[..], &c.args[0].value) {
-                    ("maximize" | "minimize", Expr::Ident(m)) => Some((c.func.name.as_str(), m)),
-                    _ => None,
-                },
+                Expr::Call(c) if c.args.len() == 1 && c.args[0].name.is_none() => {
+                    match (&c.func.name[..], &c.args[0].value) {
+                        ("maximize" | "minimize", Expr::Ident(m)) => {
+                            Some((c.func.name.as_str(), m))
+                        }
+                        _ => None,
+                    }
+                }
                 _ => None,
             };
             let Some((dir, m)) = parsed else {
                 self.push(
-                    Diagnostic::error(code::SEARCH, file, item.span(), "an objective is `maximize(METRIC)` or `minimize(METRIC)`")
-                        .with_label("not an objective")
-                        .with_help("e.g. `objectives [maximize(noisy_accuracy_mean), minimize(energy)]`"),
+                    Diagnostic::error(
+                        code::SEARCH,
+                        file,
+                        item.span(),
+                        "an objective is `maximize(METRIC)` or `minimize(METRIC)`",
+                    )
+                    .with_label("not an objective")
+                    .with_help(
+                        "e.g. `objectives [maximize(noisy_accuracy_mean), minimize(energy)]`",
+                    ),
                 );
                 continue;
             };
             let Some(metric) = Metric::from_name(&m.name) else {
                 self.push(
-                    Diagnostic::error(code::SEARCH, file, m.span, format!("unknown metric `{}`", m.name))
-                        .with_label("unknown metric")
-                        .with_help(super::suggest::help_for(&m.name, &names, "metric")),
+                    Diagnostic::error(
+                        code::SEARCH,
+                        file,
+                        m.span,
+                        format!("unknown metric `{}`", m.name),
+                    )
+                    .with_label("unknown metric")
+                    .with_help(super::suggest::help_for(&m.name, &names, "metric")),
                 );
                 continue;
             };
             if out.iter().any(|o| o.metric == metric) {
                 self.push(
-                    Diagnostic::error(code::SEARCH, file, item.span(), format!("`{}` appears twice among the objectives", m.name))
-                        .with_label("repeated objective")
-                        .with_help("keep one"),
+                    Diagnostic::error(
+                        code::SEARCH,
+                        file,
+                        item.span(),
+                        format!("`{}` appears twice among the objectives", m.name),
+                    )
+                    .with_label("repeated objective")
+                    .with_help("keep one"),
                 );
                 continue;
             }
-            let direction = if dir == "maximize" { Direction::Maximize } else { Direction::Minimize };
+            let direction = if dir == "maximize" {
+                Direction::Maximize
+            } else {
+                Direction::Minimize
+            };
             out.push(Objective { metric, direction });
         }
         out
@@ -605,7 +996,13 @@ impl Cx<'_> {
 
     fn operators(&mut self, file: FileId, v: &Expr) -> Option<Vec<OperatorWeight>> {
         let Expr::List(l) = v else {
-            self.wrong_kind(file, v, "operators", "a list", "[mutate(0.7), crossover(0.3)]");
+            self.wrong_kind(
+                file,
+                v,
+                "operators",
+                "a list",
+                "[mutate(0.7), crossover(0.3)]",
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -613,11 +1010,26 @@ impl Cx<'_> {
             let (name, weight) = match item {
                 Expr::Ident(i) => (i, 1.0),
                 Expr::Call(c) if c.args.len() == 1 && c.args[0].name.is_none() => {
-                    let Some(w) = self.number_in(file, &c.args[0].value, &c.func.name, Dim::None, 0.0, 1e6, "an operator weight is 0 or more") else { continue };
+                    let Some(w) = self.number_in(
+                        file,
+                        &c.args[0].value,
+                        &c.func.name,
+                        Dim::None,
+                        (0.0, 1e6),
+                        "an operator weight is 0 or more",
+                    ) else {
+                        continue;
+                    };
                     (&c.func, w)
                 }
                 other => {
-                    self.wrong_kind(file, other, "operators", "operators with weights", "[mutate(0.7), crossover(0.3)]");
+                    self.wrong_kind(
+                        file,
+                        other,
+                        "operators",
+                        "operators with weights",
+                        "[mutate(0.7), crossover(0.3)]",
+                    );
                     continue;
                 }
             };
@@ -625,7 +1037,10 @@ impl Cx<'_> {
                 self.unknown_choice(file, name, "operator", OPERATORS);
                 continue;
             }
-            out.push(OperatorWeight { name: name.name.clone(), weight });
+            out.push(OperatorWeight {
+                name: name.name.clone(),
+                weight,
+            });
         }
         if !out.is_empty() && out.iter().all(|o| o.weight == 0.0) {
             self.push(

@@ -29,7 +29,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// `did you mean `x`?` or a list of what is allowed.
-pub fn help_for<'a>(name: &str, candidates: &[&'a str], what: &str) -> String {
+pub fn help_for(name: &str, candidates: &[&str], what: &str) -> String {
     match closest(name, candidates.iter().copied()) {
         Some(c) => format!("did you mean `{c}`?"),
         None if candidates.is_empty() => format!("no {what} is defined here"),
@@ -37,7 +37,10 @@ pub fn help_for<'a>(name: &str, candidates: &[&'a str], what: &str) -> String {
             let list: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
             format!("known {what}s: {}", list.join(", "))
         }
-        None => format!("there are {} known {what}s; check the spelling", candidates.len()),
+        None => format!(
+            "there are {} known {what}s; check the spelling",
+            candidates.len()
+        ),
     }
 }
 

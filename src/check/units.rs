@@ -87,7 +87,10 @@ pub fn lookup(unit: &str) -> Option<(Dim, f64)> {
 
 /// Formats an SI value with the most readable prefix of its dimension.
 pub fn format_si(value: f64, dim: Dim) -> String {
-    let candidates: Vec<&(&str, Dim, f64)> = UNITS.iter().filter(|u| u.1 == dim && u.0 != "bits" && u.0 != "deg").collect();
+    let candidates: Vec<&(&str, Dim, f64)> = UNITS
+        .iter()
+        .filter(|u| u.1 == dim && u.0 != "bits" && u.0 != "deg")
+        .collect();
     if candidates.is_empty() || dim == Dim::None {
         return format!("{value}");
     }

@@ -19,11 +19,23 @@ pub fn describe(e: &Expr) -> &'static str {
 }
 
 impl Cx<'_> {
-    pub fn wrong_kind(&mut self, file: FileId, e: &Expr, what: &str, expected: &str, example: &str) {
+    pub fn wrong_kind(
+        &mut self,
+        file: FileId,
+        e: &Expr,
+        what: &str,
+        expected: &str,
+        example: &str,
+    ) {
         self.push(
-            Diagnostic::error(code::VALUE, file, e.span(), format!("`{what}` must be {expected}, not {}", describe(e)))
-                .with_label(format!("expected {expected}"))
-                .with_help(format!("write it like `{what} = {example}`")),
+            Diagnostic::error(
+                code::VALUE,
+                file,
+                e.span(),
+                format!("`{what}` must be {expected}, not {}", describe(e)),
+            )
+            .with_label(format!("expected {expected}"))
+            .with_help(format!("write it like `{what} = {example}`")),
         );
     }
 
@@ -43,10 +55,18 @@ impl Cx<'_> {
                         code::UNIT,
                         file,
                         q.span,
-                        format!("`{what}` is {} but `{}` has no unit", dim.describe(), q.number.text),
+                        format!(
+                            "`{what}` is {} but `{}` has no unit",
+                            dim.describe(),
+                            q.number.text
+                        ),
                     )
                     .with_label("unit missing")
-                    .with_help(format!("write `{} {}`", q.number.text, dim.example_unit())),
+                    .with_help(format!(
+                        "write `{} {}`",
+                        q.number.text,
+                        dim.example_unit()
+                    )),
                 );
                 None
             }
@@ -58,9 +78,14 @@ impl Cx<'_> {
                         None => format!("`{what}` is {}", dim.describe()),
                     };
                     self.push(
-                        Diagnostic::error(code::UNIT, file, u.span, format!("unknown unit `{}`", u.name))
-                            .with_label("unknown unit")
-                            .with_help(help),
+                        Diagnostic::error(
+                            code::UNIT,
+                            file,
+                            u.span,
+                            format!("unknown unit `{}`", u.name),
+                        )
+                        .with_label("unknown unit")
+                        .with_help(help),
                     );
                     None
                 }
@@ -69,14 +94,24 @@ impl Cx<'_> {
                     let help = if dim == Dim::None {
                         format!("`{what}` is a plain number: remove `{}`", u.name)
                     } else {
-                        format!("use a unit of {}, e.g. `{} {}`", dim.describe(), q.number.text, dim.example_unit())
+                        format!(
+                            "use a unit of {}, e.g. `{} {}`",
+                            dim.describe(),
+                            q.number.text,
+                            dim.example_unit()
+                        )
                     };
                     self.push(
                         Diagnostic::error(
                             code::UNIT,
                             file,
                             u.span,
-                            format!("`{what}` is {}, but `{}` is {}", dim.describe(), u.name, d.describe()),
+                            format!(
+                                "`{what}` is {}, but `{}` is {}",
+                                dim.describe(),
+                                u.name,
+                                d.describe()
+                            ),
                         )
                         .with_label("wrong dimension")
                         .with_help(help),
@@ -88,7 +123,15 @@ impl Cx<'_> {
     }
 
     /// A plain number within `[lo, hi]`.
-    pub fn number_in(&mut self, file: FileId, e: &Expr, what: &str, dim: Dim, lo: f64, hi: f64, why: &str) -> Option<f64> {
+    pub fn number_in(
+        &mut self,
+        file: FileId,
+        e: &Expr,
+        what: &str,
+        dim: Dim,
+        (lo, hi): (f64, f64),
+        why: &str,
+    ) -> Option<f64> {
         let v = self.quantity(file, e, what, dim)?;
         if v < lo || v > hi || v.is_nan() {
             self.range_error(file, e.span(), what, v, dim, why);
@@ -97,13 +140,24 @@ impl Cx<'_> {
         Some(v)
     }
 
-    pub fn range_error(&mut self, file: FileId, span: Span, what: &str, v: f64, dim: Dim, why: &str) {
+    pub fn range_error(
+        &mut self,
+        file: FileId,
+        span: Span,
+        what: &str,
+        v: f64,
+        dim: Dim,
+        why: &str,
+    ) {
         self.push(
             Diagnostic::error(
                 code::RANGE,
                 file,
                 span,
-                format!("`{what}` = {} is outside its physical range", units::format_si(v, dim)),
+                format!(
+                    "`{what}` = {} is outside its physical range",
+                    units::format_si(v, dim)
+                ),
             )
             .with_label("out of range")
             .with_help(why.to_string()),
@@ -111,21 +165,39 @@ impl Cx<'_> {
     }
 
     /// A whole number within `[lo, hi]`.
-    pub fn integer(&mut self, file: FileId, e: &Expr, what: &str, dim: Dim, lo: u64, hi: u64) -> Option<u64> {
+    pub fn integer(
+        &mut self,
+        file: FileId,
+        e: &Expr,
+        what: &str,
+        dim: Dim,
+        lo: u64,
+        hi: u64,
+    ) -> Option<u64> {
         let v = self.quantity(file, e, what, dim)?;
         if v.fract() != 0.0 {
             self.push(
-                Diagnostic::error(code::VALUE, file, e.span(), format!("`{what}` must be a whole number, not {v}"))
-                    .with_label("not a whole number")
-                    .with_help(format!("round it, e.g. `{}`", v.round())),
+                Diagnostic::error(
+                    code::VALUE,
+                    file,
+                    e.span(),
+                    format!("`{what}` must be a whole number, not {v}"),
+                )
+                .with_label("not a whole number")
+                .with_help(format!("round it, e.g. `{}`", v.round())),
             );
             return None;
         }
         if v < lo as f64 || v > hi as f64 {
             self.push(
-                Diagnostic::error(code::RANGE, file, e.span(), format!("`{what}` = {v} is outside {lo}..={hi}"))
-                    .with_label("out of range")
-                    .with_help(format!("use a value from {lo} to {hi}")),
+                Diagnostic::error(
+                    code::RANGE,
+                    file,
+                    e.span(),
+                    format!("`{what}` = {v} is outside {lo}..={hi}"),
+                )
+                .with_label("out of range")
+                .with_help(format!("use a value from {lo} to {hi}")),
             );
             return None;
         }
@@ -133,7 +205,13 @@ impl Cx<'_> {
     }
 
     /// One of a fixed set of names.
-    pub fn choice<'c>(&mut self, file: FileId, e: &Expr, what: &str, choices: &[&'c str]) -> Option<&'c str> {
+    pub fn choice<'c>(
+        &mut self,
+        file: FileId,
+        e: &Expr,
+        what: &str,
+        choices: &[&'c str],
+    ) -> Option<&'c str> {
         let Expr::Ident(id) = e else {
             let example = choices.first().copied().unwrap_or("name");
             self.wrong_kind(file, e, what, "a name", example);
@@ -148,31 +226,47 @@ impl Cx<'_> {
 
     pub fn unknown_choice(&mut self, file: FileId, id: &Ident, what: &str, choices: &[&str]) {
         self.push(
-            Diagnostic::error(code::VALUE, file, id.span, format!("`{}` is not a valid `{what}`", id.name))
-                .with_label("unknown value")
-                .with_help(suggest::help_for(&id.name, choices, "value")),
+            Diagnostic::error(
+                code::VALUE,
+                file,
+                id.span,
+                format!("`{}` is not a valid `{what}`", id.name),
+            )
+            .with_label("unknown value")
+            .with_help(suggest::help_for(&id.name, choices, "value")),
         );
     }
 
     pub fn boolean(&mut self, file: FileId, e: &Expr, what: &str) -> Option<bool> {
-        self.choice(file, e, what, &["true", "false"]).map(|c| c == "true")
+        self.choice(file, e, what, &["true", "false"])
+            .map(|c| c == "true")
     }
 
     /// Reports a field or section that has no meaning where it stands.
     pub fn unknown_key(&mut self, file: FileId, key: &Ident, place: &str, known: &[&str]) {
         self.push(
-            Diagnostic::error(code::UNKNOWN_FIELD, file, key.span, format!("`{}` is not a field of {place}", key.name))
-                .with_label("unknown here")
-                .with_help(suggest::help_for(&key.name, known, "field")),
+            Diagnostic::error(
+                code::UNKNOWN_FIELD,
+                file,
+                key.span,
+                format!("`{}` is not a field of {place}", key.name),
+            )
+            .with_label("unknown here")
+            .with_help(suggest::help_for(&key.name, known, "field")),
         );
     }
 
     pub fn duplicate_key(&mut self, file: FileId, key: &Ident, first: Span) {
         self.push(
-            Diagnostic::error(code::DUPLICATE, file, key.span, format!("`{}` is set twice", key.name))
-                .with_label("set again here")
-                .with_related(file, first, "first set here")
-                .with_help("keep one of them"),
+            Diagnostic::error(
+                code::DUPLICATE,
+                file,
+                key.span,
+                format!("`{}` is set twice", key.name),
+            )
+            .with_label("set again here")
+            .with_related(file, first, "first set here")
+            .with_help("keep one of them"),
         );
     }
 }

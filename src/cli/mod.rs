@@ -4,8 +4,8 @@ use crate::{Emit, Format};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use uhc::driver::{collect_uh_files, read_text, FsResolver};
 use uhc::diag::{code, Diagnostic, FileId, Severity, Sources};
+use uhc::driver::{collect_uh_files, read_text, FsResolver};
 use uhc::syntax::Span;
 
 /// Exit codes: 0 clean, 1 problems found, 2 usage or I/O errors.
@@ -37,9 +37,14 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
                     let id = sources.add(name, lossy);
                     let at = e.utf8_at.unwrap_or(0);
                     all.push(
-                        Diagnostic::error(code::UTF8, id, Span::new(at, at + 1), "this file is not valid UTF-8 text")
-                            .with_label("invalid byte")
-                            .with_help("save the file as UTF-8; `.uh` files are text"),
+                        Diagnostic::error(
+                            code::UTF8,
+                            id,
+                            Span::new(at, at + 1),
+                            "this file is not valid UTF-8 text",
+                        )
+                        .with_label("invalid byte")
+                        .with_help("save the file as UTF-8; `.uh` files are text"),
                     );
                 }
                 None => {
@@ -54,7 +59,10 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = all.len() - errors;
     if format == Format::Human {
-        eprintln!("checked {} file(s): {errors} error(s), {warnings} warning(s)", files.len());
+        eprintln!(
+            "checked {} file(s): {errors} error(s), {warnings} warning(s)",
+            files.len()
+        );
     }
     if io_error {
         EXIT_USAGE
@@ -70,7 +78,15 @@ fn dedup(sources: &Sources, diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut seen = HashSet::new();
     diags
         .into_iter()
-        .filter(|d| seen.insert((sources.name(d.file).to_string(), d.code, d.span.start, d.span.end, d.message.clone())))
+        .filter(|d| {
+            seen.insert((
+                sources.name(d.file).to_string(),
+                d.code,
+                d.span.start,
+                d.span.end,
+                d.message.clone(),
+            ))
+        })
         .collect()
 }
 
@@ -175,12 +191,18 @@ fn load_compiled(path: &std::path::Path) -> Result<(uhc::Compiled, Sources), u8>
 }
 
 /// Picks the architecture named by `--arch`, or the only one in the file.
-fn pick_arch<'c>(compiled: &'c uhc::Compiled, arch: Option<&str>) -> Result<&'c uhc::check::ArchGraph, u8> {
+fn pick_arch<'c>(
+    compiled: &'c uhc::Compiled,
+    arch: Option<&str>,
+) -> Result<&'c uhc::check::ArchGraph, u8> {
     let archs = &compiled.checked.archs;
     let names: Vec<&str> = archs.iter().map(|a| a.name.as_str()).collect();
     match arch {
         Some(name) => archs.iter().find(|a| a.name == name).ok_or_else(|| {
-            eprintln!("error: no architecture named `{name}`; the file has: {}", names.join(", "));
+            eprintln!(
+                "error: no architecture named `{name}`; the file has: {}",
+                names.join(", ")
+            );
             EXIT_USAGE
         }),
         None if archs.len() == 1 => Ok(&archs[0]),
@@ -189,7 +211,10 @@ fn pick_arch<'c>(compiled: &'c uhc::Compiled, arch: Option<&str>) -> Result<&'c 
             Err(EXIT_USAGE)
         }
         None => {
-            eprintln!("error: the file defines several architectures ({}); choose one with --arch", names.join(", "));
+            eprintln!(
+                "error: the file defines several architectures ({}); choose one with --arch",
+                names.join(", ")
+            );
             Err(EXIT_USAGE)
         }
     }
@@ -204,8 +229,12 @@ pub fn compile(path: &std::path::Path, arch: Option<&str>, emit: Emit) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let Some(graph) = compiled.graph(&a.name) else { return EXIT_PROBLEMS };
-    let Some(hw) = compiled.checked.hardware(&a.hardware) else { return EXIT_PROBLEMS };
+    let Some(graph) = compiled.graph(&a.name) else {
+        return EXIT_PROBLEMS;
+    };
+    let Some(hw) = compiled.checked.hardware(&a.hardware) else {
+        return EXIT_PROBLEMS;
+    };
     let report = uhc::ir::energy_report(graph, hw);
     let text = match emit {
         Emit::Ir => graph.dump(),

@@ -29,11 +29,24 @@ pub fn decide_constraints(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) -> 
             _ => continue,
         };
         if !c.op.holds(value, c.bound) {
-            let bound = if c.metric == Metric::Energy { format_si(c.bound, Dim::Energy) } else { c.bound.to_string() };
+            let bound = if c.metric == Metric::Energy {
+                format_si(c.bound, Dim::Energy)
+            } else {
+                c.bound.to_string()
+            };
             out.push(
-                Diagnostic::error(code::CONSTRAINT, arch.file, c.span, format!("constraint not met: {} is {shown}, which is not {} {bound}", c.metric.name(), c.op.as_str()))
-                    .with_label("violated")
-                    .with_help(help),
+                Diagnostic::error(
+                    code::CONSTRAINT,
+                    arch.file,
+                    c.span,
+                    format!(
+                        "constraint not met: {} is {shown}, which is not {} {bound}",
+                        c.metric.name(),
+                        c.op.as_str()
+                    ),
+                )
+                .with_label("violated")
+                .with_help(help),
             );
         }
     }

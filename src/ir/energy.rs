@@ -32,7 +32,13 @@ pub struct ComponentEnergy {
 
 impl ComponentEnergy {
     pub fn total(&self) -> f64 {
-        self.dac + self.modulator + self.detection + self.adc + self.laser + self.phase_shifters + self.digital
+        self.dac
+            + self.modulator
+            + self.detection
+            + self.adc
+            + self.laser
+            + self.phase_shifters
+            + self.digital
     }
     fn add(&mut self, o: &ComponentEnergy) {
         self.dac += o.dac;
@@ -92,11 +98,20 @@ pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
         components.add(&c);
         per_node.push((n.name.clone(), c));
     }
-    let segments = if hw.backend.kind() == BackendKind::Mzi { segments(g, hw) } else { Vec::new() };
+    let segments = if hw.backend.kind() == BackendKind::Mzi {
+        segments(g, hw)
+    } else {
+        Vec::new()
+    };
     for s in &segments {
         components.laser += s.laser_w / f;
     }
-    EnergyReport { total: components.total(), components, per_node, segments }
+    EnergyReport {
+        total: components.total(),
+        components,
+        per_node,
+        segments,
+    }
 }
 
 /// Groups optical nodes into connected segments (union-find over optical edges).
@@ -128,7 +143,13 @@ fn segments(g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
     // Columns of light crossed from the segment's start to each node.
     let mut depth = vec![0usize; n];
     for (i, node) in g.nodes.iter().enumerate() {
-        let before = node.inputs.iter().filter(|&&j| g.nodes[j].ty.domain == Domain::Complex).map(|&j| depth[j]).max().unwrap_or(0);
+        let before = node
+            .inputs
+            .iter()
+            .filter(|&&j| g.nodes[j].ty.domain == Domain::Complex)
+            .map(|&j| depth[j])
+            .max()
+            .unwrap_or(0);
         depth[i] = before + node.cost.optical_columns;
     }
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -143,11 +164,25 @@ fn segments(g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
     groups
         .into_iter()
         .map(|(_, nodes)| {
-            let width = nodes.iter().map(|&i| g.nodes[i].ty.width.max(g.nodes[i].in_width)).max().unwrap_or(1);
+            let width = nodes
+                .iter()
+                .map(|&i| g.nodes[i].ty.width.max(g.nodes[i].in_width))
+                .max()
+                .unwrap_or(1);
             let depth = nodes.iter().map(|&i| depth[i]).max().unwrap_or(0);
-            let laser_dbm = e.sensitivity_dbm + e.modulator_loss_db + hw.noise.loss_per_mzi_db * (depth as f64 + 1.0) + 10.0 * (width as f64).log10();
-            let laser_w = 10f64.powf(laser_dbm / 10.0) * 1e-3 / e.laser_efficiency * 2f64.powi(hw.precision.adc as i32);
-            SegmentEnergy { nodes, width, depth, laser_dbm, laser_w }
+            let laser_dbm = e.sensitivity_dbm
+                + e.modulator_loss_db
+                + hw.noise.loss_per_mzi_db * (depth as f64 + 1.0)
+                + 10.0 * (width as f64).log10();
+            let laser_w = 10f64.powf(laser_dbm / 10.0) * 1e-3 / e.laser_efficiency
+                * 2f64.powi(hw.precision.adc as i32);
+            SegmentEnergy {
+                nodes,
+                width,
+                depth,
+                laser_dbm,
+                laser_w,
+            }
         })
         .collect()
 }
@@ -170,7 +205,12 @@ pub fn render(r: &EnergyReport) -> String {
         ("digital MACs", c.digital),
     ] {
         if v > 0.0 {
-            let _ = writeln!(out, "  {name:<22} {:>12}  {:>5.1}%", e(v), 100.0 * v / total);
+            let _ = writeln!(
+                out,
+                "  {name:<22} {:>12}  {:>5.1}%",
+                e(v),
+                100.0 * v / total
+            );
         }
     }
     for (i, s) in r.segments.iter().enumerate() {

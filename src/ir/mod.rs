@@ -6,8 +6,8 @@ mod constraints;
 pub mod energy;
 mod hash;
 
-pub use energy::{energy_report, EnergyReport};
 pub use constraints::decide_constraints;
+pub use energy::{energy_report, EnergyReport};
 pub use hash::{canonical_form, structural_hash};
 
 use crate::check::model::*;
@@ -21,22 +21,37 @@ pub enum Prim {
     /// Data enters: electronic values, or a field already on light.
     Input,
     /// DAC + modulator per value: electronics → light.
-    Encode { mode: EncodeMode },
+    Encode {
+        mode: EncodeMode,
+    },
     /// One unitary mesh of MZIs (a V†, U or a free-standing unitary).
-    Mesh { layout: MeshKind },
+    Mesh {
+        layout: MeshKind,
+    },
     /// diag(σ) between the meshes of an SVD-mapped layer: min(n, m) attenuating MZIs.
     /// Ports beyond min(n, m) are dropped (n > m) or dark (m > n).
     Attenuate,
     /// A column of attenuators with phase shifters (the `diag` op).
     Diag,
-    ModRelu { bias: f64 },
-    EoActivation { alpha: f64, gain: f64, bias_phase: f64 },
+    ModRelu {
+        bias: f64,
+    },
+    EoActivation {
+        alpha: f64,
+        gain: f64,
+        bias_phase: f64,
+    },
     /// Photodetection |z|² + TIA + ADC per port: light → electronics.
     Detect,
     /// A dense product on digital hardware (complex when the value is a field).
-    MatMul { dtype: DType, complex: bool },
+    MatMul {
+        dtype: DType,
+        complex: bool,
+    },
     /// A per-element complex scale on digital hardware (`diag`).
-    Scale { dtype: DType },
+    Scale {
+        dtype: DType,
+    },
     Relu,
     Tanh,
     Sigmoid,
@@ -108,38 +123,71 @@ impl Graph {
     pub fn optical_depth(&self) -> usize {
         let mut depth = vec![0usize; self.nodes.len()];
         for (i, n) in self.nodes.iter().enumerate() {
-            depth[i] = n.inputs.iter().map(|&j| depth[j]).max().unwrap_or(0) + n.cost.optical_columns;
+            depth[i] =
+                n.inputs.iter().map(|&j| depth[j]).max().unwrap_or(0) + n.cost.optical_columns;
         }
         depth.get(self.output).copied().unwrap_or(0)
     }
 
     /// A readable dump, one node a line (`uhc compile --emit ir`).
     pub fn dump(&self) -> String {
-        let mut out = format!("graph {} on {} ({} backend, {}-bit phases)\n", self.arch, self.hardware, self.backend.as_str(), self.phase_bits);
+        let mut out = format!(
+            "graph {} on {} ({} backend, {}-bit phases)\n",
+            self.arch,
+            self.hardware,
+            self.backend.as_str(),
+            self.phase_bits
+        );
         for (i, n) in self.nodes.iter().enumerate() {
             let args: Vec<String> = n.inputs.iter().map(|j| format!("%{j}")).collect();
             let prim = match &n.prim {
                 Prim::Input => "input".to_string(),
-                Prim::Encode { mode } => format!("encode.{}", match mode {
-                    EncodeMode::Amplitude => "amplitude",
-                    EncodeMode::Phase => "phase",
-                }),
+                Prim::Encode { mode } => format!(
+                    "encode.{}",
+                    match mode {
+                        EncodeMode::Amplitude => "amplitude",
+                        EncodeMode::Phase => "phase",
+                    }
+                ),
                 Prim::Mesh { layout } => format!("mesh.{}", layout.as_str()),
                 Prim::Attenuate => "attenuate".into(),
                 Prim::Diag => "diag".into(),
                 Prim::ModRelu { bias } => format!("modrelu(bias={bias})"),
-                Prim::EoActivation { alpha, gain, bias_phase } => format!("eo_activation(alpha={alpha}, gain={gain}, bias_phase={bias_phase})"),
+                Prim::EoActivation {
+                    alpha,
+                    gain,
+                    bias_phase,
+                } => format!("eo_activation(alpha={alpha}, gain={gain}, bias_phase={bias_phase})"),
                 Prim::Detect => "detect".into(),
-                Prim::MatMul { dtype, complex } => format!("matmul.{}{}", dtype.as_str(), if *complex { ".complex" } else { "" }),
+                Prim::MatMul { dtype, complex } => format!(
+                    "matmul.{}{}",
+                    dtype.as_str(),
+                    if *complex { ".complex" } else { "" }
+                ),
                 Prim::Scale { dtype } => format!("scale.{}", dtype.as_str()),
                 Prim::Relu => "relu".into(),
                 Prim::Tanh => "tanh".into(),
                 Prim::Sigmoid => "sigmoid".into(),
             };
-            let _ = write!(out, "  %{i} = {prim}({}) : {} -> {}  // {}", args.join(", "), n.in_width, n.ty, n.name);
+            let _ = write!(
+                out,
+                "  %{i} = {prim}({}) : {} -> {}  // {}",
+                args.join(", "),
+                n.in_width,
+                n.ty,
+                n.name
+            );
             let c = n.cost;
             let mut parts = Vec::new();
-            for (label, v) in [("mzi", c.mzis), ("ps", c.phase_shifters), ("cols", c.optical_columns), ("dac", c.dac), ("adc", c.adc), ("mac", c.macs), ("params", c.params)] {
+            for (label, v) in [
+                ("mzi", c.mzis),
+                ("ps", c.phase_shifters),
+                ("cols", c.optical_columns),
+                ("dac", c.dac),
+                ("adc", c.adc),
+                ("mac", c.macs),
+                ("params", c.params),
+            ] {
                 if v > 0 {
                     parts.push(format!("{label}={v}"));
                 }
@@ -172,7 +220,13 @@ fn tri(n: usize) -> usize {
 
 /// Cost of one n-port mesh: N(N−1)/2 MZIs (two phase shifters each) and N output phases.
 fn mesh_cost(n: usize, layout: MeshKind) -> Cost {
-    Cost { mzis: tri(n), phase_shifters: 2 * tri(n) + n, optical_columns: layout.depth(n), params: n * n, ..Cost::default() }
+    Cost {
+        mzis: tri(n),
+        phase_shifters: 2 * tri(n) + n,
+        optical_columns: layout.depth(n),
+        params: n * n,
+        ..Cost::default()
+    }
 }
 
 /// Lowers a checked architecture for its hardware. Total: the checker has ruled out every
@@ -181,54 +235,252 @@ pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
     let mut nodes: Vec<IrNode> = Vec::with_capacity(arch.nodes.len() * 2);
     let mut map = vec![0usize; arch.nodes.len()];
     let phase_bits = arch.phase_bits.unwrap_or(hw.precision.phase);
-    let push = |nodes: &mut Vec<IrNode>, name: String, prim: Prim, inputs: Vec<usize>, in_width: usize, ty: ValueType, cost: Cost, source: NodeId, span: Span| {
-        nodes.push(IrNode { name, prim, inputs, in_width, ty, cost, source, span });
+    let push = |nodes: &mut Vec<IrNode>,
+                name: String,
+                prim: Prim,
+                inputs: Vec<usize>,
+                in_width: usize,
+                ty: ValueType,
+                cost: Cost,
+                source: NodeId,
+                span: Span| {
+        nodes.push(IrNode {
+            name,
+            prim,
+            inputs,
+            in_width,
+            ty,
+            cost,
+            source,
+            span,
+        });
         nodes.len() - 1
     };
     for (i, n) in arch.nodes.iter().enumerate() {
         let ins: Vec<usize> = n.inputs.iter().map(|&j| map[j]).collect();
-        let in_width = n.inputs.first().map_or(n.ty.width, |&j| arch.nodes[j].ty.width);
+        let in_width = n
+            .inputs
+            .first()
+            .map_or(n.ty.width, |&j| arch.nodes[j].ty.width);
         let w = n.ty.width;
-        let complex = ValueType { domain: Domain::Complex, width: w };
+        let complex = ValueType {
+            domain: Domain::Complex,
+            width: w,
+        };
         map[i] = match (&n.op, hw.backend) {
             (OpKind::Input, _) => {
-                let cost = if n.ty.domain == Domain::Complex && hw.backend.kind() == BackendKind::Mzi { Cost { dac: w, ..Cost::default() } } else { Cost::default() };
-                push(&mut nodes, n.name.clone(), Prim::Input, vec![], w, n.ty, cost, i, n.span)
+                let cost =
+                    if n.ty.domain == Domain::Complex && hw.backend.kind() == BackendKind::Mzi {
+                        Cost {
+                            dac: w,
+                            ..Cost::default()
+                        }
+                    } else {
+                        Cost::default()
+                    };
+                push(
+                    &mut nodes,
+                    n.name.clone(),
+                    Prim::Input,
+                    vec![],
+                    w,
+                    n.ty,
+                    cost,
+                    i,
+                    n.span,
+                )
             }
-            (OpKind::Encode { mode, .. }, BackendSpec::Mzi { .. }) => {
-                push(&mut nodes, n.name.clone(), Prim::Encode { mode: *mode }, ins, in_width, n.ty, Cost { dac: w, ..Cost::default() }, i, n.span)
-            }
-            (OpKind::Encode { mode, .. }, BackendSpec::Digital { .. }) => {
-                push(&mut nodes, n.name.clone(), Prim::Encode { mode: *mode }, ins, in_width, n.ty, Cost::default(), i, n.span)
-            }
+            (OpKind::Encode { mode, .. }, BackendSpec::Mzi { .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Encode { mode: *mode },
+                ins,
+                in_width,
+                n.ty,
+                Cost {
+                    dac: w,
+                    ..Cost::default()
+                },
+                i,
+                n.span,
+            ),
+            (OpKind::Encode { mode, .. }, BackendSpec::Digital { .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Encode { mode: *mode },
+                ins,
+                in_width,
+                n.ty,
+                Cost::default(),
+                i,
+                n.span,
+            ),
             (OpKind::Linear { out }, BackendSpec::Mzi { mesh, .. }) => {
-                let v = push(&mut nodes, format!("{}.V", n.name), Prim::Mesh { layout: mesh }, ins, in_width, ValueType { domain: Domain::Complex, width: in_width }, mesh_cost(in_width, mesh), i, n.span);
+                let v = push(
+                    &mut nodes,
+                    format!("{}.V", n.name),
+                    Prim::Mesh { layout: mesh },
+                    ins,
+                    in_width,
+                    ValueType {
+                        domain: Domain::Complex,
+                        width: in_width,
+                    },
+                    mesh_cost(in_width, mesh),
+                    i,
+                    n.span,
+                );
                 let k = in_width.min(*out);
-                let s_cost = Cost { mzis: k, phase_shifters: k, optical_columns: 1, params: k, ..Cost::default() };
-                let s = push(&mut nodes, format!("{}.sigma", n.name), Prim::Attenuate, vec![v], in_width, ValueType { domain: Domain::Complex, width: *out }, s_cost, i, n.span);
-                push(&mut nodes, format!("{}.U", n.name), Prim::Mesh { layout: mesh }, vec![s], *out, complex, mesh_cost(*out, mesh), i, n.span)
+                let s_cost = Cost {
+                    mzis: k,
+                    phase_shifters: k,
+                    optical_columns: 1,
+                    params: k,
+                    ..Cost::default()
+                };
+                let s = push(
+                    &mut nodes,
+                    format!("{}.sigma", n.name),
+                    Prim::Attenuate,
+                    vec![v],
+                    in_width,
+                    ValueType {
+                        domain: Domain::Complex,
+                        width: *out,
+                    },
+                    s_cost,
+                    i,
+                    n.span,
+                );
+                push(
+                    &mut nodes,
+                    format!("{}.U", n.name),
+                    Prim::Mesh { layout: mesh },
+                    vec![s],
+                    *out,
+                    complex,
+                    mesh_cost(*out, mesh),
+                    i,
+                    n.span,
+                )
             }
             (OpKind::Linear { out }, BackendSpec::Digital { dtype, .. }) => {
                 let is_complex = n.ty.domain == Domain::Complex;
                 let macs = in_width * out * if is_complex { 4 } else { 1 };
-                let params = if is_complex { 2 * in_width * out } else { in_width * out + out };
-                push(&mut nodes, n.name.clone(), Prim::MatMul { dtype, complex: is_complex }, ins, in_width, n.ty, Cost { macs, params, ..Cost::default() }, i, n.span)
+                let params = if is_complex {
+                    2 * in_width * out
+                } else {
+                    in_width * out + out
+                };
+                push(
+                    &mut nodes,
+                    n.name.clone(),
+                    Prim::MatMul {
+                        dtype,
+                        complex: is_complex,
+                    },
+                    ins,
+                    in_width,
+                    n.ty,
+                    Cost {
+                        macs,
+                        params,
+                        ..Cost::default()
+                    },
+                    i,
+                    n.span,
+                )
             }
-            (OpKind::Unitary, BackendSpec::Mzi { mesh, .. }) => push(&mut nodes, n.name.clone(), Prim::Mesh { layout: mesh }, ins, w, complex, mesh_cost(w, mesh), i, n.span),
-            (OpKind::Unitary, BackendSpec::Digital { dtype, .. }) => {
-                push(&mut nodes, n.name.clone(), Prim::MatMul { dtype, complex: true }, ins, w, complex, Cost { macs: 4 * w * w, params: w * w, ..Cost::default() }, i, n.span)
-            }
-            (OpKind::Diag, BackendSpec::Mzi { .. }) => {
-                push(&mut nodes, n.name.clone(), Prim::Diag, ins, w, complex, Cost { mzis: w, phase_shifters: 2 * w, optical_columns: 1, params: 2 * w, ..Cost::default() }, i, n.span)
-            }
-            (OpKind::Diag, BackendSpec::Digital { dtype, .. }) => {
-                push(&mut nodes, n.name.clone(), Prim::Scale { dtype }, ins, w, complex, Cost { macs: 4 * w, params: 2 * w, ..Cost::default() }, i, n.span)
-            }
-            (OpKind::ModRelu { bias }, _) => push(&mut nodes, n.name.clone(), Prim::ModRelu { bias: *bias }, ins, w, complex, Cost { params: w, ..Cost::default() }, i, n.span),
-            (OpKind::EoActivation { alpha, gain, bias_phase }, _) => push(
+            (OpKind::Unitary, BackendSpec::Mzi { mesh, .. }) => push(
                 &mut nodes,
                 n.name.clone(),
-                Prim::EoActivation { alpha: *alpha, gain: *gain, bias_phase: *bias_phase },
+                Prim::Mesh { layout: mesh },
+                ins,
+                w,
+                complex,
+                mesh_cost(w, mesh),
+                i,
+                n.span,
+            ),
+            (OpKind::Unitary, BackendSpec::Digital { dtype, .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::MatMul {
+                    dtype,
+                    complex: true,
+                },
+                ins,
+                w,
+                complex,
+                Cost {
+                    macs: 4 * w * w,
+                    params: w * w,
+                    ..Cost::default()
+                },
+                i,
+                n.span,
+            ),
+            (OpKind::Diag, BackendSpec::Mzi { .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Diag,
+                ins,
+                w,
+                complex,
+                Cost {
+                    mzis: w,
+                    phase_shifters: 2 * w,
+                    optical_columns: 1,
+                    params: 2 * w,
+                    ..Cost::default()
+                },
+                i,
+                n.span,
+            ),
+            (OpKind::Diag, BackendSpec::Digital { dtype, .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Scale { dtype },
+                ins,
+                w,
+                complex,
+                Cost {
+                    macs: 4 * w,
+                    params: 2 * w,
+                    ..Cost::default()
+                },
+                i,
+                n.span,
+            ),
+            (OpKind::ModRelu { bias }, _) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::ModRelu { bias: *bias },
+                ins,
+                w,
+                complex,
+                Cost {
+                    params: w,
+                    ..Cost::default()
+                },
+                i,
+                n.span,
+            ),
+            (
+                OpKind::EoActivation {
+                    alpha,
+                    gain,
+                    bias_phase,
+                },
+                _,
+            ) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::EoActivation {
+                    alpha: *alpha,
+                    gain: *gain,
+                    bias_phase: *bias_phase,
+                },
                 ins,
                 w,
                 complex,
@@ -236,11 +488,64 @@ pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
                 i,
                 n.span,
             ),
-            (OpKind::Detect, BackendSpec::Mzi { .. }) => push(&mut nodes, n.name.clone(), Prim::Detect, ins, w, n.ty, Cost { adc: w, ..Cost::default() }, i, n.span),
-            (OpKind::Detect, BackendSpec::Digital { .. }) => push(&mut nodes, n.name.clone(), Prim::Detect, ins, w, n.ty, Cost::default(), i, n.span),
-            (OpKind::Relu, _) => push(&mut nodes, n.name.clone(), Prim::Relu, ins, w, n.ty, Cost::default(), i, n.span),
-            (OpKind::Tanh, _) => push(&mut nodes, n.name.clone(), Prim::Tanh, ins, w, n.ty, Cost::default(), i, n.span),
-            (OpKind::Sigmoid, _) => push(&mut nodes, n.name.clone(), Prim::Sigmoid, ins, w, n.ty, Cost::default(), i, n.span),
+            (OpKind::Detect, BackendSpec::Mzi { .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Detect,
+                ins,
+                w,
+                n.ty,
+                Cost {
+                    adc: w,
+                    ..Cost::default()
+                },
+                i,
+                n.span,
+            ),
+            (OpKind::Detect, BackendSpec::Digital { .. }) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Detect,
+                ins,
+                w,
+                n.ty,
+                Cost::default(),
+                i,
+                n.span,
+            ),
+            (OpKind::Relu, _) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Relu,
+                ins,
+                w,
+                n.ty,
+                Cost::default(),
+                i,
+                n.span,
+            ),
+            (OpKind::Tanh, _) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Tanh,
+                ins,
+                w,
+                n.ty,
+                Cost::default(),
+                i,
+                n.span,
+            ),
+            (OpKind::Sigmoid, _) => push(
+                &mut nodes,
+                n.name.clone(),
+                Prim::Sigmoid,
+                ins,
+                w,
+                n.ty,
+                Cost::default(),
+                i,
+                n.span,
+            ),
         };
     }
     Graph {

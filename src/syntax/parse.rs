@@ -27,7 +27,10 @@ pub fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
                 code::TOO_LARGE,
                 file,
                 Span::new(0, 0),
-                format!("this file is {} bytes; the compiler accepts at most {MAX_SOURCE_BYTES}", text.len()),
+                format!(
+                    "this file is {} bytes; the compiler accepts at most {MAX_SOURCE_BYTES}",
+                    text.len()
+                ),
             )
             .with_label("file starts here")
             .with_help("split it into several files joined with `use`"),
@@ -43,8 +46,14 @@ pub fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
         }
         match UhParser::parse(Rule::file, chunk) {
             Ok(mut pairs) => {
-                let Some(file_pair) = pairs.next() else { continue };
-                let mut cx = Lower { file, offset: start, diags: &mut diags };
+                let Some(file_pair) = pairs.next() else {
+                    continue;
+                };
+                let mut cx = Lower {
+                    file,
+                    offset: start,
+                    diags: &mut diags,
+                };
                 for p in file_pair.into_inner() {
                     if p.as_rule() != Rule::EOI {
                         items.push(cx.item(p));
@@ -86,7 +95,9 @@ fn starts_item(line: &str) -> bool {
                 continue;
             }
             let rest = rest.trim_start();
-            let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let name_len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
             return name_len > 0 && !rest[name_len..].trim_start().starts_with('=');
         }
     }
@@ -168,12 +179,17 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::string => "a string",
         Rule::string_inner => "string text",
         Rule::keyword => "a keyword",
-        Rule::ident => "a name",
+        Rule::ident | Rule::key => "a name",
         Rule::WHITESPACE | Rule::COMMENT => "whitespace",
     }
 }
 
-fn syntax_error(file: FileId, chunk: &str, offset: usize, e: pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(
+    file: FileId,
+    chunk: &str,
+    offset: usize,
+    e: pest::error::Error<Rule>,
+) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let pos = match e.location {
         InputLocation::Pos(p) => p,
@@ -193,7 +209,11 @@ fn syntax_error(file: FileId, chunk: &str, offset: usize, e: pest::error::Error<
     let found_len = token_len(&chunk[pos.min(chunk.len())..]);
     let at = offset + pos;
     let mut d = Diagnostic::error(code::SYNTAX, file, Span::new(at, at + found_len), message)
-        .with_label(if expected.is_empty() { "here".to_string() } else { format!("expected {expected}") });
+        .with_label(if expected.is_empty() {
+            "here".to_string()
+        } else {
+            format!("expected {expected}")
+        });
     d = d.with_help(syntax_help(chunk, pos));
     d
 }
@@ -202,7 +222,8 @@ fn syntax_help(chunk: &str, pos: usize) -> String {
     let rest = chunk[pos.min(chunk.len())..].trim_start();
     let before = chunk[..pos.min(chunk.len())].trim_end();
     if rest.starts_with("```") || rest.starts_with('#') || chunk.trim_start().starts_with("```") {
-        return "this looks like Markdown: keep only the `.uh` text, without fences or prose".into();
+        return "this looks like Markdown: keep only the `.uh` text, without fences or prose"
+            .into();
     }
     if rest.is_empty() && chunk.matches('{').count() > chunk.matches('}').count() {
         return "a `{` is not closed: add the missing `}`".into();
@@ -222,9 +243,12 @@ fn join_alternatives(names: &[&str]) -> String {
 }
 
 fn token_len(rest: &str) -> usize {
-    let Some(c) = rest.chars().next() else { return 0 };
+    let Some(c) = rest.chars().next() else {
+        return 0;
+    };
     if c.is_alphanumeric() || c == '_' {
-        rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len())
+        rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(rest.len())
     } else {
         c.len_utf8()
     }
@@ -253,7 +277,10 @@ impl Lower<'_> {
     }
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
-        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+        Ident {
+            name: p.as_str().to_string(),
+            span: self.span(&p),
+        }
     }
 
     fn item(&mut self, p: Pair<Rule>) -> Item {
@@ -275,14 +302,24 @@ impl Lower<'_> {
                         _ => body = self.block(q),
                     }
                 }
-                Item::Hardware(Hardware { name, extends, body, span })
+                Item::Hardware(Hardware {
+                    name,
+                    extends,
+                    body,
+                    span,
+                })
             }
             Rule::arch_item => {
                 let name = self.ident(inner.next().expect("grammar: arch name"));
                 let on = inner.next().expect("grammar: on clause");
                 let hardware = self.ident(on.into_inner().next().expect("grammar: on name"));
                 let body = self.block(inner.next().expect("grammar: arch block"));
-                Item::Arch(Arch { name, hardware, body, span })
+                Item::Arch(Arch {
+                    name,
+                    hardware,
+                    body,
+                    span,
+                })
             }
             Rule::task_item => {
                 let name = self.ident(inner.next().expect("grammar: task name"));
@@ -317,9 +354,20 @@ impl Lower<'_> {
                 let mut ty_inner = ty_pair.into_inner();
                 let domain = self.ident(ty_inner.next().expect("grammar: type domain"));
                 let width = self.number(ty_inner.next().expect("grammar: type width"));
-                Entry::Input(Input { name, ty: Type { domain, width, span: ty_span }, span })
+                Entry::Input(Input {
+                    name,
+                    ty: Type {
+                        domain,
+                        width,
+                        span: ty_span,
+                    },
+                    span,
+                })
             }
-            Rule::output_entry => Entry::Output(Output { value: self.expr(next()), span }),
+            Rule::output_entry => Entry::Output(Output {
+                value: self.expr(next()),
+                span,
+            }),
             Rule::constraint_entry => {
                 let metric = self.ident(next());
                 let op_pair = next();
@@ -332,7 +380,13 @@ impl Lower<'_> {
                     _ => CmpOp::Eq,
                 };
                 let bound = self.expr(next());
-                Entry::Constraint(Constraint { metric, op, op_span, bound, span })
+                Entry::Constraint(Constraint {
+                    metric,
+                    op,
+                    op_span,
+                    bound,
+                    span,
+                })
             }
             Rule::section_entry => {
                 let name = self.ident(next());
@@ -344,7 +398,12 @@ impl Lower<'_> {
                         _ => body = self.block(q),
                     }
                 }
-                Entry::Section(Section { name, kind, body, span })
+                Entry::Section(Section {
+                    name,
+                    kind,
+                    body,
+                    span,
+                })
             }
             Rule::field_entry => {
                 let key = self.ident(next());
@@ -358,7 +417,10 @@ impl Lower<'_> {
     fn expr(&mut self, p: Pair<Rule>) -> Expr {
         let span = self.span(&p);
         match p.as_rule() {
-            Rule::list => Expr::List(List { items: p.into_inner().map(|e| self.expr(e)).collect(), span }),
+            Rule::list => Expr::List(List {
+                items: p.into_inner().map(|e| self.expr(e)).collect(),
+                span,
+            }),
             Rule::call => {
                 let mut inner = p.into_inner();
                 let func = self.ident(inner.next().expect("grammar: call name"));
@@ -382,8 +444,16 @@ impl Lower<'_> {
         let parts: Vec<Pair<Rule>> = p.into_inner().collect();
         let mut parts = parts.into_iter();
         match (parts.next(), parts.next()) {
-            (Some(name), Some(value)) => Arg { name: Some(self.ident(name)), value: self.expr(value), span },
-            (Some(value), None) => Arg { name: None, value: self.expr(value), span },
+            (Some(name), Some(value)) => Arg {
+                name: Some(self.ident(name)),
+                value: self.expr(value),
+                span,
+            },
+            (Some(value), None) => Arg {
+                name: None,
+                value: self.expr(value),
+                span,
+            },
             _ => unreachable!("grammar: argument has one or two parts"),
         }
     }

@@ -14,7 +14,14 @@ const INLINE_WIDTH: usize = 80;
 
 /// Prints a tree without comments.
 pub fn print_file(file: &File) -> String {
-    let mut p = Printer { out: String::new(), src: "", comments: Vec::new(), next_comment: 0, depth: 0, last_end: 0 };
+    let mut p = Printer {
+        out: String::new(),
+        src: "",
+        comments: Vec::new(),
+        next_comment: 0,
+        depth: 0,
+        last_end: 0,
+    };
     p.file(file);
     p.out
 }
@@ -26,7 +33,14 @@ pub fn format_source(file_id: FileId, text: &str) -> Result<String, Vec<Diagnost
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
-    let mut p = Printer { out: String::new(), src: text, comments: scan_comments(text), next_comment: 0, depth: 0, last_end: 0 };
+    let mut p = Printer {
+        out: String::new(),
+        src: text,
+        comments: scan_comments(text),
+        next_comment: 0,
+        depth: 0,
+        last_end: 0,
+    };
     p.file(&file);
     Ok(p.out)
 }
@@ -54,7 +68,10 @@ fn scan_comments(text: &str) -> Vec<Comment> {
             in_string = true;
         } else if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
             let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
-            out.push(Comment { span: Span::new(i, end), text: text[i..end].trim_end().to_string() });
+            out.push(Comment {
+                span: Span::new(i, end),
+                text: text[i..end].trim_end().to_string(),
+            });
             i = end;
             continue;
         }
@@ -126,7 +143,10 @@ impl Printer<'_> {
     /// Appends a comment that stands on the same source line after `end`.
     fn trailing_comment(&mut self, end: u32) {
         if let Some(c) = self.comments.get(self.next_comment) {
-            let gap = self.src.get(end as usize..c.span.start as usize).unwrap_or("\n");
+            let gap = self
+                .src
+                .get(end as usize..c.span.start as usize)
+                .unwrap_or("\n");
             if c.span.start >= end && !gap.contains('\n') {
                 self.out.push(' ');
                 self.out.push_str(&c.text.clone());
@@ -137,7 +157,9 @@ impl Printer<'_> {
     }
 
     fn has_comment_within(&self, span: Span) -> bool {
-        self.comments[self.next_comment..].iter().any(|c| c.span.start > span.start && c.span.start < span.end)
+        self.comments[self.next_comment..]
+            .iter()
+            .any(|c| c.span.start > span.start && c.span.start < span.end)
     }
 
     fn file(&mut self, file: &File) {
@@ -269,7 +291,12 @@ impl Printer<'_> {
         if self.has_comment_within(s.span) {
             return false;
         }
-        if !s.body.entries.iter().all(|e| matches!(e, Entry::Field(f) if !matches!(f.value, Expr::List(_)))) {
+        if !s
+            .body
+            .entries
+            .iter()
+            .all(|e| matches!(e, Entry::Field(f) if !matches!(f.value, Expr::List(_))))
+        {
             return false;
         }
         self.depth * INDENT.len() + section_inline_text(s).len() <= INLINE_WIDTH
@@ -305,9 +332,17 @@ fn entry_inline(entry: &Entry) -> String {
             v => format!("{} = {}", f.key.name, expr(v)),
         },
         Entry::Section(s) => section_inline_text(s),
-        Entry::Input(i) => format!("input {}: {}[{}]", i.name.name, i.ty.domain.name, i.ty.width.text),
+        Entry::Input(i) => format!(
+            "input {}: {}[{}]",
+            i.name.name, i.ty.domain.name, i.ty.width.text
+        ),
         Entry::Output(o) => format!("output {}", expr(&o.value)),
-        Entry::Constraint(c) => format!("constraint {} {} {}", c.metric.name, c.op.as_str(), expr(&c.bound)),
+        Entry::Constraint(c) => format!(
+            "constraint {} {} {}",
+            c.metric.name,
+            c.op.as_str(),
+            expr(&c.bound)
+        ),
     }
 }
 

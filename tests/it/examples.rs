@@ -12,7 +12,11 @@ fn examples_and_stdlib_check_clean() {
         let text = std::fs::read_to_string(&path).expect("example is UTF-8");
         let full = path.display().to_string();
         let (checked, diags, sources) = uhc::check_source_with(&full, &text, &FsResolver);
-        assert!(diags.is_empty(), "{name} is not clean:\n{}", sources.render_plain(&diags));
+        assert!(
+            diags.is_empty(),
+            "{name} is not clean:\n{}",
+            sources.render_plain(&diags)
+        );
         let compiled = checked.expect("clean file yields a program");
         let checked = &compiled.checked;
         let mut summary = String::new();
@@ -24,8 +28,12 @@ fn examples_and_stdlib_check_clean() {
             summary.push_str(&uhc::ir::energy::render(&uhc::ir::energy_report(g, hw)));
             summary.push_str(&format!("hash {}\n", uhc::ir::structural_hash(g)));
             for n in &a.nodes {
-                let inputs: Vec<&str> = n.inputs.iter().map(|&i| a.nodes[i].name.as_str()).collect();
-                summary.push_str(&format!("  {} : {} = {:?} {:?}\n", n.name, n.ty, n.op, inputs));
+                let inputs: Vec<&str> =
+                    n.inputs.iter().map(|&i| a.nodes[i].name.as_str()).collect();
+                summary.push_str(&format!(
+                    "  {} : {} = {:?} {:?}\n",
+                    n.name, n.ty, n.op, inputs
+                ));
             }
         }
         for t in &checked.tasks {
@@ -35,7 +43,10 @@ fn examples_and_stdlib_check_clean() {
             summary.push_str(&format!("search {}: {:?}\n", s.name, s));
         }
         if name.starts_with("examples/") {
-            let snap = name.trim_start_matches("examples/").trim_end_matches(".uh").replace('/', "__");
+            let snap = name
+                .trim_start_matches("examples/")
+                .trim_end_matches(".uh")
+                .replace('/', "__");
             insta::with_settings!({ snapshot_path => "snapshots/examples", prepend_module_to_snapshot => false, omit_expression => true }, {
                 insta::assert_snapshot!(snap, summary);
             });

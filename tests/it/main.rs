@@ -1,6 +1,7 @@
 //! The one integration-test binary (see matklad's "Delete Cargo Integration Tests").
 
 mod examples;
+mod ir;
 mod robustness;
 mod roundtrip;
 mod ui;
@@ -21,5 +22,8 @@ pub fn uh_files(dir: &str) -> Vec<PathBuf> {
 
 /// A path relative to the repository root with `/` separators, for stable snapshots.
 pub fn rel(path: &Path) -> String {
-    path.strip_prefix(root()).unwrap_or(path).to_string_lossy().replace('\\', "/")
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }

@@ -9,7 +9,10 @@ fn corpus() -> Vec<(String, String)> {
     let mut files = super::uh_files("examples");
     files.extend(super::uh_files("stdlib"));
     files.extend(super::uh_files("tests/ui"));
-    files.into_iter().map(|p| (super::rel(&p), std::fs::read_to_string(&p).expect("UTF-8"))).collect()
+    files
+        .into_iter()
+        .map(|p| (super::rel(&p), std::fs::read_to_string(&p).expect("UTF-8")))
+        .collect()
 }
 
 fn assert_roundtrip(name: &str, text: &str) {
@@ -19,7 +22,10 @@ fn assert_roundtrip(name: &str, text: &str) {
     }
     let printed = print_file(&ast);
     let (reparsed, diags2) = parse(FileId(0), &printed);
-    assert!(diags2.is_empty(), "{name}: printed text does not parse:\n{printed}");
+    assert!(
+        diags2.is_empty(),
+        "{name}: printed text does not parse:\n{printed}"
+    );
     assert_eq!(ast, reparsed, "{name}: parse(print(ast)) != ast");
 
     let once = format_source(FileId(0), text).expect("parseable text formats");
@@ -28,8 +34,16 @@ fn assert_roundtrip(name: &str, text: &str) {
     let (formatted_ast, _) = parse(FileId(0), &once);
     assert_eq!(ast, formatted_ast, "{name}: fmt changed the meaning");
     // Every comment survives, in order.
-    let comments = |t: &str| -> Vec<String> { t.lines().filter_map(|l| l.find("//").map(|i| l[i..].trim_end().to_string())).collect() };
-    assert_eq!(comments(text), comments(&once), "{name}: fmt lost or reordered comments");
+    let comments = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.find("//").map(|i| l[i..].trim_end().to_string()))
+            .collect()
+    };
+    assert_eq!(
+        comments(text),
+        comments(&once),
+        "{name}: fmt lost or reordered comments"
+    );
 }
 
 #[test]

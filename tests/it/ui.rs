@@ -8,14 +8,23 @@ fn expected_codes(text: &str) -> Vec<String> {
     text.lines()
         .next()
         .and_then(|l| l.strip_prefix("// expect:"))
-        .map(|rest| rest.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+        .map(|rest| {
+            rest.split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[test]
 fn ui_cases() {
     let files = super::uh_files("tests/ui");
-    assert!(files.len() >= 40, "at least 40 ui cases, found {}", files.len());
+    assert!(
+        files.len() >= 40,
+        "at least 40 ui cases, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for path in &files {
         let name = super::rel(path);
@@ -26,20 +35,32 @@ fn ui_cases() {
             continue;
         }
         let (checked, diags, sources) = uhc::check_source_with(&name, &text, &StdlibResolver);
-        let got: Vec<&str> = diags.iter().filter(|d| d.severity == Severity::Error || expected.iter().any(|e| e == d.code)).map(|d| d.code).collect();
+        let got: Vec<&str> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error || expected.iter().any(|e| e == d.code))
+            .map(|d| d.code)
+            .collect();
         for e in &expected {
             if !got.contains(&e.as_str()) {
                 failures.push(format!("{name}: expected {e}, got {got:?}"));
             }
         }
-        if expected.iter().any(|e| CODES.iter().find(|c| c.code == e).is_none()) {
+        if expected
+            .iter()
+            .any(|e| CODES.iter().find(|c| c.code == e).is_none())
+        {
             failures.push(format!("{name}: expects an unregistered code {expected:?}"));
         }
         if diags.iter().any(|d| d.is_error()) == checked.is_some() {
-            failures.push(format!("{name}: a file with errors must not yield a checked program"));
+            failures.push(format!(
+                "{name}: a file with errors must not yield a checked program"
+            ));
         }
         let rendered = sources.render_human(&diags, false);
-        let snap_name = name.trim_start_matches("tests/ui/").trim_end_matches(".uh").replace('/', "__");
+        let snap_name = name
+            .trim_start_matches("tests/ui/")
+            .trim_end_matches(".uh")
+            .replace('/', "__");
         insta::with_settings!({ snapshot_path => "snapshots/ui", prepend_module_to_snapshot => false, omit_expression => true }, {
             insta::assert_snapshot!(snap_name, format!("{text}\n---\n{rendered}"));
         });
@@ -59,14 +80,26 @@ fn every_code_has_a_ui_case() {
     // Codes only the driver can produce (files it cannot read or decode) are covered by
     // the CLI tests instead.
     let driver_only = ["uh::io", "uh::syntax::utf8"];
-    let missing: Vec<&str> = CODES.iter().map(|c| c.code).filter(|c| !covered.contains(*c) && !driver_only.contains(c)).collect();
+    let missing: Vec<&str> = CODES
+        .iter()
+        .map(|c| c.code)
+        .filter(|c| !covered.contains(*c) && !driver_only.contains(c))
+        .collect();
     assert!(missing.is_empty(), "codes without a ui case: {missing:?}");
 }
 
 /// The book's diagnostics index has an entry for every code.
 #[test]
 fn every_code_is_in_the_book() {
-    let index = std::fs::read_to_string(super::root().join("book/src/diagnostics.md")).expect("book/src/diagnostics.md exists");
-    let missing: Vec<&str> = CODES.iter().map(|c| c.code).filter(|c| !index.contains(&format!("## `{c}`"))).collect();
-    assert!(missing.is_empty(), "codes missing from book/src/diagnostics.md: {missing:?}");
+    let index = std::fs::read_to_string(super::root().join("book/src/diagnostics.md"))
+        .expect("book/src/diagnostics.md exists");
+    let missing: Vec<&str> = CODES
+        .iter()
+        .map(|c| c.code)
+        .filter(|c| !index.contains(&format!("## `{c}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes missing from book/src/diagnostics.md: {missing:?}"
+    );
 }
