@@ -8,3 +8,4 @@
 
 pub mod hypervolume;
 pub mod nsga2;
+pub mod store;
