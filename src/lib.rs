@@ -72,3 +72,4 @@ pub fn compile(
     let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();
     (ok.then_some(Compiled { checked, graphs }), diags)
 }
+pub mod search;
