@@ -5,13 +5,14 @@
 
 pub mod check;
 pub mod diag;
+pub mod driver;
+pub mod ir;
+pub mod search;
 pub mod stdlib;
 pub mod syntax;
 
 pub use check::Checked;
 pub use diag::{Diagnostic, Sources};
-pub mod driver;
-pub mod ir;
 
 use check::Resolver;
 use diag::Diagnostic as Diag;
@@ -72,4 +73,3 @@ pub fn compile(
     let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();
     (ok.then_some(Compiled { checked, graphs }), diags)
 }
-pub mod search;

@@ -36,15 +36,8 @@ use std::cmp::Ordering;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// Whether an objective is to be made large or small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Larger is better (accuracy).
-    Maximize,
-    /// Smaller is better (energy, MZI count, accuracy drop).
-    Minimize,
-}
+/// Objective directions are the language's (`maximize(…)`, `minimize(…)` in a `search`).
+pub use crate::check::model::Direction;
 
 impl Direction {
     /// `value` as a quantity to minimise: negated for [`Direction::Maximize`]; NaN becomes
