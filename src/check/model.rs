@@ -348,7 +348,7 @@ pub enum Encoder {
     Pool {
         factor: usize,
     },
-    /// Keep the k×k lowest spatial frequencies of the 2-D DFT (magnitudes).
+    /// Keep the k×k lowest spatial frequencies of the 2-D DFT: 2k² features (real, imaginary).
     Fft {
         k: usize,
     },

@@ -228,8 +228,9 @@ impl Cx<'_> {
                         );
                         return None;
                     }
-                    side = Some(*k);
-                    features = Some(k * k);
+                    // Real and imaginary parts of the k×k lowest frequencies.
+                    side = None;
+                    features = Some(2 * k * k);
                 }
                 (Encoder::Pool { .. } | Encoder::Fft { .. }, None) => features = features_decl,
                 _ => {}
