@@ -172,9 +172,13 @@ pub fn dft_low_freq(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FourierOutput {
     /// `|X[u, v]|`: `k²` shift-invariant features (the usual "Fourier features"). For real
-    /// images `|X[−u, −v]| = |X[u, v]|`, so roughly half are redundant.
+    /// images `|X[−u, −v]| = |X[u, v]|`, so roughly half are redundant, and the phase, which
+    /// says where the strokes are, is lost: nearest-centroid accuracy on `mnist5k` at k = 6
+    /// drops from 0.79 (`RealImag`) to 0.59 (NumPy check, see the pipeline tests).
     Magnitude,
-    /// All real parts then all imaginary parts: `2k²` features that keep the phase.
+    /// All real parts then all imaginary parts: `2k²` features that keep the phase. (To feed
+    /// the complex coefficients straight into a mesh, as neurophox does, use
+    /// [`dft_low_freq`] instead.)
     RealImag,
 }
 
