@@ -4,6 +4,7 @@
 //! Every stage before the driver is pure: no files, no network, no clocks.
 
 pub mod check;
+pub mod data;
 pub mod diag;
 pub mod driver;
 pub mod ir;
