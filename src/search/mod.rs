@@ -9,3 +9,5 @@
 pub mod hypervolume;
 pub mod nsga2;
 pub mod store;
+pub mod engine;
+pub mod genome;

@@ -414,7 +414,7 @@ pub struct Violation {
 
 /// What an evaluation measured. NaN is allowed in the float metrics (stored as NULL and read
 /// back as NaN); violation amounts must be finite and non-negative.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Metrics {
     /// Clean test accuracy in [0, 1].
     pub accuracy: f64,

@@ -1,0 +1,595 @@
+//! The evolutionary loop: propose `.uh` candidates, compile and deduplicate them, evaluate
+//! the new ones in parallel under a wall-clock limit, commit each result as it lands, and
+//! select the next population with NSGA-II. Everything it has done is in the store, so a
+//! killed run resumes where it stopped.
+
+use super::genome::{self, Genome};
+use super::nsga2::{self, Individual};
+use super::store::{CandidateRecord, CandidateState, Disposition, Evaluation, Failure, Inserted, Metrics, NewCandidate, Recovery, Store, StoreError, Violation};
+use crate::check::model::{ArchGraph, Direction, HardwareProfile, Metric, SearchSpec, TaskSpec, TrainSpec};
+use crate::check::Resolver;
+use crate::diag::Sources;
+use crate::syntax::{self, Item};
+use crate::Compiled;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Accuracy figures the evaluator measures by training and Monte Carlo testing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub accuracy: f64,
+    pub noisy_accuracy_mean: f64,
+    pub noisy_accuracy_std: f64,
+    pub noisy_accuracy_p5: f64,
+}
+
+/// Everything an evaluator needs for one candidate.
+pub struct EvalRequest<'a> {
+    pub compiled: &'a Compiled,
+    pub arch: &'a str,
+    pub task: &'a TaskSpec,
+    pub train: &'a TrainSpec,
+    pub draws: usize,
+    /// Derived from the search seed and the candidate: training and noise seeds come from it.
+    pub seed: u64,
+    /// Evaluators check it between mini-batches and give up with an error once passed.
+    pub deadline: Instant,
+}
+
+/// Trains and scores one candidate. Must be deterministic for a given request.
+pub trait Evaluator: Send + Sync {
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String>;
+}
+
+/// The search file, compiled, and what candidates are compiled against.
+pub struct SearchContext {
+    pub spec: SearchSpec,
+    pub task: TaskSpec,
+    pub hardware: HardwareProfile,
+    /// The search file's `use` and `hardware` items: every candidate is compiled after it.
+    pub prelude: String,
+    /// Seed architectures as `.uh` text, retargeted onto the search's hardware.
+    pub seeds: Vec<String>,
+    resolver: Arc<dyn Resolver + Send + Sync>,
+    file_name: String,
+}
+
+/// A candidate that compiled.
+pub struct CompiledCandidate {
+    pub compiled: Compiled,
+    pub arch: ArchGraph,
+    pub canonical: String,
+    pub hash: String,
+}
+
+impl SearchContext {
+    /// Builds the context for search `name` in a compiled file.
+    pub fn new(
+        file_name: &str,
+        text: &str,
+        compiled: &Compiled,
+        name: Option<&str>,
+        resolver: Arc<dyn Resolver + Send + Sync>,
+    ) -> Result<SearchContext, String> {
+        let searches = &compiled.checked.searches;
+        let spec = match name {
+            Some(n) => searches.iter().find(|s| s.name == n).ok_or_else(|| {
+                format!("no search named `{n}`; the file has: {}", searches.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))
+            })?,
+            None if searches.len() == 1 => &searches[0],
+            None if searches.is_empty() => return Err("the file defines no `search` item".into()),
+            None => return Err("the file defines several searches; choose one with --search".into()),
+        };
+        let task = compiled.checked.task(&spec.task).cloned().ok_or("the search's task is missing")?;
+        let hardware = compiled.checked.hardware(&spec.hardware).cloned().ok_or("the search's hardware is missing")?;
+        let (ast, _) = syntax::parse(crate::diag::FileId(0), text);
+        let prelude_items: Vec<Item> = ast.items.iter().filter(|i| matches!(i, Item::Use(_) | Item::Hardware(_))).cloned().collect();
+        let prelude = syntax::print_file(&syntax::File { items: prelude_items });
+        let mut seeds = Vec::new();
+        for seed in &spec.seeds {
+            let Some(Item::Arch(a)) = ast.items.iter().find(|i| matches!(i, Item::Arch(a) if &a.name.name == seed)) else { continue };
+            let mut a = a.clone();
+            a.hardware.name = hardware.name.clone();
+            seeds.push(syntax::print_file(&syntax::File { items: vec![Item::Arch(a)] }));
+        }
+        Ok(SearchContext { spec: spec.clone(), task, hardware, prelude, seeds, resolver, file_name: file_name.to_string() })
+    }
+
+    /// Compiles candidate text (one `arch` on the search's hardware) after the prelude.
+    /// On failure returns the reason and the rendered diagnostics.
+    pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, (String, String)> {
+        let (cand_ast, parse_diags) = syntax::parse(crate::diag::FileId(0), text);
+        if parse_diags.is_empty() {
+            let archs = cand_ast.items.iter().filter(|i| matches!(i, Item::Arch(_))).count();
+            let others: Vec<&str> = cand_ast.items.iter().filter(|i| !matches!(i, Item::Arch(_))).map(|i| i.keyword()).collect();
+            if archs != 1 || !others.is_empty() {
+                return Err((
+                    "shape".into(),
+                    format!("a candidate is exactly one `arch` item (found {archs} arch items and {} other items: {})", others.len(), others.join(", ")),
+                ));
+            }
+            if let Some(Item::Arch(a)) = cand_ast.items.first() {
+                if a.hardware.name != self.hardware.name {
+                    return Err(("hardware".into(), format!("the candidate runs on `{}`, but this search's hardware is `{}`: write `arch {} on {}`", a.hardware.name, self.hardware.name, a.name.name, self.hardware.name)));
+                }
+            }
+        }
+        let full = format!("{}\n{}", self.prelude, text);
+        let mut sources = Sources::new();
+        let root = sources.add(format!("{}#candidate", self.file_name), full);
+        let (compiled, diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
+        let Some(compiled) = compiled else {
+            let first = diags.iter().find(|d| d.is_error()).map_or("invalid", |d| d.code);
+            return Err((first.to_string(), sources.render_plain(&diags)));
+        };
+        let Some(arch) = compiled.checked.archs.last().cloned() else {
+            return Err(("shape".into(), "the candidate defines no architecture".into()));
+        };
+        let Some(graph) = compiled.graph(&arch.name) else {
+            return Err(("lower".into(), "the candidate could not be lowered".into()));
+        };
+        let hash = crate::ir::structural_hash(graph);
+        let canonical = syntax::format_source(crate::diag::FileId(0), text).unwrap_or_else(|_| text.to_string());
+        Ok(CompiledCandidate { compiled, arch, canonical, hash })
+    }
+}
+
+/// Flags that override the `search` item.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub budget: Option<usize>,
+    pub jobs: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+/// A source of new candidate texts. Built-in operators edit genomes; LLM operators write text.
+pub trait Proposer: Send {
+    /// The operator name stored with each proposal.
+    fn name(&self) -> &str;
+    /// How many parents it takes (0, 1 or 2).
+    fn arity(&self) -> usize;
+    fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String>;
+}
+
+fn parent_genome(cx: &SearchContext, p: &CandidateRecord) -> Option<Genome> {
+    let c = cx.compile_candidate(&p.text).ok()?;
+    Some(Genome::from_graph(&c.arch))
+}
+
+pub struct RandomProposer;
+pub struct MutateProposer;
+pub struct CrossoverProposer;
+
+fn features(cx: &SearchContext) -> usize {
+    cx.task.features.unwrap_or(cx.hardware.backend.max_width().min(16))
+}
+
+impl Proposer for RandomProposer {
+    fn name(&self) -> &str {
+        "random"
+    }
+    fn arity(&self) -> usize {
+        0
+    }
+    fn propose(&mut self, cx: &SearchContext, _: &[&CandidateRecord], rng: &mut StdRng) -> Option<String> {
+        let g = genome::random(&cx.hardware, features(cx), cx.task.classes, rng);
+        Some(g.to_text(&format!("random_{}", rng.random::<u32>()), &cx.hardware.name))
+    }
+}
+
+impl Proposer for MutateProposer {
+    fn name(&self) -> &str {
+        "mutate"
+    }
+    fn arity(&self) -> usize {
+        1
+    }
+    fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String> {
+        let g = parent_genome(cx, parents.first()?)?;
+        let child = genome::mutate(&g, &cx.hardware, rng);
+        Some(child.to_text(&format!("mutant_{}", rng.random::<u32>()), &cx.hardware.name))
+    }
+}
+
+impl Proposer for CrossoverProposer {
+    fn name(&self) -> &str {
+        "crossover"
+    }
+    fn arity(&self) -> usize {
+        2
+    }
+    fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String> {
+        let a = parent_genome(cx, parents.first()?)?;
+        let b = parent_genome(cx, parents.get(1)?)?;
+        let child = genome::crossover(&a, &b, rng);
+        Some(child.to_text(&format!("child_{}", rng.random::<u32>()), &cx.hardware.name))
+    }
+}
+
+/// The built-in (no-network) proposer for an operator name.
+pub fn builtin_proposer(name: &str) -> Option<Box<dyn Proposer>> {
+    match name {
+        "random" => Some(Box::new(RandomProposer)),
+        "mutate" => Some(Box::new(MutateProposer)),
+        "crossover" => Some(Box::new(CrossoverProposer)),
+        _ => None,
+    }
+}
+
+/// A metric's value for a candidate (static ones from the compiler, the rest measured).
+pub fn metric_value(m: &Metrics, metric: Metric) -> f64 {
+    match metric {
+        Metric::Accuracy => m.accuracy,
+        Metric::NoisyAccuracyMean => m.noisy_accuracy_mean,
+        Metric::NoisyAccuracyStd => m.noisy_accuracy_std,
+        Metric::NoisyAccuracyP5 => m.noisy_accuracy_p5,
+        Metric::AccuracyDrop => m.accuracy_drop,
+        Metric::Energy => m.energy_pj * 1e-12,
+        Metric::MziCount => m.mzi_count.unwrap_or(0) as f64,
+        Metric::OpticalDepth => m.depth as f64,
+        Metric::Params => m.params as f64,
+    }
+}
+
+/// Progress events for the CLI's bar.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Evaluated { id: i64, done: usize, budget: usize, generation: u32, outcome: String },
+    Proposed { generation: u32, valid: usize, rejected: usize, duplicates: usize },
+    Generation { generation: u32, front: usize, hypervolume: f64 },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub evaluated: usize,
+    pub proposals: usize,
+    pub rejected: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+    pub front: Vec<i64>,
+    pub hypervolume: f64,
+    pub resumed: bool,
+    /// Engine time outside evaluation (proposal, compile, dedup, store), seconds.
+    pub engine_seconds: f64,
+    pub evaluation_seconds: f64,
+}
+
+/// Runs (or resumes) a search until the evaluation budget is spent.
+pub fn run(
+    cx: &SearchContext,
+    store: &mut Store,
+    evaluator: Arc<dyn Evaluator>,
+    proposers: &mut [(Box<dyn Proposer>, f64)],
+    overrides: &Overrides,
+    resumed: bool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Summary, StoreError> {
+    let budget = overrides.budget.unwrap_or(cx.spec.budget);
+    let jobs = overrides.jobs.unwrap_or(1).max(1);
+    let seed = overrides.seed.unwrap_or(cx.spec.seed);
+    let mut summary = Summary { resumed, ..Summary::default() };
+    let engine_start = Instant::now();
+    store.recover(Recovery::AllRunning)?;
+    // Proposals interrupted between insert and enqueue are queued now.
+    for c in store.candidates_in_state(CandidateState::Proposed)? {
+        store.enqueue(c.id)?;
+    }
+    if store.counts_by_state()?.total() == 0 {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);
+        for text in &cx.seeds {
+            add_candidate(cx, store, text, Vec::new(), "seed", 0, &mut summary)?;
+        }
+        // Fill the first population with mutations of the seeds.
+        let mut tries = 0;
+        while store.counts_by_state()?.queued < cx.spec.population as u64 && tries < cx.spec.population * 4 {
+            tries += 1;
+            let queued = store.candidates_in_state(CandidateState::Queued)?;
+            if queued.is_empty() {
+                break;
+            }
+            let parent = &queued[rng.random_range(0..queued.len())];
+            let mut m = MutateProposer;
+            if let Some(text) = m.propose(cx, &[parent], &mut rng) {
+                add_candidate(cx, store, &text, vec![parent.id], "mutate", 0, &mut summary)?;
+            }
+        }
+    }
+    loop {
+        let counts = store.counts_by_state()?;
+        let evaluated = (counts.done + counts.failed + counts.timeout) as usize;
+        if evaluated >= budget {
+            break;
+        }
+        let queued = store.candidates_in_state(CandidateState::Queued)?;
+        if !queued.is_empty() {
+            let take: Vec<CandidateRecord> = queued.into_iter().take(budget - evaluated).collect();
+            let t = Instant::now();
+            evaluate_batch(cx, store, &evaluator, take, jobs, seed, budget, evaluated, &mut summary, on_event)?;
+            summary.evaluation_seconds += t.elapsed().as_secs_f64();
+            continue;
+        }
+        let generation = store.last_generation()?.map_or(1, |g| g + 1);
+        if generation as usize > cx.spec.generations.max(1) && overrides.budget.is_none() {
+            break;
+        }
+        let archive = store.load_archive()?;
+        if archive.is_empty() {
+            break;
+        }
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(generation as u64));
+        let (population, ranking) = select_population(cx, &archive);
+        let (front, hv) = front_and_hypervolume(cx, &archive);
+        on_event(Event::Generation { generation: generation - 1, front: front.len(), hypervolume: hv });
+        let mut valid = 0;
+        let (mut rejected, mut duplicates) = (summary.rejected, summary.duplicates);
+        let mut attempts = 0;
+        let total_weight: f64 = proposers.iter().map(|p| p.1).sum();
+        while valid < cx.spec.offspring && attempts < cx.spec.offspring * 8 {
+            attempts += 1;
+            let mut pick = rng.random::<f64>() * total_weight;
+            let mut which = 0;
+            for (i, p) in proposers.iter().enumerate() {
+                if pick < p.1 {
+                    which = i;
+                    break;
+                }
+                pick -= p.1;
+                which = i;
+            }
+            let proposer = &mut proposers[which].0;
+            let picks = nsga2::binary_tournament(&ranking, proposer.arity(), &mut rng).unwrap_or_default();
+            let parents: Vec<&CandidateRecord> = picks.iter().map(|&i| &archive[population[i]]).collect();
+            let Some(text) = proposer.propose(cx, &parents, &mut rng) else { continue };
+            let op = proposer.name().to_string();
+            if add_candidate(cx, store, &text, parents.iter().map(|p| p.id).collect(), &op, generation, &mut summary)? {
+                valid += 1;
+            }
+        }
+        rejected = summary.rejected - rejected;
+        duplicates = summary.duplicates - duplicates;
+        on_event(Event::Proposed { generation, valid, rejected, duplicates });
+        if valid == 0 {
+            break;
+        }
+    }
+    let archive = store.load_archive()?;
+    let (front, hv) = front_and_hypervolume(cx, &archive);
+    summary.front = front.iter().map(|&i| archive[i].id).collect();
+    summary.hypervolume = hv;
+    summary.engine_seconds = engine_start.elapsed().as_secs_f64() - summary.evaluation_seconds;
+    Ok(summary)
+}
+
+/// Compiles and stores a proposal. Returns whether it was queued for evaluation.
+fn add_candidate(cx: &SearchContext, store: &mut Store, text: &str, parents: Vec<i64>, operator: &str, generation: u32, summary: &mut Summary) -> Result<bool, StoreError> {
+    summary.proposals += 1;
+    match cx.compile_candidate(text) {
+        Ok(c) => {
+            let new = NewCandidate { text: text.to_string(), canonical_text: Some(c.canonical), structural_hash: Some(c.hash), parents, operator: operator.to_string(), generation };
+            match store.insert_proposal(&new, &Disposition::Queued)? {
+                Inserted::New(_) => Ok(true),
+                Inserted::Duplicate { .. } => {
+                    summary.duplicates += 1;
+                    Ok(false)
+                }
+            }
+        }
+        Err((reason, diagnostics)) => {
+            summary.rejected += 1;
+            let new = NewCandidate { text: text.to_string(), canonical_text: None, structural_hash: None, parents, operator: operator.to_string(), generation };
+            store.insert_proposal(&new, &Disposition::Rejected { reason, diagnostics })?;
+            Ok(false)
+        }
+    }
+}
+
+fn individuals(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<Individual>, Vec<Direction>) {
+    let dirs: Vec<Direction> = cx.spec.objectives.iter().map(|o| o.direction).collect();
+    let inds = archive
+        .iter()
+        .map(|c| {
+            let m = c.evaluation.as_ref().map(|e| &e.metrics);
+            let objectives = cx.spec.objectives.iter().map(|o| m.map_or(f64::NAN, |m| metric_value(m, o.metric))).collect();
+            Individual { objectives, violation: m.map_or(f64::INFINITY, |m| m.total_violation()) }
+        })
+        .collect();
+    (inds, dirs)
+}
+
+fn select_population(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<usize>, nsga2::Ranking) {
+    let (inds, dirs) = individuals(cx, archive);
+    match nsga2::environmental_selection(&inds, &dirs, cx.spec.population.min(inds.len())) {
+        Ok(s) => (s.indices, s.ranking),
+        Err(_) => {
+            let all: Vec<usize> = (0..inds.len()).collect();
+            let ranking = nsga2::rank_population(&inds, &dirs).unwrap_or_else(|_| nsga2::Ranking { fronts: vec![all.clone()], rank: vec![0; all.len()], crowding: vec![0.0; all.len()], copy_index: vec![0; all.len()] });
+            (all, ranking)
+        }
+    }
+}
+
+/// Indices (into `archive`) of the feasible first front, and its hypervolume against the
+/// reference point of [`reference_point`].
+pub fn front_and_hypervolume(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<usize>, f64) {
+    let (inds, dirs) = individuals(cx, archive);
+    if inds.is_empty() {
+        return (Vec::new(), 0.0);
+    }
+    let fronts = nsga2::non_dominated_sort(&inds, &dirs).unwrap_or_default();
+    let front: Vec<usize> = fronts.first().cloned().unwrap_or_default().into_iter().filter(|&i| inds[i].violation <= 0.0).collect();
+    let reference = reference_point(cx, archive);
+    let points: Vec<&[f64]> = front.iter().map(|&i| inds[i].objectives.as_slice()).collect();
+    let hv = super::hypervolume::hypervolume(&points, &dirs, &reference).unwrap_or(0.0);
+    (front, hv)
+}
+
+/// The hypervolume reference point: 0 for maximised metrics in [0, 1] (1 for minimised
+/// ones), and twice the worst generation-0 value for other minimised metrics (energy).
+pub fn reference_point(cx: &SearchContext, archive: &[CandidateRecord]) -> Vec<f64> {
+    cx.spec
+        .objectives
+        .iter()
+        .map(|o| {
+            let bounded = matches!(o.metric, Metric::Accuracy | Metric::NoisyAccuracyMean | Metric::NoisyAccuracyP5 | Metric::AccuracyDrop | Metric::NoisyAccuracyStd);
+            match (o.direction, bounded) {
+                (Direction::Maximize, true) => 0.0,
+                (Direction::Minimize, true) => 1.0,
+                (Direction::Maximize, false) => 0.0,
+                (Direction::Minimize, false) => {
+                    let worst = archive
+                        .iter()
+                        .filter(|c| c.generation == 0)
+                        .filter_map(|c| c.evaluation.as_ref().map(|e| metric_value(&e.metrics, o.metric)))
+                        .filter(|v| v.is_finite())
+                        .fold(0.0f64, f64::max);
+                    if worst > 0.0 { 2.0 * worst } else { 1.0 }
+                }
+            }
+        })
+        .collect()
+}
+
+fn violations(cx: &SearchContext, m: &Metrics) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for c in &cx.spec.constraints {
+        let v = metric_value(m, c.metric);
+        if !c.op.holds(v, c.bound) {
+            let scale = c.bound.abs().max(1e-30);
+            out.push(Violation { constraint: format!("{} {} {}", c.metric.name(), c.op.as_str(), c.bound), amount: (v - c.bound).abs() / scale });
+        }
+    }
+    out
+}
+
+/// Candidate seeds are derived from the search seed and the structural hash, so the same
+/// network gets the same training seed in any run order.
+fn candidate_seed(seed: u64, hash: &str) -> u64 {
+    let mut h = seed ^ 0x243F_6A88_85A3_08D3;
+    for b in hash.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01B3);
+    }
+    h
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_batch(
+    cx: &SearchContext,
+    store: &mut Store,
+    evaluator: &Arc<dyn Evaluator>,
+    batch: Vec<CandidateRecord>,
+    jobs: usize,
+    seed: u64,
+    budget: usize,
+    mut done: usize,
+    summary: &mut Summary,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(), StoreError> {
+    let owner = format!("uhc-{}", std::process::id());
+    let timeout = Duration::from_secs_f64(cx.spec.timeout);
+    let lease = timeout + Duration::from_secs(60);
+    let (tx, rx) = mpsc::channel::<(i64, Result<Scores, String>, f64)>();
+    let mut pending = batch.into_iter();
+    let mut running: Vec<(i64, Instant, u32)> = Vec::new();
+    let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> = std::collections::HashMap::new();
+    loop {
+        while running.len() < jobs {
+            let Some(c) = pending.next() else { break };
+            let Some(claimed) = store.claim_next(&owner, lease)? else { break };
+            let generation = claimed.generation;
+            let compiled = match cx.compile_candidate(&claimed.text) {
+                Ok(cc) => cc,
+                Err((reason, diags)) => {
+                    store.record_failure(claimed.id, &owner, Failure::Failed, &format!("no longer compiles ({reason}): {diags}"))?;
+                    continue;
+                }
+            };
+            let _ = c;
+            let id = claimed.id;
+            let deadline = Instant::now() + timeout;
+            let req_seed = candidate_seed(seed, &compiled.hash);
+            let tx = tx.clone();
+            let ev = Arc::clone(evaluator);
+            let program = compiled.compiled.clone();
+            let arch = compiled.arch.name.clone();
+            let task = cx.task.clone();
+            let train = cx.spec.train.clone();
+            let draws = cx.spec.draws;
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    ev.evaluate(&EvalRequest { compiled: &program, arch: &arch, task: &task, train: &train, draws, seed: req_seed, deadline })
+                }))
+                .unwrap_or_else(|p| {
+                    let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
+                    Err(format!("evaluator panicked: {msg}"))
+                });
+                let _ = tx.send((id, result, start.elapsed().as_secs_f64()));
+            });
+            info.insert(id, (compiled, generation));
+            running.push((id, deadline, generation));
+        }
+        if running.is_empty() {
+            return Ok(());
+        }
+        let next_deadline = running.iter().map(|r| r.1).min().unwrap_or_else(Instant::now);
+        let wait = next_deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok((id, result, wall)) => {
+                let Some(pos) = running.iter().position(|r| r.0 == id) else { continue };
+                let (_, _, generation) = running.remove(pos);
+                let (cc, _) = info.remove(&id).expect("running candidates have info");
+                let outcome = match result {
+                    Ok(scores) => {
+                        let mut m = static_metrics(cx, &cc);
+                        m.accuracy = scores.accuracy;
+                        m.noisy_accuracy_mean = scores.noisy_accuracy_mean;
+                        m.noisy_accuracy_std = scores.noisy_accuracy_std;
+                        m.noisy_accuracy_p5 = scores.noisy_accuracy_p5;
+                        m.accuracy_drop = scores.accuracy - scores.noisy_accuracy_mean;
+                        m.violations = violations(cx, &m);
+                        store.record_evaluation(id, &owner, &Evaluation { metrics: m, wall_time_s: wall })?;
+                        summary.evaluated += 1;
+                        "done".to_string()
+                    }
+                    Err(reason) => {
+                        store.record_failure(id, &owner, Failure::Failed, &reason)?;
+                        summary.failed += 1;
+                        format!("failed: {reason}")
+                    }
+                };
+                done += 1;
+                on_event(Event::Evaluated { id, done, budget, generation, outcome });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                let expired: Vec<(i64, Instant, u32)> = running.iter().filter(|r| r.1 <= now).copied().collect();
+                for (id, _, generation) in expired {
+                    running.retain(|r| r.0 != id);
+                    info.remove(&id);
+                    store.record_failure(id, &owner, Failure::Timeout, &format!("no result within the {} s limit", cx.spec.timeout))?;
+                    summary.failed += 1;
+                    done += 1;
+                    on_event(Event::Evaluated { id, done, budget, generation, outcome: "timeout".into() });
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// Metrics the compiler decides: energy, MZI count, depth, parameters.
+fn static_metrics(cx: &SearchContext, cc: &CompiledCandidate) -> Metrics {
+    let g = cc.compiled.graph(&cc.arch.name).expect("compiled candidates are lowered");
+    let cost = g.total_cost();
+    let energy = crate::ir::energy_report(g, &cx.hardware).total;
+    Metrics {
+        energy_pj: energy * 1e12,
+        mzi_count: Some(cost.mzis as u64),
+        depth: g.optical_depth() as u64,
+        params: cost.params as u64,
+        ..Metrics::default()
+    }
+}
