@@ -15,15 +15,26 @@ use std::f64::consts::FRAC_PI_4;
 
 pub(crate) const I: C64 = C64::new(0.0, 1.0);
 
-/// Splitter products `(r₁r₂, t₁t₂, r₂t₁, t₂r₁)`; exactly `½` each for ideal 50:50 splitters, so
-/// an ideal MZI carries no rounding from `cos(π/4)`.
-fn splitter_products(eps1: f64, eps2: f64) -> [f64; 4] {
-    if eps1 == 0.0 && eps2 == 0.0 {
+/// Splitter products `[r₁r₂, t₁t₂, r₂t₁, t₂r₁]` from `(t, r) = (sin, cos)(π/4 + ε)` of both
+/// splitters; exactly `½` each for ideal 50:50 splitters, so an ideal MZI carries no
+/// rounding from `cos(π/4)`.
+pub(crate) fn splitter_products(
+    ideal: bool,
+    (t1, r1): (f64, f64),
+    (t2, r2): (f64, f64),
+) -> [f64; 4] {
+    if ideal {
         return [0.5; 4];
     }
-    let (t1, r1) = (FRAC_PI_4 + eps1).sin_cos();
-    let (t2, r2) = (FRAC_PI_4 + eps2).sin_cos();
     [r1 * r2, t1 * t2, r2 * t1, t2 * r1]
+}
+
+fn splitter_products_of(eps1: f64, eps2: f64) -> [f64; 4] {
+    splitter_products(
+        eps1 == 0.0 && eps2 == 0.0,
+        (FRAC_PI_4 + eps1).sin_cos(),
+        (FRAC_PI_4 + eps2).sin_cos(),
+    )
 }
 
 /// The effective (realised) parameters of one MZI and its transfer matrix.
@@ -42,12 +53,22 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
+    #[cfg(test)]
     pub fn new(theta: f64, phi: f64, eps1: f64, eps2: f64, amp: f64) -> Self {
-        let sp = splitter_products(eps1, eps2);
         let (s, c) = theta.sin_cos();
-        let eth = C64::new(c, s);
-        let (s, c) = phi.sin_cos();
-        let eph = C64::new(c, s);
+        let (s2, c2) = phi.sin_cos();
+        Cell::from_parts(
+            theta,
+            phi,
+            C64::new(c, s),
+            C64::new(c2, s2),
+            splitter_products_of(eps1, eps2),
+            amp,
+        )
+    }
+
+    /// From precomputed `e^{iθ}`, `e^{iφ}` and splitter products.
+    pub fn from_parts(theta: f64, phi: f64, eth: C64, eph: C64, sp: [f64; 4], amp: f64) -> Self {
         let [rr, tt, rt, tr] = sp;
         let t = [
             eph * (eth * rr - tt) * amp,
@@ -117,7 +138,7 @@ pub(crate) struct Attenuator {
 
 impl Attenuator {
     pub fn new(theta: f64, eps1: f64, eps2: f64, amp: f64) -> Self {
-        let [rr, tt, _, _] = splitter_products(eps1, eps2);
+        let [rr, tt, _, _] = splitter_products_of(eps1, eps2);
         let (s, c) = theta.sin_cos();
         let eth = C64::new(c, s);
         Attenuator {

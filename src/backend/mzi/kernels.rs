@@ -5,6 +5,8 @@
 //! On x86-64 with AVX2 and FMA (checked at run time) the same code is compiled a second time
 //! with those features and explicit fused multiply-adds; elsewhere it runs as plain f64 code.
 
+#[cfg(target_arch = "x86_64")]
+use super::avx2;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 use num_complex::Complex64 as C64;
@@ -113,13 +115,28 @@ pub(crate) fn cross_block(y: &Planes, b: &Planes, m: usize, lo: usize, hi: usize
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { cross_block_avx2(ys, bs) };
+        return unsafe { avx2::cross_block(ys, bs) };
     }
-    cross_block_kernel::<Plain>(ys, bs)
+    cross_block_portable(ys, bs)
+}
+
+fn cross_block_portable(ys: [&[f64]; 4], bs: [&[f64]; 4]) -> [C64; 4] {
+    let mut out = [C64::new(0.0, 0.0); 4];
+    for j in 0..ys[0].len() {
+        let y0 = C64::new(ys[0][j], ys[1][j]);
+        let y1 = C64::new(ys[2][j], ys[3][j]);
+        let b0 = C64::new(bs[0][j], -bs[1][j]);
+        let b1 = C64::new(bs[2][j], -bs[3][j]);
+        out[0] += y0 * b0;
+        out[1] += y0 * b1;
+        out[2] += y1 * b0;
+        out[3] += y1 * b1;
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
@@ -195,57 +212,6 @@ unsafe fn rotate_avx2(
     rotate_kernel::<Fused>(t, ar, ai, br, bi)
 }
 
-const LANES: usize = 4;
-
-#[inline(always)]
-fn cross_block_kernel<F: MulAdd>(ys: [&[f64]; 4], bs: [&[f64]; 4]) -> [C64; 4] {
-    let n = ys[0].len();
-    let [yar, yai, ybr, ybi] = ys.map(|s| &s[..n]);
-    let [bar, bai, bbr, bbi] = bs.map(|s| &s[..n]);
-    // acc[k][0] real, acc[k][1] imaginary part of block entry k; LANES partial sums each so
-    // the loop vectorises without reassociating a single sum.
-    let mut acc = [[[0.0f64; LANES]; 2]; 4];
-    let full = n / LANES * LANES;
-    let mut j = 0;
-    while j < full {
-        for l in 0..LANES {
-            let (y0r, y0i, y1r, y1i) = (yar[j + l], yai[j + l], ybr[j + l], ybi[j + l]);
-            let (b0r, b0i, b1r, b1i) = (bar[j + l], bai[j + l], bbr[j + l], bbi[j + l]);
-            // y · conj(b) = (yr br + yi bi) + i (yi br − yr bi)
-            acc[0][0][l] = F::mul_add(y0r, b0r, F::mul_add(y0i, b0i, acc[0][0][l]));
-            acc[0][1][l] = F::mul_add(y0i, b0r, F::mul_add(-y0r, b0i, acc[0][1][l]));
-            acc[1][0][l] = F::mul_add(y0r, b1r, F::mul_add(y0i, b1i, acc[1][0][l]));
-            acc[1][1][l] = F::mul_add(y0i, b1r, F::mul_add(-y0r, b1i, acc[1][1][l]));
-            acc[2][0][l] = F::mul_add(y1r, b0r, F::mul_add(y1i, b0i, acc[2][0][l]));
-            acc[2][1][l] = F::mul_add(y1i, b0r, F::mul_add(-y1r, b0i, acc[2][1][l]));
-            acc[3][0][l] = F::mul_add(y1r, b1r, F::mul_add(y1i, b1i, acc[3][0][l]));
-            acc[3][1][l] = F::mul_add(y1i, b1r, F::mul_add(-y1r, b1i, acc[3][1][l]));
-        }
-        j += LANES;
-    }
-    let mut out = [C64::new(0.0, 0.0); 4];
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = C64::new(acc[k][0].iter().sum(), acc[k][1].iter().sum());
-    }
-    for j in full..n {
-        let y0 = C64::new(yar[j], yai[j]);
-        let y1 = C64::new(ybr[j], ybi[j]);
-        let b0 = C64::new(bar[j], bai[j]).conj();
-        let b1 = C64::new(bbr[j], bbi[j]).conj();
-        out[0] += y0 * b0;
-        out[1] += y0 * b1;
-        out[2] += y1 * b0;
-        out[3] += y1 * b1;
-    }
-    out
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cross_block_avx2(ys: [&[f64]; 4], bs: [&[f64]; 4]) -> [C64; 4] {
-    cross_block_kernel::<Fused>(ys, bs)
-}
-
 /// One real factor of a 3M product: a real matrix view and a sign it enters with.
 pub(crate) struct Signed<'a> {
     pub m: ArrayView2<'a, f64>,
@@ -281,6 +247,91 @@ pub(crate) fn gemm3m(
     });
 }
 
+/// A fixed complex matrix laid out for `Y = A X`: the matrix itself, plus (when the CPU has
+/// AVX2 and FMA) its packing in two-row blocks for the fused 3M kernel.
+#[derive(Clone, Debug)]
+pub(crate) struct Packed {
+    a: Array2<C64>,
+    /// Empty when the portable path is used.
+    blocks: Vec<f64>,
+}
+
+impl Packed {
+    pub fn new(a: Array2<C64>) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            let (rows, cols) = a.dim();
+            let mut v = vec![0.0; rows.div_ceil(2) * cols * avx2::PACK];
+            for ((i, k), z) in a.indexed_iter() {
+                let base = ((i / 2) * cols + k) * avx2::PACK + i % 2;
+                v[base] = z.re;
+                v[base + 2] = z.im;
+                v[base + 4] = z.re + z.im;
+            }
+            return Packed { a, blocks: v };
+        }
+        Packed {
+            a,
+            blocks: Vec::new(),
+        }
+    }
+
+    pub fn matrix(&self) -> &Array2<C64> {
+        &self.a
+    }
+
+    /// `y ← A x`; shapes are checked by the caller (`x`: cols × b, `y`: rows × b).
+    pub fn apply_into(&self, x: ArrayView2<C64>, mut y: ArrayViewMut2<C64>) {
+        let (rows, cols) = self.a.dim();
+        let b = x.ncols();
+        if rows == 0 || b == 0 {
+            return;
+        }
+        if cols == 0 {
+            y.fill(C64::new(0.0, 0.0));
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if !self.blocks.is_empty() {
+            let x = x.as_standard_layout();
+            if let (Some(xs), Some(ys)) = (x.as_slice(), y.as_slice_mut()) {
+                // SAFETY: blocks exist only when AVX2 and FMA were detected; they pack a
+                // rows × cols matrix, `xs` holds cols × b values and `ys` rows × b.
+                unsafe { avx2::gemm_3m(&self.blocks, rows, cols, xs, b, ys.as_mut_ptr().cast()) };
+                return;
+            }
+            let mut tmp = Array2::<C64>::zeros((rows, b));
+            self.apply_into(x.view(), tmp.view_mut());
+            y.assign(&tmp);
+            return;
+        }
+        self.apply_portable(x, y);
+    }
+
+    /// `y ← A x` through three matrixmultiply dgemm calls on strided views.
+    fn apply_portable(&self, x: ArrayView2<C64>, y: ArrayViewMut2<C64>) {
+        let re = self.a.mapv(|z| z.re);
+        let im = self.a.mapv(|z| z.im);
+        let sum = &re + &im;
+        let parts = x.split_complex();
+        gemm3m(
+            re.view(),
+            Signed {
+                m: im.view(),
+                sign: 1.0,
+            },
+            sum.view(),
+            parts.re,
+            Signed {
+                m: parts.im,
+                sign: 1.0,
+            },
+            plane_sum(x, 1.0).view(),
+            y,
+        );
+    }
+}
+
 /// `x_sum = xr ± xi` of a complex view, as a contiguous real matrix.
 pub(crate) fn plane_sum(x: ArrayView2<C64>, sign: f64) -> Array2<f64> {
     x.mapv(|z| z.re + sign * z.im)
@@ -289,6 +340,7 @@ pub(crate) fn plane_sum(x: ArrayView2<C64>, sign: f64) -> Array2<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::ShapeBuilder;
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     fn random(rows: usize, cols: usize, rng: &mut StdRng) -> Array2<C64> {
@@ -339,13 +391,49 @@ mod tests {
                 Planes::from_complex(b.view()),
             );
             let h = cross_block(&py, &pb, 2, 0, n);
-            let h_plain = cross_block_kernel::<Plain>(py.pair(2, 0, n), pb.pair(2, 0, n));
+            let h_plain = cross_block_portable(py.pair(2, 0, n), pb.pair(2, 0, n));
             for r in 0..2 {
                 for c in 0..2 {
                     let e: C64 = (0..n).map(|j| y[[2 + r, j]] * b[[2 + c, j]].conj()).sum();
                     assert!((h[2 * r + c] - e).norm() < 1e-13);
                     assert!((h_plain[2 * r + c] - e).norm() < 1e-13);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_product_matches_on_both_paths_for_ragged_shapes() {
+        let mut rng = StdRng::seed_from_u64(8);
+        for &(m, k, b) in &[(1, 1, 1), (5, 3, 9), (4, 7, 8), (7, 7, 17), (2, 5, 0)] {
+            let a = random(m, k, &mut rng);
+            let x = random(k, b, &mut rng);
+            let p = Packed::new(a.clone());
+            let want = a.dot(&x);
+            let run = |x: ArrayView2<C64>, portable: bool| {
+                let mut y = Array2::<C64>::from_elem((m, x.ncols()), C64::new(9.0, 9.0));
+                if portable {
+                    p.apply_portable(x, y.view_mut());
+                } else {
+                    p.apply_into(x, y.view_mut());
+                }
+                y
+            };
+            let mut fortran = Array2::<C64>::from_elem((m, b).f(), C64::new(9.0, 9.0));
+            p.apply_into(x.view(), fortran.view_mut());
+            for y in [run(x.view(), false), run(x.view(), true), fortran] {
+                assert_eq!(y.dim(), (m, b));
+                for (u, v) in y.iter().zip(want.iter()) {
+                    assert!((u - v).norm() < 1e-14);
+                }
+            }
+            // A non-contiguous input takes the copying route.
+            let wide = random(k, 2 * b, &mut rng);
+            let strided = wide.slice(ndarray::s![.., ..;2]);
+            let y = run(strided, false);
+            let want = a.dot(&strided);
+            for (u, v) in y.iter().zip(want.iter()) {
+                assert!((u - v).norm() < 1e-14);
             }
         }
     }

@@ -44,9 +44,12 @@ struct Inner {
     lookup: Vec<usize>,
     /// The MZIs directly above and below in the same column (`NONE` if absent).
     neighbours: Vec<[usize; 2]>,
+    /// Per MZI, the column ranges `[lo_top, hi_top, lo_bottom, hi_bottom]` outside which its
+    /// two rows of the partial product `T_{k−1} ⋯ T_1 D` are exactly zero (light cones).
+    cones: Vec<[usize; 4]>,
 }
 
-const NONE: usize = usize::MAX;
+pub(crate) const NONE: usize = usize::MAX;
 
 impl PartialEq for MeshLayout {
     fn eq(&self, other: &Self) -> bool {
@@ -103,6 +106,18 @@ impl MeshLayout {
                 [above, below]
             })
             .collect();
+        let mut lo: Vec<usize> = (0..n).collect();
+        let mut hi: Vec<usize> = (1..=n).collect();
+        let cones = sites
+            .iter()
+            .map(|s| {
+                let m = s.top;
+                let cone = [lo[m], hi[m], lo[m + 1], hi[m + 1]];
+                let (l, h) = (lo[m].min(lo[m + 1]), hi[m].max(hi[m + 1]));
+                (lo[m], lo[m + 1], hi[m], hi[m + 1]) = (l, l, h, h);
+                cone
+            })
+            .collect();
         Ok(MeshLayout {
             inner: Arc::new(Inner {
                 topology,
@@ -111,6 +126,7 @@ impl MeshLayout {
                 depth,
                 lookup,
                 neighbours,
+                cones,
             }),
         })
     }
@@ -158,6 +174,14 @@ impl MeshLayout {
             .iter()
             .copied()
             .filter(|&j| j != NONE)
+    }
+
+    pub(crate) fn cones(&self) -> &[[usize; 4]] {
+        &self.inner.cones
+    }
+
+    pub(crate) fn neighbour_pairs(&self) -> &[[usize; 2]] {
+        &self.inner.neighbours
     }
 
     /// Number of MZIs a signal crosses if it stays on `mode` from input to output (every MZI

@@ -1,13 +1,16 @@
 //! Mesh phases, realisations, the forward collapse, batched application and reverse mode.
 
-use super::cell::{Cell, I};
-use super::kernels::{cross_block, gemm3m, plane_sum, Planes, Signed};
+use super::cell::{splitter_products, Cell, I};
+use super::kernels::{cross_block, gemm3m, plane_sum, Packed, Planes, Signed};
+use super::layout::NONE;
+use super::trig::sincos;
 use super::{MeshLayout, MziError, NonIdeal};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use num_complex::Complex64 as C64;
 use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use std::f64::consts::FRAC_PI_4;
 use std::sync::OnceLock;
 
 /// The tunable phases of a mesh, indexed like [`MeshLayout::sites`]: `theta[k]`, `phi[k]` of
@@ -53,8 +56,12 @@ impl MeshPhases {
 /// `p + c · A p` with `A` the same-column adjacency of the layout's MZIs. `A` is symmetric,
 /// so the same map is its own transpose (used for gradients).
 fn couple_mzis(layout: &MeshLayout, p: &[f64], c: f64) -> Vec<f64> {
-    (0..p.len())
-        .map(|k| p[k] + c * layout.neighbours(k).map(|j| p[j]).sum::<f64>())
+    let at = |j: usize| if j == NONE { 0.0 } else { p[j] };
+    layout
+        .neighbour_pairs()
+        .iter()
+        .zip(p)
+        .map(|(&[up, down], &x)| x + c * (at(up) + at(down)))
         .collect()
 }
 
@@ -88,7 +95,7 @@ pub(crate) fn realise_chain<R: Rng + ?Sized>(
     ni: &NonIdeal,
     rng: &mut R,
 ) -> Vec<f64> {
-    let programmed: Vec<f64> = nominal.iter().map(|&x| ni.program(x)).collect();
+    let programmed = ni.program(nominal);
     let mut eff = if ni.crosstalk != 0.0 {
         couple_chain(&programmed, ni.crosstalk)
     } else {
@@ -135,11 +142,10 @@ impl MeshLayout {
         nominal.check(self)?;
         ni.validate()?;
         let eps = splitter_errors(self.mzi_count(), ni, rng);
-        let program = |v: &[f64]| v.iter().map(|&x| ni.program(x)).collect::<Vec<f64>>();
         let (mut theta, mut phi, mut gamma) = (
-            program(&nominal.theta),
-            program(&nominal.phi),
-            program(&nominal.gamma),
+            ni.program(&nominal.theta),
+            ni.program(&nominal.phi),
+            ni.program(&nominal.gamma),
         );
         if ni.crosstalk != 0.0 {
             theta = couple_mzis(self, &theta, ni.crosstalk);
@@ -205,13 +211,42 @@ impl Realisation {
         gamma: Vec<f64>,
         crosstalk: f64,
     ) -> Self {
-        let cells = theta
-            .iter()
-            .zip(phi)
-            .zip(eps)
-            .map(|((&t, &p), e)| Cell::new(t, p, e[0], e[1], amp))
+        let k = theta.len();
+        let mut sin = vec![0.0; 2 * k];
+        let mut cos = vec![0.0; 2 * k];
+        let (st, sp) = sin.split_at_mut(k);
+        let (ct, cp) = cos.split_at_mut(k);
+        sincos(theta, st, ct);
+        sincos(phi, sp, cp);
+        let ideal_splitters = eps.iter().all(|e| e[0] == 0.0 && e[1] == 0.0);
+        let mut split = vec![[0.5; 4]; k];
+        if !ideal_splitters {
+            let angles: Vec<f64> = eps
+                .iter()
+                .flat_map(|e| [FRAC_PI_4 + e[0], FRAC_PI_4 + e[1]])
+                .collect();
+            let (mut s, mut c) = (vec![0.0; 2 * k], vec![0.0; 2 * k]);
+            sincos(&angles, &mut s, &mut c);
+            for (i, sp) in split.iter_mut().enumerate() {
+                let ideal = eps[i][0] == 0.0 && eps[i][1] == 0.0;
+                *sp = splitter_products(ideal, (s[2 * i], c[2 * i]), (s[2 * i + 1], c[2 * i + 1]));
+            }
+        }
+        let cells = (0..k)
+            .map(|i| {
+                Cell::from_parts(
+                    theta[i],
+                    phi[i],
+                    C64::new(ct[i], st[i]),
+                    C64::new(cp[i], sp[i]),
+                    split[i],
+                    amp,
+                )
+            })
             .collect();
-        let screen = gamma.iter().map(|&g| C64::from_polar(1.0, g)).collect();
+        let (mut gs, mut gc) = (vec![0.0; gamma.len()], vec![0.0; gamma.len()]);
+        sincos(&gamma, &mut gs, &mut gc);
+        let screen = gc.iter().zip(&gs).map(|(&c, &s)| C64::new(c, s)).collect();
         Realisation {
             layout: layout.clone(),
             cells,
@@ -238,7 +273,7 @@ impl Realisation {
     /// The collapsed transfer matrix with its fast product; computed on first use, O(N³).
     pub fn transfer(&self) -> &Transfer {
         self.transfer
-            .get_or_init(|| Transfer::new(self.collapse(None).to_complex()))
+            .get_or_init(|| Transfer::new(self.collapse().to_complex()))
     }
 
     /// The `N×N` transfer matrix `M`.
@@ -246,27 +281,18 @@ impl Realisation {
         self.transfer().matrix()
     }
 
-    /// `M` by sweeping the MZIs over the identity, touching only entries inside each row's
-    /// light cone (rows start as `e_j` and spread by one mode per MZI). Optionally records,
-    /// per MZI, the column ranges `[lo_m, hi_m, lo_{m+1}, hi_{m+1}]` of its two rows *before*
-    /// it acts; the reverse pass uses them to keep the exact zeros.
-    fn collapse(&self, mut cones: Option<&mut Vec<[usize; 4]>>) -> Planes {
+    /// `M` by sweeping the MZIs over `D`, touching only entries inside each row's light cone
+    /// (rows start as `e_j` and spread by one mode per MZI; see `MeshLayout::cones`).
+    fn collapse(&self) -> Planes {
         let n = self.layout.ports();
         let mut b = Planes::zeros(n, n);
         for (j, z) in self.screen.iter().enumerate() {
             b.re[j * n + j] = z.re;
             b.im[j * n + j] = z.im;
         }
-        let mut lo: Vec<usize> = (0..n).collect();
-        let mut hi: Vec<usize> = (1..=n).collect();
-        for (cell, site) in self.cells.iter().zip(self.layout.sites()) {
-            let m = site.top;
-            if let Some(c) = cones.as_deref_mut() {
-                c.push([lo[m], hi[m], lo[m + 1], hi[m + 1]]);
-            }
-            let (l, h) = (lo[m].min(lo[m + 1]), hi[m].max(hi[m + 1]));
-            b.rotate(m, &cell.t, l, h);
-            (lo[m], lo[m + 1], hi[m], hi[m + 1]) = (l, l, h, h);
+        let sites = self.layout.sites();
+        for ((cell, site), c) in self.cells.iter().zip(sites).zip(self.layout.cones()) {
+            b.rotate(site.top, &cell.t, c[0].min(c[2]), c[1].max(c[3]));
         }
         b
     }
@@ -335,12 +361,13 @@ impl Realisation {
             });
         }
         let k_total = self.cells.len();
-        let mut cones = Vec::with_capacity(k_total);
-        let mut b = self.collapse(Some(&mut cones));
+        // Q_{K+1} = M, from the cached transfer matrix (collapsed here if not yet).
+        let mut b = Planes::from_complex(self.matrix().view());
         let mut y = Planes::from_complex(g);
         let mut grad_theta = vec![0.0; k_total];
         let mut grad_phi = vec![0.0; k_total];
         let sites = self.layout.sites();
+        let cones = self.layout.cones();
         for k in (0..k_total).rev() {
             let cell = &self.cells[k];
             let m = sites[k].top;
@@ -351,8 +378,18 @@ impl Realisation {
             b.clear_outside(m + 1, (lo, hi), (lo_b, hi_b));
             let h = cross_block(&y, &b, m, lo, hi);
             let (dt, dp) = (cell.d_theta(), cell.d_phi());
-            grad_theta[k] = (0..4).map(|i| (h[i].conj() * dt[i]).re).sum();
-            grad_phi[k] = (0..4).map(|i| (h[i].conj() * dp[i]).re).sum();
+            let re_dot = |d: [C64; 4]| -> f64 {
+                h[0].re * d[0].re
+                    + h[0].im * d[0].im
+                    + h[1].re * d[1].re
+                    + h[1].im * d[1].im
+                    + h[2].re * d[2].re
+                    + h[2].im * d[2].im
+                    + h[3].re * d[3].re
+                    + h[3].im * d[3].im
+            };
+            grad_theta[k] = re_dot(dt);
+            grad_phi[k] = re_dot(dp);
             y.rotate(m, &cell.adjoint(), 0, n);
         }
         // Y = (T_K ⋯ T_1)† G; ∂M/∂γ_j = (T_K ⋯ T_1) e_j e_jᵀ i e^{iγ_j}.
@@ -390,83 +427,81 @@ fn check_rows(what: &'static str, expected: usize, got: usize) -> Result<(), Mzi
     }
 }
 
-/// A fixed complex matrix prepared for fast batched products: kept with its real and
-/// imaginary planes and their sum and difference, so `M X` and `M† G` each take three real
-/// matrix products (3M) without touching `M` again.
+/// A fixed complex matrix prepared for fast batched products `M X` and `M† G`: packed once
+/// for the fused 3M kernel (three real products instead of four; AVX2 + FMA when the CPU
+/// has them, matrixmultiply's dgemm otherwise). The adjoint is packed on first use.
 #[derive(Clone, Debug)]
 pub struct Transfer {
-    m: Array2<C64>,
-    re: Array2<f64>,
-    im: Array2<f64>,
-    sum: Array2<f64>,
-    diff: Array2<f64>,
+    fwd: Packed,
+    adj: OnceLock<Packed>,
 }
 
 impl Transfer {
     /// Prepares any `rows × cols` complex matrix.
     pub fn new(m: Array2<C64>) -> Self {
-        let re = m.mapv(|z| z.re);
-        let im = m.mapv(|z| z.im);
-        let sum = &re + &im;
-        let diff = &re - &im;
         Transfer {
-            m,
-            re,
-            im,
-            sum,
-            diff,
+            fwd: Packed::new(m),
+            adj: OnceLock::new(),
         }
     }
 
     pub fn matrix(&self) -> &Array2<C64> {
-        &self.m
+        self.fwd.matrix()
     }
 
     /// `M X` for `X` with `cols(M)` rows.
     pub fn apply(&self, x: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
-        check_rows("input fields", self.m.ncols(), x.nrows())?;
-        let mut y = Array2::<C64>::zeros((self.m.nrows(), x.ncols()));
-        let parts = x.split_complex();
-        gemm3m(
-            self.re.view(),
-            Signed {
-                m: self.im.view(),
-                sign: 1.0,
-            },
-            self.sum.view(),
-            parts.re,
-            Signed {
-                m: parts.im,
-                sign: 1.0,
-            },
-            plane_sum(x, 1.0).view(),
-            y.view_mut(),
-        );
+        let mut y = Array2::<C64>::zeros((self.matrix().nrows(), x.ncols()));
+        self.apply_into(x, y.view_mut())?;
         Ok(y)
+    }
+
+    /// `Y ← M X` into a caller's buffer (reuse it across batches to avoid fresh pages).
+    pub fn apply_into(&self, x: ArrayView2<C64>, y: ArrayViewMut2<C64>) -> Result<(), MziError> {
+        let (rows, cols) = self.matrix().dim();
+        check_rows("input fields", cols, x.nrows())?;
+        check_shape("output buffer", (rows, x.ncols()), y.dim())?;
+        self.fwd.apply_into(x, y);
+        Ok(())
     }
 
     /// `M† G` for `G` with `rows(M)` rows.
     pub fn apply_adjoint(&self, g: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
-        check_rows("output gradient", self.m.nrows(), g.nrows())?;
-        let mut y = Array2::<C64>::zeros((self.m.ncols(), g.ncols()));
-        let parts = g.split_complex();
-        // M† = reᵀ − i imᵀ, and reᵀ + (−imᵀ) = diffᵀ.
-        gemm3m(
-            self.re.t(),
-            Signed {
-                m: self.im.t(),
-                sign: -1.0,
-            },
-            self.diff.t(),
-            parts.re,
-            Signed {
-                m: parts.im,
-                sign: 1.0,
-            },
-            plane_sum(g, 1.0).view(),
-            y.view_mut(),
-        );
+        let mut y = Array2::<C64>::zeros((self.matrix().ncols(), g.ncols()));
+        self.apply_adjoint_into(g, y.view_mut())?;
         Ok(y)
+    }
+
+    /// `Y ← M† G` into a caller's buffer.
+    pub fn apply_adjoint_into(
+        &self,
+        g: ArrayView2<C64>,
+        y: ArrayViewMut2<C64>,
+    ) -> Result<(), MziError> {
+        let (rows, cols) = self.matrix().dim();
+        check_rows("output gradient", rows, g.nrows())?;
+        check_shape("output buffer", (cols, g.ncols()), y.dim())?;
+        let adj = self
+            .adj
+            .get_or_init(|| Packed::new(self.matrix().t().mapv(|z| z.conj())));
+        adj.apply_into(g, y);
+        Ok(())
+    }
+}
+
+fn check_shape(
+    what: &'static str,
+    expected: (usize, usize),
+    got: (usize, usize),
+) -> Result<(), MziError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(MziError::Shape {
+            what,
+            expected,
+            got,
+        })
     }
 }
 

@@ -50,6 +50,8 @@
 //! # Ok::<(), uhc::backend::mzi::MziError>(())
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod cell;
 mod decompose;
 mod kernels;
@@ -58,6 +60,7 @@ mod linalg;
 mod mesh;
 mod nonideal;
 mod svd;
+mod trig;
 
 pub use layout::{MeshLayout, MziSite, Topology};
 pub use linalg::{fidelity, haar_unitary, relative_error};

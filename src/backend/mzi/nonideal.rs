@@ -134,24 +134,63 @@ impl NonIdeal {
         10f64.powf(-self.loss_db_per_mzi / 20.0)
     }
 
-    /// The phase actually programmed for a nominal one (step 1 above).
-    pub(crate) fn program(&self, x: f64) -> f64 {
-        if self.phase_bits.is_none() && self.crosstalk == 0.0 {
-            return x;
-        }
-        let w = x.rem_euclid(TAU);
-        match self.phase_bits {
-            None => w,
-            Some(b) => {
-                let levels = 2f64.powi(b as i32);
-                let step = TAU / levels;
-                let q = (w / step).round();
-                if q >= levels {
-                    0.0
-                } else {
-                    q * step
-                }
+    /// The phases actually programmed for nominal ones (step 1 above).
+    pub(crate) fn program(&self, x: &[f64]) -> Vec<f64> {
+        match (self.phase_bits, self.crosstalk != 0.0) {
+            (None, false) => x.to_vec(),
+            (None, true) => x.iter().map(|&v| wrap(v)).collect(),
+            (Some(b), _) => {
+                let levels = 1i64 << b;
+                let step = TAU / levels as f64;
+                let inv = levels as f64 / TAU;
+                x.iter()
+                    .map(|&v| {
+                        let u = v * inv;
+                        if u.abs() < 1e15 {
+                            // Nearest level, modulo 2^b (level 2^b is phase 0 again); the mask
+                            // is the Euclidean remainder for a power of two.
+                            ((u + 0.5).floor_fast() & (levels - 1)) as f64 * step
+                        } else {
+                            (((wrap(v) * inv).round() as i64) & (levels - 1)) as f64 * step
+                        }
+                    })
+                    .collect()
             }
+        }
+    }
+}
+
+/// `x mod 2π` into `[0, 2π)`, without a libm call for moderate `x`.
+fn wrap(x: f64) -> f64 {
+    if x.abs() < 1e15 {
+        let k = (x / TAU).floor_fast();
+        let w = x - k as f64 * TAU;
+        if w < 0.0 {
+            w + TAU
+        } else if w >= TAU {
+            w - TAU
+        } else {
+            w
+        }
+    } else {
+        x.rem_euclid(TAU)
+    }
+}
+
+/// `floor` for `|x| < 2⁶³` through integer truncation (a plain `floor` is a libm call on
+/// baseline x86-64).
+trait FloorFast {
+    fn floor_fast(self) -> i64;
+}
+
+impl FloorFast for f64 {
+    #[inline]
+    fn floor_fast(self) -> i64 {
+        let t = self as i64;
+        if (t as f64) > self {
+            t - 1
+        } else {
+            t
         }
     }
 }
@@ -187,6 +226,12 @@ mod tests {
         .is_err());
     }
 
+    impl NonIdeal {
+        fn program_one(&self, x: f64) -> f64 {
+            self.program(&[x])[0]
+        }
+    }
+
     #[test]
     fn quantisation_rounds_to_grid_and_wraps() {
         let q = NonIdeal {
@@ -194,20 +239,20 @@ mod tests {
             ..NonIdeal::IDEAL
         };
         let step = TAU / 8.0;
-        assert_eq!(q.program(0.0), 0.0);
-        assert_eq!(q.program(0.4 * step), 0.0);
-        assert_eq!(q.program(0.6 * step), step);
-        assert_eq!(q.program(TAU - 0.1 * step), 0.0);
-        assert_eq!(q.program(-0.6 * step), 7.0 * step);
-        assert!((q.program(3.0 * step + 5.0 * TAU) - 3.0 * step).abs() < 1e-12);
+        assert_eq!(q.program_one(0.0), 0.0);
+        assert_eq!(q.program_one(0.4 * step), 0.0);
+        assert_eq!(q.program_one(0.6 * step), step);
+        assert_eq!(q.program_one(TAU - 0.1 * step), 0.0);
+        assert_eq!(q.program_one(-0.6 * step), 7.0 * step);
+        assert!((q.program_one(3.0 * step + 5.0 * TAU) - 3.0 * step).abs() < 1e-12);
         // Error never exceeds half a step.
         for i in 0..1000 {
             let x = i as f64 * 0.0137;
-            let d = (q.program(x) - x).rem_euclid(TAU);
+            let d = (q.program_one(x) - x).rem_euclid(TAU);
             assert!(d.min(TAU - d) <= step / 2.0 + 1e-12);
         }
         // Without quantisation or crosstalk the phase passes untouched (no rounding).
-        assert_eq!(NonIdeal::IDEAL.program(7.3), 7.3);
+        assert_eq!(NonIdeal::IDEAL.program_one(7.3), 7.3);
     }
 
     #[test]
