@@ -3,6 +3,7 @@
 //! The pipeline runs one way: text → [`syntax`] → [`check`] → [`ir`] → [`backend`] → scores.
 //! Every stage before the driver is pure: no files, no network, no clocks.
 
+pub mod backend;
 pub mod check;
 pub mod data;
 pub mod diag;
