@@ -77,3 +77,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// For candidate text (LLM output included): `use` resolves only in the standard library
+/// and inside one folder (the search file's), never through `..` or an absolute path.
+pub struct SandboxResolver {
+    pub root: PathBuf,
+}
+
+impl Resolver for SandboxResolver {
+    fn resolve(&self, importer: &str, path: &str) -> Result<(String, String), String> {
+        let p = Path::new(path);
+        let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+        if !escapes {
+            let candidate = self.root.join(p);
+            if candidate.is_file() {
+                let text = read_text(&candidate).map_err(|e| e.message)?;
+                return Ok((candidate.display().to_string(), text));
+            }
+        } else if crate::stdlib::get(path).is_none() {
+            return Err("candidates may only import the standard library or files inside the search's folder".into());
+        }
+        crate::check::StdlibResolver.resolve(importer, path)
+    }
+}

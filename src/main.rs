@@ -56,6 +56,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Emit::Ir)]
         emit: Emit,
     },
+    /// Write a Markdown + HTML report (with SVG figures) of one or more search runs.
+    Report {
+        #[arg(required = true)]
+        dbs: Vec<PathBuf>,
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+    },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
         #[arg(required = true)]
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
+        Command::Report { dbs, out } => cli::report::run(&dbs, &out),
     };
     ExitCode::from(code)
 }

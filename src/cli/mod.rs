@@ -1,5 +1,8 @@
 //! Subcommand drivers: the edge where files are read and diagnostics rendered.
 
+pub mod report;
+pub mod search;
+
 use crate::{Emit, Format};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};

@@ -11,3 +11,4 @@ pub mod nsga2;
 pub mod store;
 pub mod engine;
 pub mod genome;
+pub mod report;

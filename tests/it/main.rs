@@ -4,6 +4,7 @@ mod examples;
 mod ir;
 mod robustness;
 mod roundtrip;
+mod search;
 mod ui;
 
 use std::path::{Path, PathBuf};

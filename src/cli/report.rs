@@ -1,0 +1,128 @@
+//! `uhc report RUN.sqlite… [--out DIR]`: Markdown and HTML with SVG figures.
+
+use super::{EXIT_OK, EXIT_USAGE};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use uhc::search::report::{self, RunData};
+use uhc::search::store::{CandidateState, Store, StoreOptions};
+
+const STATES: &[CandidateState] = &[
+    CandidateState::Proposed,
+    CandidateState::Rejected,
+    CandidateState::Queued,
+    CandidateState::Running,
+    CandidateState::Done,
+    CandidateState::Failed,
+    CandidateState::Timeout,
+];
+
+fn load(path: &Path) -> Result<RunData, String> {
+    let store = Store::open(path, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let mut candidates = Vec::new();
+    for &s in STATES {
+        candidates.extend(store.candidates_in_state(s).map_err(|e| e.to_string())?);
+    }
+    candidates.sort_by_key(|c| c.id);
+    let label = store
+        .run_info()
+        .ok()
+        .and_then(|i| serde_json::from_str::<serde_json::Value>(&i.config).ok())
+        .and_then(|v| Some(format!("{} on {}", v.get("search")?.as_str()?, v.get("spec")?.get("hardware")?.as_str()?)))
+        .unwrap_or_else(|| path.display().to_string());
+    Ok(RunData { label, candidates })
+}
+
+pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
+    let mut runs = Vec::new();
+    for db in dbs {
+        match load(db) {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                eprintln!("error: {}: {e}", db.display());
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let reference = report::reference_energy(&runs);
+    let mut curves = Vec::new();
+    for run in &runs {
+        curves.push((format!("{} (all)", run.label), report::hypervolume_curve(run, reference)));
+        let mut ops: Vec<&str> = run.candidates.iter().map(|c| c.operator.as_str()).filter(|o| *o != "seed").collect();
+        ops.sort_unstable();
+        ops.dedup();
+        if ops.len() > 1 {
+            for op in ops {
+                let sub = RunData { label: op.to_string(), candidates: run.candidates.iter().filter(|c| c.operator == op || c.operator == "seed").cloned().collect() };
+                curves.push((format!("{}: {op} + seeds", run.label), report::hypervolume_curve(&sub, reference)));
+            }
+        }
+    }
+    let md = report::markdown(&runs, reference);
+    let pareto = report::pareto_svg(&runs);
+    let hv = report::hypervolume_svg(&curves);
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return EXIT_USAGE;
+    }
+    let html = to_html(&md, &pareto, &hv);
+    for (name, content) in [("report.md", &md), ("pareto.svg", &pareto), ("hypervolume.svg", &hv), ("report.html", &html)] {
+        if let Err(e) = std::fs::write(out.join(name), content) {
+            eprintln!("error: cannot write {}: {e}", out.join(name).display());
+            return EXIT_USAGE;
+        }
+    }
+    eprintln!("wrote {}/report.md and report.html with pareto.svg and hypervolume.svg", out.display());
+    EXIT_OK
+}
+
+/// HTML for the Markdown this module writes (headings, tables, code blocks, the figures).
+fn to_html(md: &str, pareto: &str, hv: &str) -> String {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut out = String::from("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>uhc search report</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}pre{background:#f6f6f6;padding:8px}</style></head><body>\n");
+    let mut in_code = false;
+    let mut in_table = false;
+    for line in md.lines() {
+        if line.starts_with("```") {
+            out.push_str(if in_code { "</pre>\n" } else { "<pre>" });
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            let _ = writeln!(out, "{}", esc(line));
+            continue;
+        }
+        if line.starts_with('|') {
+            if line.starts_with("|---") {
+                continue;
+            }
+            if !in_table {
+                out.push_str("<table>\n");
+                in_table = true;
+            }
+            let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| format!("<td>{}</td>", esc(c.trim()))).collect();
+            let _ = writeln!(out, "<tr>{}</tr>", cells.join(""));
+            continue;
+        } else if in_table {
+            out.push_str("</table>\n");
+            in_table = false;
+        }
+        if line == "![Pareto front](pareto.svg)" {
+            out.push_str(pareto);
+        } else if line == "![Hypervolume](hypervolume.svg)" {
+            out.push_str(hv);
+        } else if let Some(h) = line.strip_prefix("### ") {
+            let _ = writeln!(out, "<h3>{}</h3>", esc(h));
+        } else if let Some(h) = line.strip_prefix("## ") {
+            let _ = writeln!(out, "<h2>{}</h2>", esc(h));
+        } else if let Some(h) = line.strip_prefix("# ") {
+            let _ = writeln!(out, "<h1>{}</h1>", esc(h));
+        } else if !line.is_empty() {
+            let _ = writeln!(out, "<p>{}</p>", esc(line));
+        }
+    }
+    if in_table {
+        out.push_str("</table>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}

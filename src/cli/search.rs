@@ -1,0 +1,149 @@
+//! `uhc search`: the main job. Opens (or resumes) the run's store and evolves candidates.
+
+use super::{read_text, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use uhc::driver::{FsResolver, SandboxResolver};
+use uhc::search::engine::{self, Event, Evaluator, Overrides, Proposer, SearchContext};
+use uhc::search::store::{Opened, Store, StoreOptions};
+use uhc::Sources;
+
+pub struct SearchArgs {
+    pub file: PathBuf,
+    pub search: Option<String>,
+    pub db: Option<PathBuf>,
+    pub budget: Option<usize>,
+    pub jobs: Option<usize>,
+    pub seed: Option<u64>,
+    pub operators: Option<String>,
+}
+
+/// Parses `mutate=0.7,crossover=0.3` (weights optional).
+fn parse_operators(spec: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = match part.split_once('=') {
+            Some((n, w)) => (n.trim(), w.trim().parse::<f64>().map_err(|_| format!("operator weight `{w}` is not a number"))?),
+            None => (part, 1.0),
+        };
+        if !(weight >= 0.0 && weight.is_finite()) {
+            return Err(format!("operator weight for `{name}` must be 0 or more"));
+        }
+        out.push((name.to_string(), weight));
+    }
+    if out.is_empty() {
+        return Err("--operators names no operator".into());
+    }
+    Ok(out)
+}
+
+pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
+    let text = match read_text(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return EXIT_USAGE;
+        }
+    };
+    let name = args.file.display().to_string();
+    let mut sources = Sources::new();
+    let root = sources.add(name.clone(), text.clone());
+    let (compiled, diags) = uhc::compile(&mut sources, root, &FsResolver);
+    if !diags.is_empty() {
+        eprint!("{}", sources.render_human(&diags, false));
+    }
+    let Some(compiled) = compiled else { return EXIT_PROBLEMS };
+    let folder = args.file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let resolver = Arc::new(SandboxResolver { root: folder });
+    let cx = match SearchContext::new(&name, &text, &compiled, args.search.as_deref(), resolver) {
+        Ok(cx) => cx,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let operators = match &args.operators {
+        Some(spec) => match parse_operators(spec) {
+            Ok(ops) => ops,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => cx.spec.operators.iter().map(|o| (o.name.clone(), o.weight)).collect(),
+    };
+    let mut proposers: Vec<(Box<dyn Proposer>, f64)> = Vec::new();
+    let mut skipped = Vec::new();
+    for (op, weight) in &operators {
+        match engine::builtin_proposer(op) {
+            Some(p) => proposers.push((p, *weight)),
+            None => skipped.push(op.clone()),
+        }
+    }
+    if !skipped.is_empty() {
+        eprintln!("note: no LLM is configured, so the LLM operators ({}) are skipped; using the built-in operators", skipped.join(", "));
+    }
+    if proposers.is_empty() {
+        eprintln!("note: no built-in operator was selected; using mutate and crossover");
+        proposers.push((Box::new(engine::MutateProposer), 0.7));
+        proposers.push((Box::new(engine::CrossoverProposer), 0.3));
+    }
+    let db = args.db.clone().unwrap_or_else(|| PathBuf::from(format!("{}.sqlite", cx.spec.name)));
+    let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators }).to_string();
+    let seed = args.seed.unwrap_or(cx.spec.seed);
+    let (mut store, opened) = match Store::open_or_create(&db, &config, seed, StoreOptions::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Ok(info) = store.run_info() {
+        if info.seed != seed {
+            eprintln!("error: {} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db.display(), info.seed, info.seed);
+            return EXIT_USAGE;
+        }
+    }
+    let resumed = matches!(opened, Opened::Resumed);
+    let budget = args.budget.unwrap_or(cx.spec.budget);
+    let bar = ProgressBar::with_draw_target(Some(budget as u64), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} evaluations {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    bar.set_prefix(format!("search {} on {}", cx.spec.name, cx.hardware.name));
+    if resumed {
+        bar.println(format!("resuming {}", db.display()));
+    }
+    let overrides = Overrides { budget: args.budget, jobs: args.jobs, seed: args.seed };
+    let mut on_event = |e: Event| match e {
+        Event::Evaluated { done, generation, outcome, id, .. } => {
+            bar.set_position(done as u64);
+            if outcome != "done" {
+                bar.println(format!("candidate {id} (generation {generation}): {outcome}"));
+            }
+        }
+        Event::Generation { generation, front, hypervolume } => {
+            bar.set_message(format!("gen {generation}: front {front}, hypervolume {hypervolume:.4e}"));
+        }
+        Event::Proposed { .. } => {}
+    };
+    let result = engine::run(&cx, &mut store, evaluator, &mut proposers, &overrides, resumed, &mut on_event);
+    bar.finish();
+    match result {
+        Ok(s) => {
+            eprintln!(
+                "{} evaluated this session ({} failed), {} proposals ({} rejected by the compiler, {} duplicates); Pareto front: {} candidates, hypervolume {:.4e}",
+                s.evaluated, s.failed, s.proposals, s.rejected, s.duplicates, s.front.len(), s.hypervolume
+            );
+            let total = s.engine_seconds + s.evaluation_seconds;
+            if total > 0.0 {
+                eprintln!("engine overhead: {:.3} s of {:.1} s ({:.2}%)", s.engine_seconds, total, 100.0 * s.engine_seconds / total);
+            }
+            eprintln!("run stored in {}; `uhc report {}` writes the report", db.display(), db.display());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_PROBLEMS
+        }
+    }
+}

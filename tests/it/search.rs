@@ -1,0 +1,154 @@
+//! The search engine's mechanics on a real store file, with an analytic evaluator standing
+//! in for training (so these tests are fast and exact): budget, deduplication, rejected
+//! proposals kept with their diagnostics, failures and timeouts never scored, resume.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use uhc::search::engine::{self, EvalRequest, Evaluator, Overrides, Proposer, Scores, SearchContext};
+use uhc::search::store::{CandidateState, Store, StoreOptions};
+
+/// Accuracy grows with parameters and falls with optical depth: a smooth, known landscape.
+struct Analytic {
+    calls: AtomicUsize,
+}
+
+impl Evaluator for Analytic {
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let g = req.compiled.graph(req.arch).ok_or("no graph")?;
+        let params = g.total_cost().params as f64;
+        let acc = params / (params + 300.0);
+        let noisy = acc - 0.002 * g.optical_depth() as f64;
+        Ok(Scores { accuracy: acc, noisy_accuracy_mean: noisy, noisy_accuracy_std: 0.01, noisy_accuracy_p5: noisy - 0.02 })
+    }
+}
+
+struct Panics;
+impl Evaluator for Panics {
+    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, String> {
+        panic!("simulated crash in training")
+    }
+}
+
+/// Never answers: the engine's deadline must fire.
+struct Hangs(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+impl Evaluator for Hangs {
+    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, String> {
+        let rx = self.0.lock().map_err(|e| e.to_string())?;
+        let _ = rx.recv();
+        Err("released".into())
+    }
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("uhc-it-search-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("run.sqlite")
+}
+
+fn context(extra: &str) -> SearchContext {
+    let path = super::root().join("examples/digits_search.uh");
+    let text = std::fs::read_to_string(&path).expect("example").replace("seed = 0\n}", &format!("seed = 0\n{extra}}}"));
+    let (compiled, diags, sources) = uhc::check_source_with(&path.display().to_string(), &text, &uhc::driver::FsResolver);
+    let compiled = compiled.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
+    let resolver = Arc::new(uhc::driver::SandboxResolver { root: super::root().join("examples") });
+    SearchContext::new("digits_search.uh", &text, &compiled, None, resolver).expect("context")
+}
+
+fn proposers() -> Vec<(Box<dyn Proposer>, f64)> {
+    vec![(Box::new(engine::MutateProposer), 0.5), (Box::new(engine::CrossoverProposer), 0.3), (Box::new(engine::RandomProposer), 0.2)]
+}
+
+fn run(cx: &SearchContext, db: &PathBuf, ev: Arc<dyn Evaluator>, budget: usize) -> engine::Summary {
+    let (mut store, _) = Store::open_or_create(db, "{}", 0, StoreOptions::default()).expect("store");
+    let overrides = Overrides { budget: Some(budget), jobs: Some(2), seed: None };
+    engine::run(cx, &mut store, ev, &mut proposers(), &overrides, false, &mut |_| {}).expect("search runs")
+}
+
+#[test]
+fn search_spends_its_budget_once_and_resumes() {
+    let cx = context("");
+    let db = temp_db("budget");
+    let ev = Arc::new(Analytic { calls: AtomicUsize::new(0) });
+    let s = run(&cx, &db, ev.clone(), 30);
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let counts = store.counts_by_state().unwrap();
+    assert_eq!(counts.done, 30, "{counts:?}");
+    assert_eq!(ev.calls.load(Ordering::SeqCst), 30);
+    assert!(!s.front.is_empty());
+    assert!(s.hypervolume > 0.0);
+    // Every evaluated candidate is distinct by structural hash (the store enforces it too).
+    let archive = store.load_archive().unwrap();
+    let hashes: std::collections::HashSet<_> = archive.iter().map(|c| c.structural_hash.clone()).collect();
+    assert_eq!(hashes.len(), archive.len());
+    // Rejected proposals keep the compiler's reasons.
+    for c in store.candidates_in_state(CandidateState::Rejected).unwrap() {
+        assert!(c.diagnostics.as_deref().is_some_and(|d| !d.is_empty()), "{c:?}");
+    }
+    drop(store);
+    // Resuming with a larger budget evaluates only the new ones.
+    run(&cx, &db, ev.clone(), 40);
+    assert_eq!(ev.calls.load(Ordering::SeqCst), 40);
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    assert_eq!(store.counts_by_state().unwrap().done, 40);
+    // Same budget again: nothing left to do.
+    drop(store);
+    run(&cx, &db, ev.clone(), 40);
+    assert_eq!(ev.calls.load(Ordering::SeqCst), 40);
+}
+
+#[test]
+fn same_seed_same_archive() {
+    let cx = context("");
+    let texts = |name: &str| {
+        let db = temp_db(name);
+        let ev = Arc::new(Analytic { calls: AtomicUsize::new(0) });
+        let (mut store, _) = Store::open_or_create(&db, "{}", 0, StoreOptions::default()).unwrap();
+        let overrides = Overrides { budget: Some(24), jobs: Some(1), seed: None };
+        engine::run(&cx, &mut store, ev, &mut proposers(), &overrides, false, &mut |_| {}).unwrap();
+        let mut v: Vec<String> = store.load_archive().unwrap().into_iter().filter_map(|c| c.structural_hash).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(texts("det-a"), texts("det-b"));
+}
+
+#[test]
+fn failures_and_timeouts_get_no_score() {
+    let cx = context("");
+    let db = temp_db("panic");
+    run(&cx, &db, Arc::new(Panics), 3);
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let failed = store.candidates_in_state(CandidateState::Failed).unwrap();
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().all(|c| c.evaluation.is_none() && c.reason.as_deref().unwrap_or("").contains("simulated crash")));
+    assert!(store.load_archive().unwrap().is_empty());
+
+    let cx = context("");
+    let mut cx = cx;
+    cx.spec.timeout = 0.05;
+    let db = temp_db("timeout");
+    let (_tx, rx) = std::sync::mpsc::channel::<()>();
+    run(&cx, &db, Arc::new(Hangs(std::sync::Mutex::new(rx))), 1);
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let timed_out = store.candidates_in_state(CandidateState::Timeout).unwrap();
+    assert_eq!(timed_out.len(), 1);
+    assert!(timed_out[0].evaluation.is_none());
+}
+
+#[test]
+fn candidates_are_sandboxed_and_must_fit_the_search() {
+    let cx = context("");
+    let other_hw = cx.seeds[0].replace("on mzi_realistic", "on mzi_worst");
+    let err = cx.compile_candidate(&other_hw).err().expect("wrong hardware is refused");
+    assert_eq!(err.0, "hardware");
+    let escape = format!("use \"../../etc/passwd\"\n{}", cx.seeds[0]);
+    assert!(cx.compile_candidate(&escape).is_err());
+    let two = format!("{}\n{}", cx.seeds[0], cx.seeds[1]);
+    assert_eq!(cx.compile_candidate(&two).err().expect("one arch only").0, "shape");
+    let renamed = cx.seeds[0].replace("seed_small", "other_name");
+    let (a, b) = (cx.compile_candidate(&cx.seeds[0]).ok().unwrap(), cx.compile_candidate(&renamed).ok().unwrap());
+    assert_eq!(a.hash, b.hash);
+}
