@@ -25,9 +25,9 @@ fn thread_cpu() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Median CPU seconds per call over `runs` runs of at least `min_time` each, and the ratio
-/// of wall-clock to CPU time (≈ 1 on an idle machine).
-fn time(min_time: Duration, runs: usize, mut f: impl FnMut()) -> (f64, f64) {
+/// Median CPU seconds per call over `runs` runs of at least `min_time` each, the ratio of
+/// wall-clock to CPU time in that run (≈ 1 on an idle machine), and the fastest run.
+fn time(min_time: Duration, runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
     f();
     let mut per_call: Vec<(f64, f64)> = (0..runs)
         .map(|_| {
@@ -42,7 +42,8 @@ fn time(min_time: Duration, runs: usize, mut f: impl FnMut()) -> (f64, f64) {
         })
         .collect();
     per_call.sort_by(|a, b| a.0.total_cmp(&b.0));
-    per_call[runs / 2]
+    let (median, wall) = per_call[runs / 2];
+    (median, wall, per_call[0].0)
 }
 
 fn random(rows: usize, cols: usize, rng: &mut StdRng) -> Array2<C64> {
@@ -61,7 +62,8 @@ fn main() {
     let ni = NonIdeal::realistic();
     println!("MZI mesh bench: Clements, NonIdeal::realistic(), batch {batch}, one thread.");
     println!(
-        "Times are this thread's CPU time (median of {runs}); [w] = wall/CPU ratio (1 when idle)."
+        "Times are this thread's CPU time, median of {runs} runs {{best run}}; \
+         [w] = wall/CPU ratio (1 when idle)."
     );
     for n in ports {
         let layout = MeshLayout::new(Topology::Clements, n).expect("valid layout");
@@ -114,12 +116,14 @@ fn main() {
             black_box(matrix_grad(x.view(), gy.view()).expect("matrix_grad"));
         });
 
-        let ms = |t: (f64, f64)| batch as f64 / t.0 / 1e6;
+        let ms = |t: (f64, f64, f64)| batch as f64 / t.0 / 1e6;
+        let best = |t: (f64, f64, f64)| batch as f64 / t.2 / 1e6;
         println!("N = {n}");
         println!(
-            "  baseline: ndarray dot {n}×{n} · {n}×{batch}      {:9.1} µs {:7.2} M samples/s [w {:.1}]",
+            "  baseline: ndarray dot {n}×{n} · {n}×{batch}      {:9.1} µs {:7.2} M samples/s {{{:.2}}} [w {:.1}]",
             dot.0 * 1e6,
             ms(dot),
+            best(dot),
             dot.1
         );
         for (name, t) in [
@@ -127,9 +131,10 @@ fn main() {
             ("  same, output into a reused buffer", fwd_into),
         ] {
             println!(
-                "  {name:45} {:9.1} µs {:7.2} M samples/s = {:.2}× baseline [w {:.1}]",
+                "  {name:45} {:9.1} µs {:7.2} M samples/s {{{:.2}}} = {:.2}× baseline [w {:.1}]",
                 t.0 * 1e6,
                 ms(t),
+                best(t),
                 dot.0 / t.0,
                 t.1
             );

@@ -208,3 +208,104 @@ pub(crate) unsafe fn gemm_3m(
         j += w;
     }
 }
+
+/// `(p x + q y)` for complex broadcast coefficients on planar 4-lane vectors.
+#[inline(always)]
+unsafe fn cmix(p: [__m256d; 2], q: [__m256d; 2], x: [__m256d; 2], y: [__m256d; 2]) -> [__m256d; 2] {
+    let re = _mm256_fnmadd_pd(
+        q[1],
+        y[1],
+        _mm256_fmadd_pd(
+            q[0],
+            y[0],
+            _mm256_fnmadd_pd(p[1], x[1], _mm256_mul_pd(p[0], x[0])),
+        ),
+    );
+    let im = _mm256_fmadd_pd(
+        q[1],
+        y[0],
+        _mm256_fmadd_pd(
+            q[0],
+            y[1],
+            _mm256_fmadd_pd(p[1], x[0], _mm256_mul_pd(p[0], x[1])),
+        ),
+    );
+    [re, im]
+}
+
+#[inline(always)]
+unsafe fn splat(z: C64) -> [__m256d; 2] {
+    [_mm256_set1_pd(z.re), _mm256_set1_pd(z.im)]
+}
+
+/// The fused part of one reverse step on columns where both buffers are live: rows
+/// `b = [b0.re, b0.im, b1.re, b1.im]` become `inv · b`, the block `Σ y · conj(new b)` is
+/// accumulated, and rows `y` become `adj · y`. All eight slices have one length.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn reverse_fused(
+    b: [&mut [f64]; 4],
+    y: [&mut [f64]; 4],
+    inv: &[C64; 4],
+    adj: &[C64; 4],
+) -> [C64; 4] {
+    let n = b[0].len();
+    assert!(b.iter().chain(y.iter()).all(|s| s.len() == n));
+    let [b0r, b0i, b1r, b1i] = b.map(<[f64]>::as_mut_ptr);
+    let [y0r, y0i, y1r, y1i] = y.map(<[f64]>::as_mut_ptr);
+    let (i0, i1, i2, i3) = (splat(inv[0]), splat(inv[1]), splat(inv[2]), splat(inv[3]));
+    let (a0, a1, a2, a3) = (splat(adj[0]), splat(adj[1]), splat(adj[2]), splat(adj[3]));
+    let mut re = [_mm256_setzero_pd(); 4];
+    let mut im = [_mm256_setzero_pd(); 4];
+    let full = n / 4 * 4;
+    let mut j = 0;
+    while j < full {
+        // SAFETY: j + 4 ≤ n for all eight rows.
+        let bx = [_mm256_loadu_pd(b0r.add(j)), _mm256_loadu_pd(b0i.add(j))];
+        let by = [_mm256_loadu_pd(b1r.add(j)), _mm256_loadu_pd(b1i.add(j))];
+        let nb0 = cmix(i0, i1, bx, by);
+        let nb1 = cmix(i2, i3, bx, by);
+        _mm256_storeu_pd(b0r.add(j), nb0[0]);
+        _mm256_storeu_pd(b0i.add(j), nb0[1]);
+        _mm256_storeu_pd(b1r.add(j), nb1[0]);
+        _mm256_storeu_pd(b1i.add(j), nb1[1]);
+        let yx = [_mm256_loadu_pd(y0r.add(j)), _mm256_loadu_pd(y0i.add(j))];
+        let yy = [_mm256_loadu_pd(y1r.add(j)), _mm256_loadu_pd(y1i.add(j))];
+        for (k, (yv, bv)) in [(yx, nb0), (yx, nb1), (yy, nb0), (yy, nb1)]
+            .into_iter()
+            .enumerate()
+        {
+            re[k] = _mm256_fmadd_pd(yv[0], bv[0], _mm256_fmadd_pd(yv[1], bv[1], re[k]));
+            im[k] = _mm256_fmadd_pd(yv[1], bv[0], _mm256_fnmadd_pd(yv[0], bv[1], im[k]));
+        }
+        let ny0 = cmix(a0, a1, yx, yy);
+        let ny1 = cmix(a2, a3, yx, yy);
+        _mm256_storeu_pd(y0r.add(j), ny0[0]);
+        _mm256_storeu_pd(y0i.add(j), ny0[1]);
+        _mm256_storeu_pd(y1r.add(j), ny1[0]);
+        _mm256_storeu_pd(y1i.add(j), ny1[1]);
+        j += 4;
+    }
+    let mut h = [C64::new(0.0, 0.0); 4];
+    for k in 0..4 {
+        h[k] = C64::new(hsum(re[k]), hsum(im[k]));
+    }
+    for j in full..n {
+        let (x, z) = (
+            C64::new(*b0r.add(j), *b0i.add(j)),
+            C64::new(*b1r.add(j), *b1i.add(j)),
+        );
+        let (nb0, nb1) = (inv[0] * x + inv[1] * z, inv[2] * x + inv[3] * z);
+        (*b0r.add(j), *b0i.add(j), *b1r.add(j), *b1i.add(j)) = (nb0.re, nb0.im, nb1.re, nb1.im);
+        let (u, v) = (
+            C64::new(*y0r.add(j), *y0i.add(j)),
+            C64::new(*y1r.add(j), *y1i.add(j)),
+        );
+        h[0] += u * nb0.conj();
+        h[1] += u * nb1.conj();
+        h[2] += v * nb0.conj();
+        h[3] += v * nb1.conj();
+        let (nu, nv) = (adj[0] * u + adj[1] * v, adj[2] * u + adj[3] * v);
+        (*y0r.add(j), *y0i.add(j), *y1r.add(j), *y1i.add(j)) = (nu.re, nu.im, nv.re, nv.im);
+    }
+    h
+}

@@ -1,7 +1,7 @@
 //! Mesh phases, realisations, the forward collapse, batched application and reverse mode.
 
 use super::cell::{splitter_products, Cell, I};
-use super::kernels::{cross_block, gemm3m, plane_sum, Packed, Planes, Signed};
+use super::kernels::{gemm3m, plane_sum, reverse_step, Packed, Planes, Signed};
 use super::layout::NONE;
 use super::trig::sincos;
 use super::{MeshLayout, MziError, NonIdeal};
@@ -373,10 +373,11 @@ impl Realisation {
             let m = sites[k].top;
             let [lo_a, hi_a, lo_b, hi_b] = cones[k];
             let (lo, hi) = (lo_a.min(lo_b), hi_a.max(hi_b));
-            b.rotate(m, &cell.inverse(), lo, hi);
+            // Peel T_k off Q (exact zeros restored outside the cones), take the 2×2 block
+            // of Y Q†, and move Y past T_k: one fused pass.
+            let h = reverse_step(&mut b, &mut y, m, &cell.inverse(), &cell.adjoint(), lo, hi);
             b.clear_outside(m, (lo, hi), (lo_a, hi_a));
             b.clear_outside(m + 1, (lo, hi), (lo_b, hi_b));
-            let h = cross_block(&y, &b, m, lo, hi);
             let (dt, dp) = (cell.d_theta(), cell.d_phi());
             let re_dot = |d: [C64; 4]| -> f64 {
                 h[0].re * d[0].re
@@ -390,7 +391,6 @@ impl Realisation {
             };
             grad_theta[k] = re_dot(dt);
             grad_phi[k] = re_dot(dp);
-            y.rotate(m, &cell.adjoint(), 0, n);
         }
         // Y = (T_K ⋯ T_1)† G; ∂M/∂γ_j = (T_K ⋯ T_1) e_j e_jᵀ i e^{iγ_j}.
         let grad_gamma = (0..n)

@@ -25,8 +25,8 @@
 //! column.
 //!
 //! **Gradients.** For a real loss `L` of a complex matrix `M`, the gradient is passed as
-//! `G = ∂L/∂Re M + i ∂L/∂Im M` (= `2 ∂L/∂M̄` in Wirtinger terms; what PyTorch stores as the
-//! `.grad` of a complex tensor). Then `dL/dp = Re Σ conj(G) ∘ ∂M/∂p` for a real parameter
+//! `G = ∂L/∂Re M + i ∂L/∂Im M` (= `2 ∂L/∂M̄` in Wirtinger terms; e.g. `G = 2M` for
+//! `L = ‖M‖²_F`). Then `dL/dp = Re Σ conj(G) ∘ ∂M/∂p` for a real parameter
 //! `p`; for `Y = M X`, `G_X = M† G_Y` and `G_M = G_Y X†`.
 //!
 //! **Non-idealities.** See [`NonIdeal`] for the model and order of effects. Detector noise

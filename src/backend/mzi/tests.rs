@@ -545,9 +545,9 @@ fn mesh_gradients_match_finite_differences_with_all_non_idealities() {
 }
 
 #[test]
-fn effective_gradients_match_finite_differences_in_effective_phases() {
-    // With splitter errors and loss but no crosstalk, effective = nominal + fixed noise, so
-    // the effective gradient must equal the nominal one and both match differences.
+fn without_crosstalk_nominal_and_effective_gradients_coincide() {
+    // With noise, splitter errors and loss but no crosstalk, effective = nominal + fixed
+    // noise, so the chain rule to the nominal phases is the identity.
     let mut r = rng(21);
     let layout = MeshLayout::new(Topology::Clements, 4).unwrap();
     let ni = NonIdeal {
@@ -633,6 +633,14 @@ fn quantised_gradient_is_straight_through() {
         m.backward(g.view()).unwrap(),
         at_grid.backward(g.view()).unwrap()
     );
+}
+
+#[test]
+fn realisations_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Realisation>();
+    assert_send_sync::<SvdRealisation>();
+    assert_send_sync::<MeshLayout>();
 }
 
 // ---------------------------------------------------------------------------------------
