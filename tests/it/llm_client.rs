@@ -289,8 +289,8 @@ fn other_client_errors_fail_at_once_and_echoed_keys_are_scrubbed() {
 
 #[test]
 fn slow_replies_time_out_and_are_retried() {
-    // The server waits 250 ms, longer than the client's 100 ms limit.
-    let slow = || Reply::slow(Duration::from_millis(250), Reply::content("late", 1, 1));
+    // The server waits 400 ms, longer than the client's 100 ms limit.
+    let slow = || Reply::slow(Duration::from_millis(400), Reply::content("late", 1, 1));
     let server = ScriptedServer::start(vec![slow(), Reply::content("fast", 1, 1)]);
     let mut c = config(&server);
     c.timeout = Duration::from_millis(100);
@@ -301,7 +301,7 @@ fn slow_replies_time_out_and_are_retried() {
         .unwrap();
     assert_eq!((done.text.as_str(), done.exchange.attempts), ("fast", 2));
     assert!(
-        started.elapsed() < Duration::from_millis(250),
+        started.elapsed() < Duration::from_millis(400),
         "{:?}",
         started.elapsed()
     );
@@ -324,7 +324,7 @@ fn slow_replies_time_out_and_are_retried() {
         (Outcome::Timeout, 1)
     );
     assert!(
-        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(250),
+        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(400),
         "{elapsed:?}"
     );
 }
