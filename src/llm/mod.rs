@@ -13,6 +13,29 @@
 //! - [`extract`]: pull the `.uh` program out of a reply (pure).
 //!
 //! Configure with [`LlmConfig::resolve`] (flags, then `UHC_LLM_*`, then `OPENAI_*`).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use uhc::llm::{extract, Budget, ChatRequest, Ledger, LlmClient, LlmConfig, LlmOverrides, Message};
+//!
+//! # fn main() -> Result<(), uhc::llm::LlmError> {
+//! let flags = LlmOverrides { model: Some("smollm2".into()), ..LlmOverrides::default() };
+//! let config = LlmConfig::from_env(&flags)?;
+//! let ledger = Arc::new(Ledger::new(Budget { max_tokens_total: Some(2_000_000), max_cost: None })?);
+//! let client = LlmClient::new(config, ledger)?;
+//! let request = ChatRequest::new(vec![Message::user("Mutate this design: ...")]).with_seed(1);
+//! match client.chat(&request) {
+//!     Ok(done) => {
+//!         let program = extract::extract_program(&done.text);
+//!         // store done.exchange; compile `program`
+//!         # let _ = program;
+//!     }
+//!     Err(failed) if failed.error.is_budget_exhausted() => { /* save state, stop */ }
+//!     Err(failed) => { /* store *failed.exchange; count a failed proposal */ }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod backend;
 mod config;
