@@ -28,3 +28,5 @@ pub fn rel(path: &Path) -> String {
         .to_string_lossy()
         .replace('\\', "/")
 }
+mod llm_client;
+mod llm_server;
