@@ -2,6 +2,8 @@
 
 mod examples;
 mod ir;
+mod llm_client;
+mod llm_server;
 mod robustness;
 mod roundtrip;
 mod search;
@@ -28,5 +30,3 @@ pub fn rel(path: &Path) -> String {
         .to_string_lossy()
         .replace('\\', "/")
 }
-mod llm_client;
-mod llm_server;
