@@ -107,7 +107,6 @@ macro_rules! codes {
 }
 
 codes! {
-    IO = "uh::io": "a file could not be read";
     UTF8 = "uh::syntax::utf8": "the file is not valid UTF-8 text";
     TOO_LARGE = "uh::syntax::too_large": "the file is larger than the compiler accepts";
     NESTING = "uh::syntax::nesting": "brackets are nested deeper than the language allows";

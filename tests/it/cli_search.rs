@@ -104,3 +104,20 @@ fn foreign_and_corrupt_databases_are_refused() {
     assert!(stderr.contains("error"), "{stderr}");
     assert_eq!(std::fs::read(&junk).unwrap(), b"this is not a database at all, just bytes");
 }
+
+#[test]
+fn check_reports_invalid_utf8_with_a_code_and_exit_1() {
+    let dir = std::env::temp_dir().join(format!("uhc-it-cli-utf8-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.uh");
+    std::fs::write(&file, b"arch a on b {\n  input x: real[4]\xff\xfe\n}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_uhc")).args(["check", "--format", "json", file.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
+    assert_eq!(json[0]["code"], "uh::syntax::utf8");
+    assert_eq!(json[0]["line"], 2);
+    assert_eq!(json[0]["start"], 30);
+    let missing = Command::new(env!("CARGO_BIN_EXE_uhc")).args(["check", dir.join("missing.uh").to_str().unwrap()]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
