@@ -329,3 +329,91 @@ fn a_recorded_run_replays_without_the_network() {
     assert!(LlmSetup::from_flags(Some("replay:"), None, None, Budget::default()).is_err());
     assert!(LlmSetup::from_flags(Some("gpt"), None, None, Budget::default()).is_err());
 }
+
+#[test]
+fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
+    let cx = context();
+    let db = temp_db("best-of-n");
+    let bad = fenced(&arch("bad", "    h = linear(x)\n    y = linear(h, 10)"));
+    let mut script: Vec<Reply> = (0..3).map(|_| Reply::content(&bad, 10, 10)).collect();
+    for w in [3, 5, 7, 11, 13] {
+        script.push(Reply::content(
+            &fenced(&arch(
+                &format!("w{w}"),
+                &format!("    h = linear(x, {w})\n    a = eo_activation(h)\n    y = linear(a, 10)"),
+            )),
+            10,
+            10,
+        ));
+    }
+    let server = ScriptedServer::start(script);
+    let mut proposers = operators::llm_proposers(
+        &[("best_of_n".to_string(), 1.0)],
+        setup(&server, Budget::default()),
+    )
+    .expect("operators");
+    let (mut store, _) =
+        Store::open_or_create(&db, "{}", 0, StoreOptions::default()).expect("store");
+    let overrides = Overrides {
+        budget: Some(11),
+        jobs: Some(1),
+        seed: None,
+    };
+    engine::run(
+        &cx,
+        &mut store,
+        Arc::new(Analytic),
+        &mut proposers,
+        &overrides,
+        false,
+        &mut |_| {},
+    )
+    .expect("search runs");
+    assert_eq!(server.script_left(), 0);
+    let got: Vec<String> = outcomes(&store)
+        .into_iter()
+        .map(|(op, o)| format!("{op} {o}"))
+        .collect();
+    let mut want = vec![
+        "best_of_n invalid:uh::check::args",
+        "best_of_n repair:invalid:uh::check::args",
+        "best_of_n repair:invalid:uh::check::args",
+    ];
+    want.extend(["best_of_n ok"; 5]);
+    assert_eq!(got, want, "no design notes for the no-evolution baseline");
+    let rejected: Vec<_> = store
+        .candidates_in_state(CandidateState::Rejected)
+        .expect("rejected")
+        .into_iter()
+        .filter(|c| c.operator == "best_of_n")
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0]
+            .diagnostics
+            .as_deref()
+            .is_some_and(|d| d.contains("width")),
+        "{:?}",
+        rejected[0].diagnostics
+    );
+    let s = tally_store(&store);
+    assert_eq!(
+        (
+            s.proposals,
+            s.valid_first_try,
+            s.valid_after_repair,
+            s.invalid
+        ),
+        (6, 5, 0, 1)
+    );
+    let first = server.received()[0].body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        first.contains("Example architectures")
+            && first.contains("seed_small")
+            && !first.contains("Current Pareto front"),
+        "{first}"
+    );
+}
