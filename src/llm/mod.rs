@@ -11,6 +11,9 @@
 //! - [`Exchange`]: the serialisable record of every call; [`Replay`] serves recorded
 //!   exchanges for deterministic re-runs. Both sides implement [`ChatBackend`].
 //! - [`extract`]: pull the `.uh` program out of a reply (pure).
+//! - [`operators`]: the search's LLM operators (`llm_mutate`, `llm_crossover`,
+//!   `best_of_n`) with repair rounds and design notes; [`prompt`] builds their prompts
+//!   from the compiler's own tables.
 //!
 //! Configure with [`LlmConfig::resolve`] (flags, then `UHC_LLM_*`, then `OPENAI_*`).
 //!
@@ -44,6 +47,8 @@ mod exchange;
 pub mod extract;
 mod http;
 mod ledger;
+pub mod operators;
+pub mod prompt;
 mod replay;
 mod types;
 

@@ -152,6 +152,17 @@ pub trait Proposer: Send {
     /// How many parents it takes (0, 1 or 2).
     fn arity(&self) -> usize;
     fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String>;
+    /// Sees the archive (every evaluated candidate) once per generation, before proposing.
+    fn observe(&mut self, _cx: &SearchContext, _archive: &[CandidateRecord]) {}
+    /// LLM exchanges made since the last call, for the store's log.
+    fn drain_exchanges(&mut self) -> Vec<super::store::Exchange> {
+        Vec::new()
+    }
+    /// True once the proposer can no longer work (an LLM budget is spent): the engine
+    /// evaluates what is queued and stops.
+    fn exhausted(&self) -> bool {
+        false
+    }
 }
 
 fn parent_genome(cx: &SearchContext, p: &CandidateRecord) -> Option<Genome> {
@@ -297,6 +308,7 @@ pub fn run(
             }
         }
     }
+    let mut exhausted = false;
     loop {
         let counts = store.counts_by_state()?;
         let evaluated = (counts.done + counts.failed + counts.timeout) as usize;
@@ -312,12 +324,18 @@ pub fn run(
             continue;
         }
         let generation = store.last_generation()?.map_or(1, |g| g + 1);
-        if generation as usize > cx.spec.generations.max(1) && overrides.budget.is_none() {
+        if exhausted || (generation as usize > cx.spec.generations.max(1) && overrides.budget.is_none()) {
             break;
         }
         let archive = store.load_archive()?;
         if archive.is_empty() {
             break;
+        }
+        for (p, _) in proposers.iter_mut() {
+            p.observe(cx, &archive);
+            for e in p.drain_exchanges() {
+                store.record_exchange(&e)?;
+            }
         }
         let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(generation as u64));
         let (population, ranking) = select_population(cx, &archive);
@@ -328,6 +346,10 @@ pub fn run(
         let mut attempts = 0;
         let total_weight: f64 = proposers.iter().map(|p| p.1).sum();
         while valid < cx.spec.offspring && attempts < cx.spec.offspring * 8 {
+            if proposers.iter().any(|p| p.0.exhausted()) {
+                exhausted = true;
+                break;
+            }
             attempts += 1;
             let mut pick = rng.random::<f64>() * total_weight;
             let mut which = 0;
@@ -342,16 +364,32 @@ pub fn run(
             let proposer = &mut proposers[which].0;
             let picks = nsga2::binary_tournament(&ranking, proposer.arity(), &mut rng).unwrap_or_default();
             let parents: Vec<&CandidateRecord> = picks.iter().map(|&i| &archive[population[i]]).collect();
-            let Some(text) = proposer.propose(cx, &parents, &mut rng) else { continue };
+            let proposal = proposer.propose(cx, &parents, &mut rng);
+            let exchanges = proposer.drain_exchanges();
+            let Some(text) = proposal else {
+                for e in &exchanges {
+                    store.record_exchange(e)?;
+                }
+                continue;
+            };
             let op = proposer.name().to_string();
-            if add_candidate(cx, store, &text, parents.iter().map(|p| p.id).collect(), &op, generation, &mut summary)? {
+            let (queued, id) = add_candidate(cx, store, &text, parents.iter().map(|p| p.id).collect(), &op, generation, &mut summary)?;
+            if queued {
                 valid += 1;
+            }
+            // The last exchange wrote the proposal; link it to the stored candidate.
+            let last = exchanges.len().saturating_sub(1);
+            for (i, mut e) in exchanges.into_iter().enumerate() {
+                if i == last {
+                    e.candidate_id = Some(id);
+                }
+                store.record_exchange(&e)?;
             }
         }
         rejected = summary.rejected - rejected;
         duplicates = summary.duplicates - duplicates;
         on_event(Event::Proposed { generation, valid, rejected, duplicates });
-        if valid == 0 {
+        if valid == 0 && !exhausted {
             break;
         }
     }
@@ -363,25 +401,26 @@ pub fn run(
     Ok(summary)
 }
 
-/// Compiles and stores a proposal. Returns whether it was queued for evaluation.
-fn add_candidate(cx: &SearchContext, store: &mut Store, text: &str, parents: Vec<i64>, operator: &str, generation: u32, summary: &mut Summary) -> Result<bool, StoreError> {
+/// Compiles and stores a proposal. Returns whether it was queued for evaluation, and the
+/// id of the stored (or, for a duplicate, the existing) candidate.
+fn add_candidate(cx: &SearchContext, store: &mut Store, text: &str, parents: Vec<i64>, operator: &str, generation: u32, summary: &mut Summary) -> Result<(bool, i64), StoreError> {
     summary.proposals += 1;
     match cx.compile_candidate(text) {
         Ok(c) => {
             let new = NewCandidate { text: text.to_string(), canonical_text: Some(c.canonical), structural_hash: Some(c.hash), parents, operator: operator.to_string(), generation };
             match store.insert_proposal(&new, &Disposition::Queued)? {
-                Inserted::New(_) => Ok(true),
-                Inserted::Duplicate { .. } => {
+                Inserted::New(id) => Ok((true, id)),
+                Inserted::Duplicate { id, .. } => {
                     summary.duplicates += 1;
-                    Ok(false)
+                    Ok((false, id))
                 }
             }
         }
         Err((reason, diagnostics)) => {
             summary.rejected += 1;
             let new = NewCandidate { text: text.to_string(), canonical_text: None, structural_hash: None, parents, operator: operator.to_string(), generation };
-            store.insert_proposal(&new, &Disposition::Rejected { reason, diagnostics })?;
-            Ok(false)
+            let id = store.insert_proposal(&new, &Disposition::Rejected { reason, diagnostics })?.id();
+            Ok((false, id))
         }
     }
 }

@@ -3,6 +3,7 @@
 mod examples;
 mod ir;
 mod llm_client;
+mod llm_ops;
 mod llm_server;
 mod robustness;
 mod roundtrip;

@@ -1,0 +1,970 @@
+//! LLM operators of the search: `llm_mutate` (one parent), `llm_crossover` (two) and
+//! `best_of_n` (no parents: independent samples shown only the seeds, the no-evolution
+//! baseline). Each asks a [`ChatBackend`] for one `arch`, compiles it against the search,
+//! and on diagnostics sends them back for a fix, up to `repair_rounds` times. Once per
+//! generation the first evolving operator asks for "design notes" (what helped and hurt
+//! on this hardware), which later prompts carry.
+//!
+//! Every call is buffered as a [`store::Exchange`] for the engine to log. Its `prompt`
+//! column is the JSON of the [`ChatRequest`] (so [`LlmSetup::replay`] can serve the run
+//! again) and its `outcome` is one of (prefixed `repair:` on follow-up rounds):
+//! `ok`, `duplicate`, `invalid:<reason>`, `no_program`, `error:<kind>`; or `notes`,
+//! `notes:error:<kind>` for design-notes calls. [`tally`] turns the log into rates.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::prompt::{self, Section};
+use super::{
+    extract, Budget, ChatBackend, ChatRequest, Exchange, Ledger, LlmClient, LlmConfig, LlmError,
+    LlmOverrides, Message, Outcome, Replay, ReplayMode, Usage,
+};
+use crate::diag::FileId;
+use crate::search::engine::{self, Proposer, SearchContext};
+use crate::search::store::{self, CandidateRecord, Store, StoreOptions};
+use crate::syntax::{self, Item};
+
+/// Operator names this module provides.
+pub const OPERATORS: [&str; 3] = ["llm_mutate", "llm_crossover", "best_of_n"];
+/// The operator name of design-notes exchanges in the store.
+pub const NOTES_OPERATOR: &str = "llm_notes";
+
+/// How the LLM operators talk and how much they say. Build with [`LlmSetup::new`],
+/// [`LlmSetup::http`] or [`LlmSetup::replay`], then adjust the public fields.
+pub struct LlmSetup {
+    pub backend: Arc<dyn ChatBackend>,
+    /// Bound on a first-round prompt, characters (system + user).
+    pub max_prompt_chars: usize,
+    /// Follow-up rounds that send diagnostics back (0 = none).
+    pub repair_rounds: usize,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    /// Ask for design notes once per generation.
+    pub design_notes: bool,
+    /// Rejected proposals kept for the prompt, newest last.
+    pub recent_failures: usize,
+    /// Front members shown in full.
+    pub front_shown: usize,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl LlmSetup {
+    /// Defaults: 24 000-character prompts, 2 repair rounds, temperature 0.8, 1 024 reply
+    /// tokens (an arch is a few hundred), design notes on.
+    pub fn new(backend: Arc<dyn ChatBackend>) -> Self {
+        LlmSetup {
+            backend,
+            max_prompt_chars: prompt::DEFAULT_MAX_PROMPT_CHARS,
+            repair_rounds: 2,
+            temperature: Some(0.8),
+            max_tokens: Some(1024),
+            design_notes: true,
+            recent_failures: 6,
+            front_shown: 6,
+            shared: Arc::default(),
+        }
+    }
+
+    /// A live OpenAI-compatible server: `url` and `model` beat `UHC_LLM_*` / `OPENAI_*`
+    /// (the key comes from the environment only); `budget` caps the tokens of the run.
+    pub fn http(
+        url: Option<String>,
+        model: Option<String>,
+        budget: Budget,
+    ) -> Result<Self, String> {
+        let config = LlmConfig::from_env(&LlmOverrides {
+            url,
+            model,
+            api_key: None,
+        })
+        .map_err(|e| e.to_string())?;
+        let ledger = Ledger::new(budget).map_err(|e| e.to_string())?;
+        ledger
+            .check_model(&config.model)
+            .map_err(|e| e.to_string())?;
+        let client = LlmClient::new(config, Arc::new(ledger)).map_err(|e| e.to_string())?;
+        Ok(LlmSetup::new(Arc::new(client)))
+    }
+
+    /// Serves the exchanges logged in an earlier run's store, matched by request, with no
+    /// network. The re-run takes the same path as long as the prompts come out the same
+    /// (same search file, seed and operators); past the recording the operators stop.
+    pub fn replay(path: &Path) -> Result<Self, String> {
+        let store = Store::open(path, StoreOptions::default())
+            .map_err(|e| format!("cannot open the replay store {}: {e}", path.display()))?;
+        let records = store.exchanges().map_err(|e| e.to_string())?;
+        let exchanges: Vec<Exchange> = records
+            .iter()
+            .filter_map(|r| to_llm_exchange(&r.exchange))
+            .collect();
+        if exchanges.is_empty() {
+            return Err(format!(
+                "{} holds no replayable LLM exchanges",
+                path.display()
+            ));
+        }
+        let replay = Replay::new(ReplayMode::ByRequest, exchanges).map_err(|e| e.to_string())?;
+        Ok(LlmSetup::new(Arc::new(replay)))
+    }
+
+    /// `--llm` flag values: `replay:PATH`; anything else is refused with the reason.
+    /// Without the flag, [`LlmSetup::http`] with `url`, `model`.
+    pub fn from_flags(
+        llm: Option<&str>,
+        url: Option<String>,
+        model: Option<String>,
+        budget: Budget,
+    ) -> Result<Self, String> {
+        match llm {
+            None => LlmSetup::http(url, model, budget),
+            Some(v) => match v.strip_prefix("replay:") {
+                Some(path) if !path.is_empty() => LlmSetup::replay(Path::new(path)),
+                _ => Err(format!("--llm `{v}` is not understood; use `--llm replay:RUN.sqlite`, or --llm-url and --llm-model for a server")),
+            },
+        }
+    }
+
+    /// Counters over every exchange the operators built from this setup have made.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
+    }
+}
+
+/// Reads the counters of a running set of operators.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Mutex<Shared>>);
+
+impl StatsHandle {
+    pub fn get(&self) -> LlmStats {
+        let s = lock(&self.0);
+        tally(
+            s.log
+                .iter()
+                .map(|(op, outcome)| (op.as_str(), outcome.as_str())),
+        )
+    }
+}
+
+/// Validity and repair counts. A proposal is one first-round call that got a reply, with
+/// its follow-up rounds; `valid` means it compiled (duplicates included).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmStats {
+    /// Chat calls, design notes included.
+    pub calls: usize,
+    pub proposals: usize,
+    pub valid_first_try: usize,
+    /// Proposals invalid at first and valid after a follow-up round.
+    pub valid_after_repair: usize,
+    /// Proposals still invalid after every round.
+    pub invalid: usize,
+    /// Replies that compiled to a design already known.
+    pub duplicates: usize,
+    pub no_program: usize,
+    /// Failed calls (HTTP, timeout, malformed reply, budget).
+    pub errors: usize,
+    pub notes: usize,
+    /// Compiler reasons of invalid replies, all rounds.
+    pub rejection_reasons: BTreeMap<String, usize>,
+}
+
+impl LlmStats {
+    /// Fraction of proposals valid on the first try.
+    pub fn first_try_rate(&self) -> f64 {
+        self.valid_first_try as f64 / self.proposals.max(1) as f64
+    }
+    /// Fraction valid after repair rounds.
+    pub fn final_rate(&self) -> f64 {
+        (self.valid_first_try + self.valid_after_repair) as f64 / self.proposals.max(1) as f64
+    }
+}
+
+/// Counts outcomes of an exchange log, given as `(operator, outcome)` in call order.
+pub fn tally<'a>(log: impl IntoIterator<Item = (&'a str, &'a str)>) -> LlmStats {
+    let mut s = LlmStats::default();
+    // (first round valid, any round valid) of the open proposal.
+    let mut open: Option<(bool, bool)> = None;
+    let close = |s: &mut LlmStats, open: &mut Option<(bool, bool)>| {
+        if let Some((first, any)) = open.take() {
+            s.proposals += 1;
+            if first {
+                s.valid_first_try += 1;
+            } else if any {
+                s.valid_after_repair += 1;
+            } else {
+                s.invalid += 1;
+            }
+        }
+    };
+    for (op, outcome) in log {
+        s.calls += 1;
+        if op == NOTES_OPERATOR {
+            if outcome == "notes" {
+                s.notes += 1;
+            } else {
+                s.errors += 1;
+            }
+            continue;
+        }
+        let (repair, o) = match outcome.strip_prefix("repair:") {
+            Some(rest) => (true, rest),
+            None => (false, outcome),
+        };
+        if !repair {
+            close(&mut s, &mut open);
+        }
+        let valid = o == "ok" || o == "duplicate";
+        if o == "duplicate" {
+            s.duplicates += 1;
+        }
+        if o == "no_program" {
+            s.no_program += 1;
+        }
+        if let Some(reason) = o.strip_prefix("invalid:") {
+            *s.rejection_reasons.entry(reason.to_string()).or_default() += 1;
+        }
+        if o.starts_with("error:") {
+            s.errors += 1;
+            if !repair {
+                continue; // no reply: not a proposal
+            }
+        }
+        match (&mut open, repair) {
+            (None, false) => open = Some((valid, valid)),
+            (Some(p), true) => p.1 |= valid,
+            _ => {}
+        }
+    }
+    close(&mut s, &mut open);
+    s
+}
+
+/// Proposers with their selection weights, as `engine::run` takes them.
+pub type WeightedProposers = Vec<(Box<dyn Proposer>, f64)>;
+
+/// Builds the LLM operators named in `names_and_weights` (each of [`OPERATORS`]), sharing
+/// one backend, notes and counters.
+///
+/// Wiring in `src/cli/search.rs`: split the `--operators` list into built-in names
+/// (`engine::builtin_proposer`) and LLM names; if any LLM name is present, build
+/// `let setup = LlmSetup::from_flags(llm_flag.as_deref(), llm_url, llm_model, budget)?;`
+/// keep `setup.stats()` for the end-of-run summary, and append
+/// `llm_proposers(&llm_names, setup)?` to the proposer list given to `engine::run`. The
+/// engine logs each exchange in the store and stops cleanly when the LLM budget is spent.
+pub fn llm_proposers(
+    names_and_weights: &[(String, f64)],
+    setup: LlmSetup,
+) -> Result<WeightedProposers, String> {
+    let settings = Arc::new(Settings {
+        backend: Arc::clone(&setup.backend),
+        max_prompt_chars: setup.max_prompt_chars,
+        repair_rounds: setup.repair_rounds,
+        temperature: setup.temperature,
+        max_tokens: setup.max_tokens,
+        design_notes: setup.design_notes,
+        recent_failures: setup.recent_failures,
+        front_shown: setup.front_shown,
+    });
+    let mut out: WeightedProposers = Vec::new();
+    for (name, weight) in names_and_weights {
+        let kind = match name.as_str() {
+            "llm_mutate" => Kind::Mutate,
+            "llm_crossover" => Kind::Crossover,
+            "best_of_n" => Kind::BestOfN,
+            other => {
+                return Err(format!(
+                    "`{other}` is not an LLM operator; choose from {}",
+                    OPERATORS.join(", ")
+                ))
+            }
+        };
+        if !weight.is_finite() || *weight < 0.0 {
+            return Err(format!(
+                "operator `{name}` has weight {weight}; weights are non-negative numbers"
+            ));
+        }
+        out.push((
+            Box::new(LlmProposer {
+                kind,
+                settings: Arc::clone(&settings),
+                shared: Arc::clone(&setup.shared),
+                pending: Vec::new(),
+            }),
+            *weight,
+        ));
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Mutate,
+    Crossover,
+    BestOfN,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Mutate => "llm_mutate",
+            Kind::Crossover => "llm_crossover",
+            Kind::BestOfN => "best_of_n",
+        }
+    }
+}
+
+struct Settings {
+    backend: Arc<dyn ChatBackend>,
+    max_prompt_chars: usize,
+    repair_rounds: usize,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    design_notes: bool,
+    recent_failures: usize,
+    front_shown: usize,
+}
+
+/// A proposal the compiler refused, for later prompts.
+struct Rejected {
+    operator: &'static str,
+    reason: String,
+    text: String,
+    diagnostics: String,
+}
+
+/// State shared by the operators of one run.
+#[derive(Default)]
+struct Shared {
+    exhausted: bool,
+    notes: Vec<String>,
+    /// Archive size when the notes were last refreshed.
+    notes_key: Option<usize>,
+    failures: VecDeque<Rejected>,
+    front: Vec<CandidateRecord>,
+    known_hashes: HashSet<String>,
+    known_names: HashSet<String>,
+    fresh: u64,
+    /// (operator, outcome) of every exchange, in order.
+    log: Vec<(String, String)>,
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // Plain data, updated in single statements: a panic elsewhere cannot tear it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct LlmProposer {
+    kind: Kind,
+    settings: Arc<Settings>,
+    shared: Arc<Mutex<Shared>>,
+    pending: Vec<store::Exchange>,
+}
+
+const SYSTEM: &str = "You design neural-network architectures for physical photonic hardware, written in the .uh language. \
+Reply with exactly one `arch` item inside one ```uh fenced block. Use only the operations listed below and only those the hardware supports.";
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max).collect();
+    t.push_str("\n[...]");
+    t
+}
+
+/// Canonical candidate text: `use` items dropped (the prelude has them), the arch put on
+/// the search's hardware and renamed if its name is taken. Unparsable text is returned
+/// as is, for the compiler to explain.
+fn prepare(cx: &SearchContext, text: &str, names: &HashSet<String>, fresh: &mut u64) -> String {
+    let (file, diags) = syntax::parse(FileId(0), text);
+    if diags.iter().any(|d| d.is_error()) {
+        return text.to_string();
+    }
+    let mut items: Vec<Item> = file
+        .items
+        .into_iter()
+        .filter(|i| !matches!(i, Item::Use(_)))
+        .collect();
+    for item in &mut items {
+        if let Item::Arch(a) = item {
+            a.hardware.name = cx.hardware.name.clone();
+            if names.contains(&a.name.name) {
+                let base = a.name.name.clone();
+                loop {
+                    *fresh += 1;
+                    let candidate = format!("{base}_v{fresh}");
+                    if !names.contains(&candidate) {
+                        a.name.name = candidate;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    syntax::print_file(&syntax::File { items })
+}
+
+fn arch_name(text: &str) -> Option<String> {
+    let (file, _) = syntax::parse(FileId(0), text);
+    file.items.into_iter().find_map(|i| match i {
+        Item::Arch(a) => Some(a.name.name),
+        _ => None,
+    })
+}
+
+fn error_outcome(e: &LlmError) -> String {
+    match e.outcome() {
+        Outcome::HttpError { status } => format!("error:http_error:{status}"),
+        o => format!("error:{}", o.name()),
+    }
+}
+
+/// The store row of a chat call.
+fn to_store(operator: &str, ex: &Exchange, outcome: String) -> store::Exchange {
+    let response = match (&ex.response_text, &ex.error) {
+        (_, Some(e)) => serde_json::to_string(e).unwrap_or_else(|_| e.to_string()),
+        (Some(t), None) => t.clone(),
+        (None, None) => String::new(),
+    };
+    store::Exchange {
+        operator: operator.to_string(),
+        model: ex.model.clone(),
+        prompt: serde_json::to_string(&ex.request).unwrap_or_default(),
+        response,
+        prompt_tokens: ex.usage.prompt_tokens,
+        completion_tokens: ex.usage.completion_tokens,
+        tokens_estimated: ex.usage.estimated,
+        latency_ms: ex.latency_ms,
+        outcome,
+        candidate_id: None,
+    }
+}
+
+/// A logged row back as a client exchange, for replay; `None` if its prompt is not a
+/// recorded request (rows written by other tools).
+fn to_llm_exchange(e: &store::Exchange) -> Option<Exchange> {
+    let request: ChatRequest = serde_json::from_str(&e.prompt).ok()?;
+    let failed = e.outcome.contains("error:");
+    let error = failed.then(|| {
+        serde_json::from_str::<LlmError>(&e.response).unwrap_or_else(|_| LlmError::Replay {
+            detail: format!("recorded failure: {}", e.response),
+        })
+    });
+    Some(Exchange {
+        model: e.model.clone(),
+        request_key: request.key(&e.model),
+        request,
+        response_text: (!failed).then(|| e.response.clone()),
+        finish_reason: None,
+        outcome: error.as_ref().map_or(Outcome::Ok, LlmError::outcome),
+        error,
+        usage: Usage {
+            prompt_tokens: e.prompt_tokens,
+            completion_tokens: e.completion_tokens,
+            estimated: e.tokens_estimated,
+        },
+        cost: 0.0,
+        latency_ms: e.latency_ms,
+        attempts: 1,
+        started_unix_ms: 0,
+        replayed: false,
+    })
+}
+
+impl LlmProposer {
+    fn request(&self, messages: Vec<Message>, rng: &mut StdRng) -> ChatRequest {
+        let mut r = ChatRequest::new(messages).with_seed(rng.random::<u32>() as u64);
+        if let Some(t) = self.settings.temperature {
+            r = r.with_temperature(t);
+        }
+        if let Some(m) = self.settings.max_tokens {
+            r = r.with_max_tokens(m);
+        }
+        r
+    }
+
+    fn log(&mut self, operator: &str, ex: &Exchange, outcome: String) {
+        lock(&self.shared)
+            .log
+            .push((operator.to_string(), outcome.clone()));
+        self.pending.push(to_store(operator, ex, outcome));
+    }
+
+    /// Marks the run exhausted on budget errors and when a replay has run out.
+    fn note_failure(&self, e: &LlmError) {
+        if e.is_budget_exhausted() || matches!(e, LlmError::Replay { .. }) {
+            lock(&self.shared).exhausted = true;
+        }
+    }
+
+    fn first_prompt(&self, cx: &SearchContext, parents: &[&CandidateRecord]) -> (String, String) {
+        let system = format!("{SYSTEM}\n\n{}", prompt::language_reference());
+        let shared = lock(&self.shared);
+        let mut sections = vec![prompt::hardware_section(cx), prompt::task_section(cx)];
+        let evolving = self.kind != Kind::BestOfN;
+        if evolving {
+            if !shared.notes.is_empty() {
+                sections.push(Section::droppable(
+                    "Design notes from earlier generations",
+                    shared.notes.join("\n"),
+                    100,
+                ));
+            }
+            if !shared.front.is_empty() {
+                let front: String = shared
+                    .front
+                    .iter()
+                    .take(self.settings.front_shown)
+                    .map(|c| prompt::candidate_block(cx, c))
+                    .collect();
+                sections.push(Section::droppable("Current Pareto front", front, 50));
+            }
+            for (i, f) in shared.failures.iter().enumerate() {
+                sections.push(Section::droppable(
+                    format!("Rejected earlier ({}, {})", f.operator, f.reason),
+                    format!(
+                        "```uh\n{}\n```\nCompiler said:\n{}",
+                        cut(&f.text, 1500),
+                        cut(&f.diagnostics, 800)
+                    ),
+                    i as u32,
+                ));
+            }
+        }
+        let instruction = match self.kind {
+            Kind::Mutate => {
+                if let Some(p) = parents.first() {
+                    sections.push(Section::keep("Parent", prompt::candidate_block(cx, p)));
+                }
+                "Write one new architecture derived from the parent: change a few things (widths, depth, activations, operations) \
+                 to improve the objectives on this hardware while meeting the constraints. Give it a new name."
+            }
+            Kind::Crossover => {
+                for (i, p) in parents.iter().enumerate() {
+                    sections.push(Section::keep(
+                        format!("Parent {}", i + 1),
+                        prompt::candidate_block(cx, p),
+                    ));
+                }
+                "Write one new architecture that combines the strengths of the parents (for example the front of one and the \
+                 back of the other) to improve the objectives on this hardware while meeting the constraints. Give it a new name."
+            }
+            Kind::BestOfN => {
+                let seeds: String = cx
+                    .seeds
+                    .iter()
+                    .map(|s| format!("```uh\n{}\n```\n", s.trim()))
+                    .collect();
+                sections.push(Section::keep("Example architectures", seeds));
+                "Write one new architecture for this task and hardware that you expect to do well on the objectives while \
+                 meeting the constraints. Give it a new name."
+            }
+        };
+        sections.push(Section::keep(
+            "Your task",
+            format!("{instruction}\nReply with the arch in one ```uh block."),
+        ));
+        let user = prompt::assemble(
+            &sections,
+            system.chars().count(),
+            self.settings.max_prompt_chars,
+        );
+        (system, user)
+    }
+
+    fn refresh_notes(&mut self, cx: &SearchContext, archive: &[CandidateRecord], rng_seed: u64) {
+        let (previous, failures, front) = {
+            let s = lock(&self.shared);
+            let failures: Vec<String> = s
+                .failures
+                .iter()
+                .map(|f| {
+                    format!(
+                        "- {} rejected ({}): {}",
+                        f.operator,
+                        f.reason,
+                        cut(f.diagnostics.lines().next().unwrap_or(""), 200)
+                    )
+                })
+                .collect();
+            (s.notes.join("\n"), failures.join("\n"), s.front.clone())
+        };
+        let last_gen = archive.iter().map(|c| c.generation).max().unwrap_or(0);
+        let recent: String = archive
+            .iter()
+            .filter(|c| c.generation == last_gen)
+            .take(12)
+            .map(|c| format!("- {}\n", prompt::metrics_line(cx, c)))
+            .collect();
+        let front_text: String = front
+            .iter()
+            .take(self.settings.front_shown)
+            .map(|c| prompt::candidate_block(cx, c))
+            .collect();
+        let sections = vec![
+            prompt::hardware_section(cx),
+            prompt::task_section(cx),
+            Section::droppable("Previous notes", if previous.is_empty() { "(none yet)".into() } else { previous }, 3),
+            Section::droppable("Rejected proposals", if failures.is_empty() { "(none)".into() } else { failures }, 0),
+            Section::droppable(format!("Generation {last_gen} results"), recent, 2),
+            Section::droppable("Pareto front", front_text, 1),
+            Section::keep(
+                "Your task",
+                "Summarise in at most 10 bullet lines, each starting with `- `, what helped and what hurt on this hardware \
+                 (optical depth versus loss, sensitivity to noise, energy, width). Be concrete; no code.",
+            ),
+        ];
+        let system = "You analyse the results of a hardware-aware architecture search for photonic hardware.".to_string();
+        let user = prompt::assemble(
+            &sections,
+            system.chars().count(),
+            self.settings.max_prompt_chars,
+        );
+        let mut r = ChatRequest::new(vec![Message::system(system), Message::user(user)])
+            .with_seed(rng_seed);
+        if let Some(m) = self.settings.max_tokens {
+            r = r.with_max_tokens(m);
+        }
+        match self.settings.backend.chat(&r) {
+            Ok(c) => {
+                let notes = parse_notes(&c.text);
+                self.log(NOTES_OPERATOR, &c.exchange, "notes".into());
+                if !notes.is_empty() {
+                    lock(&self.shared).notes = notes;
+                }
+            }
+            Err(f) => {
+                self.note_failure(&f.error);
+                self.log(
+                    NOTES_OPERATOR,
+                    &f.exchange,
+                    format!("notes:{}", error_outcome(&f.error)),
+                );
+            }
+        }
+    }
+}
+
+/// At most 10 bullet lines of a reply, each at most 240 characters.
+fn parse_notes(reply: &str) -> Vec<String> {
+    let lines: Vec<&str> = reply
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("```"))
+        .collect();
+    let bullet = |l: &str| -> Option<String> {
+        let rest = l
+            .strip_prefix("- ")
+            .or_else(|| l.strip_prefix("* "))
+            .or_else(|| l.strip_prefix("• "))
+            .or_else(|| {
+                let digits = l.chars().take_while(char::is_ascii_digit).count();
+                (digits > 0)
+                    .then(|| {
+                        l[digits..]
+                            .strip_prefix(". ")
+                            .or_else(|| l[digits..].strip_prefix(") "))
+                    })
+                    .flatten()
+            })?;
+        Some(rest.trim().to_string())
+    };
+    let bullets: Vec<String> = lines.iter().filter_map(|l| bullet(l)).collect();
+    let chosen: Vec<String> = if bullets.is_empty() {
+        lines.iter().map(|l| l.to_string()).collect()
+    } else {
+        bullets
+    };
+    chosen
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .take(10)
+        .map(|l| format!("- {}", cut(&l, 240)))
+        .collect()
+}
+
+impl Proposer for LlmProposer {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn arity(&self) -> usize {
+        match self.kind {
+            Kind::Mutate => 1,
+            Kind::Crossover => 2,
+            Kind::BestOfN => 0,
+        }
+    }
+
+    fn propose(
+        &mut self,
+        cx: &SearchContext,
+        parents: &[&CandidateRecord],
+        rng: &mut StdRng,
+    ) -> Option<String> {
+        if lock(&self.shared).exhausted || parents.len() < self.arity() {
+            return None;
+        }
+        let op = self.kind.name();
+        let (system, user) = self.first_prompt(cx, parents);
+        let mut messages = vec![Message::system(system), Message::user(user)];
+        let mut last_invalid: Option<String> = None;
+        for round in 0..=self.settings.repair_rounds {
+            let prefix = if round == 0 { "" } else { "repair:" };
+            let request = self.request(messages.clone(), rng);
+            let reply = match self.settings.backend.chat(&request) {
+                Ok(c) => c,
+                Err(f) => {
+                    self.note_failure(&f.error);
+                    self.log(
+                        op,
+                        &f.exchange,
+                        format!("{prefix}{}", error_outcome(&f.error)),
+                    );
+                    return last_invalid;
+                }
+            };
+            let found = extract::candidates(&reply.text);
+            if found.is_empty() {
+                self.log(op, &reply.exchange, format!("{prefix}no_program"));
+                messages.push(Message::assistant(reply.text));
+                messages.push(Message::user("Your reply contained no .uh program. Reply with one complete `arch` item in one ```uh block."));
+                continue;
+            }
+            let (names, mut fresh) = {
+                let s = lock(&self.shared);
+                (s.known_names.clone(), s.fresh)
+            };
+            let mut first_error: Option<(String, String, String)> = None;
+            let mut compiled = None;
+            for cand in &found {
+                let text = prepare(cx, &cand.text, &names, &mut fresh);
+                match cx.compile_candidate(&text) {
+                    Ok(c) => {
+                        compiled = Some((text, c.hash));
+                        break;
+                    }
+                    Err((reason, diags)) => {
+                        first_error.get_or_insert((text, reason, diags));
+                    }
+                }
+            }
+            lock(&self.shared).fresh = fresh;
+            match (compiled, first_error) {
+                (Some((text, hash)), _) => {
+                    let duplicate = !lock(&self.shared).known_hashes.insert(hash);
+                    if duplicate && round < self.settings.repair_rounds {
+                        self.log(op, &reply.exchange, format!("{prefix}duplicate"));
+                        messages.push(Message::assistant(reply.text));
+                        messages.push(Message::user(
+                            "That design is structurally identical to one already evaluated. Write a structurally different one \
+                             (other widths, depth or operations) in one ```uh block.",
+                        ));
+                        last_invalid = Some(text);
+                        continue;
+                    }
+                    self.log(
+                        op,
+                        &reply.exchange,
+                        format!("{prefix}{}", if duplicate { "duplicate" } else { "ok" }),
+                    );
+                    if let Some(name) = arch_name(&text) {
+                        lock(&self.shared).known_names.insert(name);
+                    }
+                    return Some(text);
+                }
+                (None, Some((text, reason, diagnostics))) => {
+                    self.log(op, &reply.exchange, format!("{prefix}invalid:{reason}"));
+                    {
+                        let mut s = lock(&self.shared);
+                        s.failures.push_back(Rejected {
+                            operator: op,
+                            reason: reason.clone(),
+                            text: text.clone(),
+                            diagnostics: diagnostics.clone(),
+                        });
+                        while s.failures.len() > self.settings.recent_failures {
+                            s.failures.pop_front();
+                        }
+                    }
+                    messages.push(Message::assistant(reply.text));
+                    messages.push(Message::user(format!(
+                        "The compiler rejected it ({reason}):\n{}\nFix every error and reply with the whole corrected arch in one ```uh block.",
+                        cut(&diagnostics, 4000)
+                    )));
+                    last_invalid = Some(text);
+                }
+                (None, None) => return last_invalid,
+            }
+        }
+        // Out of rounds: hand back the last attempt so the engine stores it as rejected
+        // (or counts it as a duplicate) with its diagnostics.
+        last_invalid
+    }
+
+    fn observe(&mut self, cx: &SearchContext, archive: &[CandidateRecord]) {
+        let (front_idx, _) = engine::front_and_hypervolume(cx, archive);
+        let refresh = {
+            let mut s = lock(&self.shared);
+            for c in archive {
+                if let Some(h) = &c.structural_hash {
+                    s.known_hashes.insert(h.clone());
+                }
+            }
+            if s.known_names.is_empty() || s.notes_key != Some(archive.len()) {
+                for c in archive {
+                    if let Some(n) = arch_name(&c.text) {
+                        s.known_names.insert(n);
+                    }
+                }
+                for seed in &cx.seeds {
+                    if let Some(n) = arch_name(seed) {
+                        s.known_names.insert(n);
+                    }
+                }
+            }
+            let mut front: Vec<CandidateRecord> =
+                front_idx.iter().map(|&i| archive[i].clone()).collect();
+            if let Some(o) = cx.spec.objectives.first() {
+                let key = |c: &CandidateRecord| {
+                    c.evaluation
+                        .as_ref()
+                        .map_or(f64::NAN, |e| engine::metric_value(&e.metrics, o.metric))
+                };
+                front.sort_by(|a, b| {
+                    let (x, y) = (key(a), key(b));
+                    let ord = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                    if o.direction == crate::check::model::Direction::Maximize {
+                        ord.reverse()
+                    } else {
+                        ord
+                    }
+                });
+            }
+            s.front = front;
+            let due = self.settings.design_notes
+                && self.kind != Kind::BestOfN
+                && !s.exhausted
+                && s.notes_key != Some(archive.len());
+            if due {
+                s.notes_key = Some(archive.len());
+            }
+            due
+        };
+        if refresh {
+            self.refresh_notes(cx, archive, archive.len() as u64);
+        }
+    }
+
+    fn drain_exchanges(&mut self) -> Vec<store::Exchange> {
+        std::mem::take(&mut self.pending)
+    }
+
+    fn exhausted(&self) -> bool {
+        lock(&self.shared).exhausted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_groups_rounds_into_proposals() {
+        let log = [
+            ("llm_mutate", "ok"),
+            ("llm_mutate", "invalid:E0301"),
+            ("llm_mutate", "repair:ok"),
+            ("llm_mutate", "no_program"),
+            ("llm_mutate", "repair:invalid:parse"),
+            ("llm_mutate", "repair:error:http_error:500"),
+            ("llm_notes", "notes"),
+            ("llm_crossover", "error:timeout"),
+            ("llm_crossover", "duplicate"),
+        ];
+        let s = tally(log);
+        assert_eq!(s.calls, 9);
+        assert_eq!(s.proposals, 4);
+        assert_eq!(
+            (s.valid_first_try, s.valid_after_repair, s.invalid),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            (s.duplicates, s.no_program, s.errors, s.notes),
+            (1, 1, 2, 1)
+        );
+        assert_eq!(s.rejection_reasons.get("E0301"), Some(&1));
+        assert_eq!(s.rejection_reasons.get("parse"), Some(&1));
+        assert!((s.first_try_rate() - 0.5).abs() < 1e-12 && (s.final_rate() - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn notes_keep_at_most_ten_bullets() {
+        let reply = format!(
+            "Here are my notes:\n{}\n```\ncode\n```",
+            (1..=14)
+                .map(|i| format!("{i}. point {i}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let n = parse_notes(&reply);
+        assert_eq!(n.len(), 10);
+        assert_eq!(n[0], "- point 1");
+        let plain = parse_notes("depth hurts\n\nwidth helps");
+        assert_eq!(
+            plain,
+            vec!["- depth hurts".to_string(), "- width helps".to_string()]
+        );
+        assert!(parse_notes("").is_empty());
+    }
+
+    #[test]
+    fn stored_rows_replay_as_the_same_exchanges() {
+        let request = ChatRequest::new(vec![Message::user("hi")]).with_seed(3);
+        let ok = Exchange {
+            model: "m".into(),
+            request_key: request.key("m"),
+            request: request.clone(),
+            response_text: Some("reply".into()),
+            finish_reason: None,
+            error: None,
+            outcome: Outcome::Ok,
+            usage: Usage {
+                prompt_tokens: 5,
+                completion_tokens: 7,
+                estimated: false,
+            },
+            cost: 0.0,
+            latency_ms: 12,
+            attempts: 1,
+            started_unix_ms: 0,
+            replayed: false,
+        };
+        let back = to_llm_exchange(&to_store("llm_mutate", &ok, "ok".into())).expect("replayable");
+        assert_eq!(back.result(), Ok("reply"));
+        assert_eq!(
+            (back.request_key, back.usage),
+            (ok.request_key.clone(), ok.usage)
+        );
+        let err = LlmError::Http {
+            status: 500,
+            body: "boom".into(),
+        };
+        let failed = Exchange {
+            response_text: None,
+            outcome: err.outcome(),
+            error: Some(err.clone()),
+            ..ok
+        };
+        let row = to_store("llm_mutate", &failed, error_outcome(&err));
+        assert_eq!(row.outcome, "error:http_error:500");
+        assert_eq!(
+            to_llm_exchange(&row).expect("replayable").result(),
+            Err(err)
+        );
+    }
+}

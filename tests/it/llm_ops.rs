@@ -1,0 +1,419 @@
+//! The LLM operators inside a real search: a scripted OpenAI-compatible server on
+//! loopback answers with valid designs, invalid ones that a repair round fixes, prose,
+//! garbage, empty choices, 429, 500 and truncated JSON; the search must go on through
+//! each, log every exchange with its outcome, count validity and repairs, stop cleanly
+//! when the LLM budget is spent, and replay a recorded run without the network.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uhc::llm::operators::{self, LlmSetup, LlmStats};
+use uhc::llm::{Budget, Ledger, LlmClient, LlmConfig, RetryPolicy};
+use uhc::search::engine::{self, EvalRequest, Evaluator, Overrides, Scores, SearchContext};
+use uhc::search::store::{CandidateState, Store, StoreOptions};
+
+use super::llm_server::{Reply, ScriptedServer};
+
+/// Accuracy grows with parameters and falls with optical depth (as in `search.rs`).
+struct Analytic;
+
+impl Evaluator for Analytic {
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
+        let g = req.compiled.graph(req.arch).ok_or("no graph")?;
+        let params = g.total_cost().params as f64;
+        let acc = params / (params + 300.0);
+        let noisy = acc - 0.002 * g.optical_depth() as f64;
+        Ok(Scores {
+            accuracy: acc,
+            noisy_accuracy_mean: noisy,
+            noisy_accuracy_std: 0.01,
+            noisy_accuracy_p5: noisy - 0.02,
+        })
+    }
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("uhc-it-llmops-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("run.sqlite")
+}
+
+/// `examples/digits_search.uh` with a population of 6 and 5 offspring per generation.
+fn context() -> SearchContext {
+    let path = super::root().join("examples/digits_search.uh");
+    let text = std::fs::read_to_string(&path)
+        .expect("example")
+        .replace("population = 20", "population = 6")
+        .replace("offspring = 8", "offspring = 5");
+    let (compiled, diags, sources) =
+        uhc::check_source_with(&path.display().to_string(), &text, &uhc::driver::FsResolver);
+    let compiled = compiled.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
+    let resolver = Arc::new(uhc::driver::SandboxResolver {
+        root: super::root().join("examples"),
+    });
+    SearchContext::new("digits_search.uh", &text, &compiled, None, resolver).expect("context")
+}
+
+fn arch(name: &str, body: &str) -> String {
+    format!(
+        "arch {name} on mzi_realistic {{\n    input x: real[16]\n{body}\n    output detect(y)\n}}"
+    )
+}
+
+fn fenced(text: &str) -> String {
+    format!("```uh\n{text}\n```")
+}
+
+fn setup(server: &ScriptedServer, budget: Budget) -> LlmSetup {
+    let mut c = LlmConfig::new(server.base_url(), "scripted-model");
+    c.retry = RetryPolicy {
+        max_attempts: 2,
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(20),
+    };
+    let client = LlmClient::new(c, Arc::new(Ledger::new(budget).expect("budget"))).expect("client");
+    LlmSetup::new(Arc::new(client))
+}
+
+fn run(cx: &SearchContext, db: &PathBuf, setup: LlmSetup, budget: usize) -> engine::Summary {
+    let mut proposers =
+        operators::llm_proposers(&[("llm_mutate".to_string(), 1.0)], setup).expect("operators");
+    let (mut store, _) =
+        Store::open_or_create(db, "{}", 0, StoreOptions::default()).expect("store");
+    let overrides = Overrides {
+        budget: Some(budget),
+        jobs: Some(1),
+        seed: None,
+    };
+    engine::run(
+        cx,
+        &mut store,
+        Arc::new(Analytic),
+        &mut proposers,
+        &overrides,
+        false,
+        &mut |_| {},
+    )
+    .expect("search runs")
+}
+
+/// The script of one generation: every kind of answer a server gives.
+fn script() -> Vec<Reply> {
+    let usage = |t: &str| Reply::content(t, 900, 120);
+    vec![
+        // Design notes of generation 0.
+        usage("Notes:\n- depth costs 0.2 dB per MZI column\n- wider first layers help\n- keep modrelu bias small"),
+        // 1: valid on the first try.
+        usage(&fenced(&arch("wide_eo", "    h = linear(x, 14)\n    a = eo_activation(h)\n    y = linear(a, 10)"))),
+        // 2: missing width, then repaired.
+        usage(&fenced(&arch("fixme", "    h = linear(x)\n    a = modrelu(h)\n    y = linear(a, 10)"))),
+        usage(&fenced(&arch("fixme", "    h = linear(x, 9)\n    a = eo_activation(h)\n    y = linear(a, 10)"))),
+        // 3: prose around a fence, and a name that clashes with a seed.
+        usage(&format!(
+            "Here is a design that trades depth for robustness:\n\n{}\n\nIt should lose less to noise.",
+            fenced(&arch("seed_small", "    h = linear(x, 8)\n    u = unitary(h)\n    a = eo_activation(u)\n    y = linear(a, 10)"))
+        )),
+        // 4: garbage, then empty choices (the proposal ends with an error).
+        usage("I am sorry, I cannot help with photonic design today."),
+        Reply::ok_body(r#"{"id":"x","object":"chat.completion","choices":[]}"#),
+        // 5: rate limited once, then valid.
+        Reply::rate_limited("0"),
+        usage(&fenced(&arch("after_429", "    h = linear(x, 6)\n    a = eo_activation(h)\n    y = linear(a, 10)"))),
+        // 6: server error on both attempts.
+        Reply::status(500, r#"{"error":{"message":"internal"}}"#),
+        Reply::status(500, r#"{"error":{"message":"internal"}}"#),
+        // 7: truncated JSON.
+        Reply::ok_body(r#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"arch"#),
+        // 8: valid, deeper.
+        usage(&fenced(&arch("deep_eo", "    h = linear(x, 12)\n    a = eo_activation(h)\n    g = linear(a, 12)\n    b = eo_activation(g)\n    y = linear(b, 10)"))),
+    ]
+}
+
+fn outcomes(store: &Store) -> Vec<(String, String)> {
+    store
+        .exchanges()
+        .expect("exchanges")
+        .into_iter()
+        .map(|r| (r.exchange.operator, r.exchange.outcome))
+        .collect()
+}
+
+fn tally_store(store: &Store) -> LlmStats {
+    let log = outcomes(store);
+    operators::tally(log.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+}
+
+#[test]
+fn search_goes_on_through_every_failure_and_logs_each_outcome() {
+    let cx = context();
+    let db = temp_db("script");
+    let server = ScriptedServer::start(script());
+    let setup = setup(&server, Budget::default());
+    let stats = setup.stats();
+    // 6 initial candidates, then the 5 valid LLM designs of the script.
+    let summary = run(&cx, &db, setup, 11);
+    assert_eq!(server.script_left(), 0, "every scripted answer was used");
+    let store = Store::open(&db, StoreOptions::default()).expect("store");
+    assert_eq!(store.counts_by_state().expect("counts").done, 11);
+    assert_eq!(summary.evaluated, 11);
+    let got: Vec<String> = outcomes(&store)
+        .into_iter()
+        .map(|(op, o)| format!("{op} {o}"))
+        .collect();
+    let want = [
+        "llm_notes notes",
+        "llm_mutate ok",
+        "llm_mutate invalid:uh::check::args",
+        "llm_mutate repair:ok",
+        "llm_mutate ok",
+        "llm_mutate no_program",
+        "llm_mutate repair:error:invalid_response",
+        "llm_mutate ok",
+        "llm_mutate error:http_error:500",
+        "llm_mutate error:invalid_response",
+        "llm_mutate ok",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    assert_eq!(got, want);
+    let s = tally_store(&store);
+    assert_eq!(s, stats.get(), "the store and the live counters agree");
+    assert_eq!(
+        (
+            s.proposals,
+            s.valid_first_try,
+            s.valid_after_repair,
+            s.invalid
+        ),
+        (6, 4, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(
+        (s.errors, s.notes, s.no_program, s.duplicates),
+        (3, 1, 1, 0),
+        "{s:?}"
+    );
+    assert!(
+        (s.first_try_rate() - 4.0 / 6.0).abs() < 1e-12
+            && (s.final_rate() - 5.0 / 6.0).abs() < 1e-12
+    );
+
+    // Every evaluated LLM design is linked to the exchange that wrote it; the clashing
+    // name was renamed; nothing the LLM wrote was left unrepaired, so no LLM rejection.
+    let llm: Vec<_> = store
+        .load_archive()
+        .expect("archive")
+        .into_iter()
+        .filter(|c| c.operator == "llm_mutate")
+        .collect();
+    assert_eq!(llm.len(), 5);
+    for c in &llm {
+        let ex = store.exchanges_for_candidate(c.id).expect("linked");
+        assert_eq!(ex.len(), 1, "{c:?}");
+        assert!(ex[0].exchange.outcome.ends_with("ok"));
+        assert!(
+            ex[0].exchange.prompt.contains("\"role\":\"system\""),
+            "prompt is the recorded request"
+        );
+        assert_eq!(ex[0].exchange.model, "scripted-model");
+    }
+    assert!(
+        llm.iter().any(|c| c.text.contains("arch seed_small_v")),
+        "clashing name renamed"
+    );
+    let rejected = store
+        .candidates_in_state(CandidateState::Rejected)
+        .expect("rejected");
+    assert!(
+        rejected.iter().all(|c| c.operator != "llm_mutate"),
+        "{rejected:?}"
+    );
+
+    // The prompts: language reference, hardware, the parent with its figures, the notes
+    // after they were written, and diagnostics in the repair round.
+    let received = server.received();
+    let text_of = |i: usize| {
+        received[i].body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["content"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = text_of(1);
+    for needle in [
+        "eo_activation(x, alpha",
+        "dBm",
+        "noisy_accuracy_mean",
+        "Hardware `mzi_realistic`",
+        "## Parent",
+        "lost_to_noise=",
+        "- wider first layers help",
+        "Current Pareto front",
+    ] {
+        assert!(
+            first.contains(needle),
+            "first proposal prompt lacks {needle:?}"
+        );
+    }
+    assert!(
+        first.chars().count() <= 24_000 + 200,
+        "bounded: {}",
+        first.chars().count()
+    );
+    let repair = text_of(3);
+    assert!(repair.contains("The compiler rejected it"), "{repair}");
+    // Later prompts carry the rejected design.
+    assert!(text_of(4).contains("Rejected earlier"));
+}
+
+#[test]
+fn spent_llm_budget_stops_the_search_cleanly() {
+    let cx = context();
+    let db = temp_db("budget");
+    let server = ScriptedServer::start(vec![Reply::content("- notes cost a lot", 3000, 2000)]);
+    let setup = setup(
+        &server,
+        Budget {
+            max_tokens_total: Some(1000),
+            max_cost: None,
+        },
+    );
+    let summary = run(&cx, &db, setup, 50);
+    let store = Store::open(&db, StoreOptions::default()).expect("store");
+    // The initial population was evaluated, then the first proposal was refused.
+    assert_eq!(summary.evaluated, 6);
+    assert_eq!(server.received().len(), 1, "no request after the cap");
+    let got: Vec<String> = outcomes(&store).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        got,
+        vec!["notes".to_string(), "error:budget_exhausted".to_string()]
+    );
+}
+
+#[test]
+fn a_recorded_run_replays_without_the_network() {
+    let cx = context();
+    let db = temp_db("record");
+    let server = ScriptedServer::start(script());
+    run(&cx, &db, setup(&server, Budget::default()), 11);
+    drop(server);
+    let replay_db = temp_db("replay");
+    let setup = LlmSetup::from_flags(
+        Some(&format!("replay:{}", db.display())),
+        None,
+        None,
+        Budget::default(),
+    )
+    .expect("replay setup");
+    run(&cx, &replay_db, setup, 11);
+    let hashes = |p: &PathBuf| {
+        let s = Store::open(p, StoreOptions::default()).expect("store");
+        let mut v: Vec<String> = s
+            .load_archive()
+            .expect("archive")
+            .into_iter()
+            .filter_map(|c| c.structural_hash)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(hashes(&db), hashes(&replay_db));
+    let (a, b) = (
+        Store::open(&db, StoreOptions::default()).unwrap(),
+        Store::open(&replay_db, StoreOptions::default()).unwrap(),
+    );
+    assert_eq!(outcomes(&a), outcomes(&b));
+    assert!(LlmSetup::from_flags(Some("replay:"), None, None, Budget::default()).is_err());
+    assert!(LlmSetup::from_flags(Some("gpt"), None, None, Budget::default()).is_err());
+}
+
+#[test]
+fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
+    let cx = context();
+    let db = temp_db("best-of-n");
+    let bad = fenced(&arch("bad", "    h = linear(x)\n    y = linear(h, 10)"));
+    let mut script: Vec<Reply> = (0..3).map(|_| Reply::content(&bad, 10, 10)).collect();
+    for w in [3, 5, 7, 11, 13] {
+        script.push(Reply::content(
+            &fenced(&arch(
+                &format!("w{w}"),
+                &format!("    h = linear(x, {w})\n    a = eo_activation(h)\n    y = linear(a, 10)"),
+            )),
+            10,
+            10,
+        ));
+    }
+    let server = ScriptedServer::start(script);
+    let mut proposers = operators::llm_proposers(
+        &[("best_of_n".to_string(), 1.0)],
+        setup(&server, Budget::default()),
+    )
+    .expect("operators");
+    let (mut store, _) =
+        Store::open_or_create(&db, "{}", 0, StoreOptions::default()).expect("store");
+    let overrides = Overrides {
+        budget: Some(11),
+        jobs: Some(1),
+        seed: None,
+    };
+    engine::run(
+        &cx,
+        &mut store,
+        Arc::new(Analytic),
+        &mut proposers,
+        &overrides,
+        false,
+        &mut |_| {},
+    )
+    .expect("search runs");
+    assert_eq!(server.script_left(), 0);
+    let got: Vec<String> = outcomes(&store)
+        .into_iter()
+        .map(|(op, o)| format!("{op} {o}"))
+        .collect();
+    let mut want = vec![
+        "best_of_n invalid:uh::check::args",
+        "best_of_n repair:invalid:uh::check::args",
+        "best_of_n repair:invalid:uh::check::args",
+    ];
+    want.extend(["best_of_n ok"; 5]);
+    assert_eq!(got, want, "no design notes for the no-evolution baseline");
+    let rejected: Vec<_> = store
+        .candidates_in_state(CandidateState::Rejected)
+        .expect("rejected")
+        .into_iter()
+        .filter(|c| c.operator == "best_of_n")
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0]
+            .diagnostics
+            .as_deref()
+            .is_some_and(|d| d.contains("width")),
+        "{:?}",
+        rejected[0].diagnostics
+    );
+    let s = tally_store(&store);
+    assert_eq!(
+        (
+            s.proposals,
+            s.valid_first_try,
+            s.valid_after_repair,
+            s.invalid
+        ),
+        (6, 5, 0, 1)
+    );
+    let first = server.received()[0].body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        first.contains("Example architectures")
+            && first.contains("seed_small")
+            && !first.contains("Current Pareto front"),
+        "{first}"
+    );
+}
