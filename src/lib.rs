@@ -9,6 +9,7 @@ pub mod data;
 pub mod diag;
 pub mod driver;
 pub mod ir;
+pub mod runtime;
 pub mod search;
 pub mod stdlib;
 pub mod syntax;
