@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod search;
 pub mod stdlib;
 pub mod syntax;
+pub mod train;
 
 pub use check::Checked;
 pub use diag::{Diagnostic, Sources};
