@@ -1,5 +1,7 @@
 //! Subcommand drivers: the edge where files are read and diagnostics rendered.
 
+pub mod train;
+
 use crate::{Emit, Format};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};

@@ -348,6 +348,30 @@ impl Program {
         }
     }
 
+    /// Named fields of node `i`'s parameter block, in storage order, with their lengths
+    /// (the layout of the module-level table; used to write and read weight files).
+    pub fn param_fields(&self, i: usize) -> Vec<(&'static str, usize)> {
+        let Some(node) = self.graph.nodes.get(i) else {
+            return vec![];
+        };
+        let (w, nin) = (node.ty.width, node.in_width);
+        match &self.exec[i] {
+            Exec::Mesh(l) => {
+                let k = l.mzi_count();
+                vec![("theta", k), ("phi", k), ("gamma", l.ports())]
+            }
+            Exec::Attenuate { k } => vec![("sigma", *k)],
+            Exec::Diag => vec![("amplitude", w), ("phase", w)],
+            Exec::ModRelu => vec![("threshold", w)],
+            Exec::MatMul { complex: false } => vec![("weights", w * nin), ("bias", w)],
+            Exec::MatMul { complex: true } => {
+                vec![("weights_re", w * nin), ("weights_im", w * nin)]
+            }
+            Exec::Scale => vec![("re", w), ("im", w)],
+            _ => vec![],
+        }
+    }
+
     /// Replaces the parameters, checking every block's length.
     pub fn set_params(&mut self, p: Params) -> Result<(), RuntimeError> {
         check_like(&self.graph, &self.params, &p)?;
