@@ -19,6 +19,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::HashMap;
+use std::f64::consts::PI;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -53,6 +54,11 @@ pub struct TrainOptions {
     pub temperature: f64,
     /// Given up with [`TrainError::Deadline`] once passed (checked before every batch).
     pub deadline: Option<Instant>,
+    /// Cosine decay of the learning rate from `lr` to 0 over the run (Loshchilov & Hutter
+    /// 2017): large early steps, fine ones at the end, where a mesh is sensitive to small
+    /// joint phase changes. Off by default: on `digits4` it did not beat a constant rate
+    /// (0.850 vs 0.862 mean test accuracy over 3 seeds, 20 epochs, lr 0.01).
+    pub cosine: bool,
 }
 
 impl Default for TrainOptions {
@@ -60,6 +66,7 @@ impl Default for TrainOptions {
         TrainOptions {
             temperature: DEFAULT_TEMPERATURE,
             deadline: None,
+            cosine: false,
         }
     }
 }
@@ -80,7 +87,8 @@ pub struct EpochStats {
 /// Adam (Kingma & Ba 2015) with the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
 #[derive(Clone, Debug)]
 pub struct Adam {
-    lr: f64,
+    /// Learning rate of the next step.
+    pub lr: f64,
     m: Params,
     v: Params,
     t: i32,
@@ -146,6 +154,7 @@ pub fn train(
     let intensities = program.outputs_intensities();
     let mut losses = Vec::with_capacity(spec.epochs);
     let mut steps = 0;
+    let total = (spec.epochs * sampler.batches_per_epoch()).max(1) as f64;
     for epoch in 0..spec.epochs {
         let order = sampler.epoch(epoch as u64);
         let (mut sum, mut count) = (0.0, 0usize);
@@ -164,6 +173,9 @@ pub fn train(
                 return Err(TrainError::Diverged { epoch: epoch + 1 });
             }
             let grads = program.backward(&tape, g.view())?;
+            if opts.cosine {
+                adam.lr = spec.lr * 0.5 * (1.0 + (PI * steps as f64 / total).cos());
+            }
             adam.step(&mut program.params, &grads);
             program.project();
             sum += l * idx.len() as f64;
