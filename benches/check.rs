@@ -35,17 +35,38 @@ fn time<F: FnMut()>(mut f: F, budget: Duration) -> (f64, u64) {
 
 fn main() {
     let measure = std::env::args().any(|a| a == "--bench");
-    let budget = if measure { Duration::from_secs(3) } else { Duration::from_millis(1) };
+    let budget = if measure {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_millis(1)
+    };
     let big = big_file(5_000);
-    for (name, text) in [("typical (examples/digits_search.uh)", TYPICAL.to_string()), ("5 000 lines", big)] {
+    for (name, text) in [
+        ("typical (examples/digits_search.uh)", TYPICAL.to_string()),
+        ("5 000 lines", big),
+    ] {
         let (compiled, diags, _) = uhc::check_source("bench.uh", &text);
-        assert!(compiled.is_some() && diags.is_empty(), "bench input must be clean: {diags:?}");
-        let (t_check, n) = time(|| {
-            black_box(uhc::check_source("bench.uh", black_box(&text)));
-        }, budget);
-        let (t_scan, _) = time(|| {
-            black_box(black_box(text.as_bytes()).iter().filter(|&&b| b == b'\n').count());
-        }, budget);
+        assert!(
+            compiled.is_some() && diags.is_empty(),
+            "bench input must be clean: {diags:?}"
+        );
+        let (t_check, n) = time(
+            || {
+                black_box(uhc::check_source("bench.uh", black_box(&text)));
+            },
+            budget,
+        );
+        let (t_scan, _) = time(
+            || {
+                black_box(
+                    black_box(text.as_bytes())
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count(),
+                );
+            },
+            budget,
+        );
         println!(
             "{name}: {} lines, {} bytes: parse+check+lower {:.1} µs/file ({n} runs), {:.0}× a newline scan of the same bytes ({:.2} µs)",
             text.lines().count(),

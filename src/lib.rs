@@ -10,9 +10,11 @@ pub mod diag;
 pub mod driver;
 pub mod ir;
 pub mod llm;
+pub mod runtime;
 pub mod search;
 pub mod stdlib;
 pub mod syntax;
+pub mod train;
 
 pub use check::Checked;
 pub use diag::{Diagnostic, Sources};

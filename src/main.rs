@@ -63,6 +63,52 @@ enum Command {
         #[arg(long, default_value = "report")]
         out: PathBuf,
     },
+    /// Train an architecture on a task of the same file and write its weights (JSON).
+    Train {
+        file: PathBuf,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long)]
+        task: String,
+        /// Run on this hardware profile instead of the architecture's (same backend kind).
+        #[arg(long)]
+        hardware: Option<String>,
+        /// Epochs (default: the `train` item's default, 20).
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Train on a fresh hardware noise draw per mini-batch.
+        #[arg(long)]
+        noise_aware: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate accuracy under Monte Carlo hardware noise (trains first without --weights).
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        hardware: Option<String>,
+        /// Weights from `uhc train`.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Monte Carlo noise draws.
+        #[arg(long, default_value_t = 20)]
+        draws: usize,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        noise_aware: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
         #[arg(required = true)]
@@ -94,6 +140,52 @@ fn main() -> ExitCode {
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
         Command::Report { dbs, out } => cli::report::run(&dbs, &out),
+        Command::Train {
+            file,
+            arch,
+            task,
+            hardware,
+            epochs,
+            seed,
+            noise_aware,
+            out,
+        } => cli::train::train(
+            &cli::train::Common {
+                file: &file,
+                arch: arch.as_deref(),
+                task: &task,
+                hardware: hardware.as_deref(),
+                epochs,
+                seed,
+                noise_aware,
+            },
+            &out,
+        ),
+        Command::Eval {
+            file,
+            arch,
+            task,
+            hardware,
+            weights,
+            draws,
+            epochs,
+            seed,
+            noise_aware,
+            json,
+        } => cli::train::eval(
+            &cli::train::Common {
+                file: &file,
+                arch: arch.as_deref(),
+                task: &task,
+                hardware: hardware.as_deref(),
+                epochs,
+                seed,
+                noise_aware,
+            },
+            weights.as_deref(),
+            draws,
+            json,
+        ),
     };
     ExitCode::from(code)
 }

@@ -2,6 +2,7 @@
 
 pub mod report;
 pub mod search;
+pub mod train;
 
 use crate::{Emit, Format};
 use std::collections::HashSet;

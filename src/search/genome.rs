@@ -22,7 +22,10 @@ pub enum Step {
 
 impl Step {
     fn is_activation(&self) -> bool {
-        matches!(self, Step::ModRelu(_) | Step::EoActivation | Step::Relu | Step::Tanh)
+        matches!(
+            self,
+            Step::ModRelu(_) | Step::EoActivation | Step::Relu | Step::Tanh
+        )
     }
 }
 
@@ -60,13 +63,21 @@ impl Genome {
         }
         steps.reverse();
         let input = &g.nodes[id];
-        Genome { input_width: input.ty.width, input_complex: input.ty.domain == Domain::Complex, steps }
+        Genome {
+            input_width: input.ty.width,
+            input_complex: input.ty.domain == Domain::Complex,
+            steps,
+        }
     }
 
     /// `.uh` text for this genome as architecture `name` on `hardware`.
     pub fn to_text(&self, name: &str, hardware: &str) -> String {
         let mut s = format!("arch {name} on {hardware} {{\n");
-        let ty = if self.input_complex { "complex" } else { "real" };
+        let ty = if self.input_complex {
+            "complex"
+        } else {
+            "real"
+        };
         let _ = writeln!(s, "    input x: {ty}[{}]", self.input_width);
         let mut prev = "x".to_string();
         let last = self.steps.len().saturating_sub(1);
@@ -97,12 +108,24 @@ impl Genome {
     }
 
     fn output_width(&self) -> usize {
-        self.steps.iter().rev().find_map(|s| if let Step::Linear(w) = s { Some(*w) } else { None }).unwrap_or(self.input_width)
+        self.steps
+            .iter()
+            .rev()
+            .find_map(|s| {
+                if let Step::Linear(w) = s {
+                    Some(*w)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(self.input_width)
     }
 
     /// Index of the last linear layer: its width is the class count and stays fixed.
     fn last_linear(&self) -> Option<usize> {
-        self.steps.iter().rposition(|s| matches!(s, Step::Linear(_)))
+        self.steps
+            .iter()
+            .rposition(|s| matches!(s, Step::Linear(_)))
     }
 }
 
@@ -121,7 +144,10 @@ fn supports(hw: &HardwareProfile, op: &str) -> bool {
 }
 
 fn hidden_width<R: Rng>(max: usize, rng: &mut R) -> usize {
-    let choices: Vec<usize> = [4, 6, 8, 10, 12, 16, 24, 32, 48, 64].into_iter().filter(|&w| w <= max).collect();
+    let choices: Vec<usize> = [4, 6, 8, 10, 12, 16, 24, 32, 48, 64]
+        .into_iter()
+        .filter(|&w| w <= max)
+        .collect();
     choices.choose(rng).copied().unwrap_or(max.max(2))
 }
 
@@ -142,7 +168,11 @@ fn activation<R: Rng>(hw: &HardwareProfile, optical: bool, rng: &mut R) -> Step 
             options.push(Step::Tanh);
         }
     }
-    options.choose(rng).cloned().unwrap_or(if optical { Step::ModRelu(0.1) } else { Step::Relu })
+    options.choose(rng).cloned().unwrap_or(if optical {
+        Step::ModRelu(0.1)
+    } else {
+        Step::Relu
+    })
 }
 
 fn is_optical(hw: &HardwareProfile) -> bool {
@@ -150,7 +180,12 @@ fn is_optical(hw: &HardwareProfile) -> bool {
 }
 
 /// A random valid-looking network: 0–2 hidden layers, widths within the hardware's limit.
-pub fn random<R: Rng>(hw: &HardwareProfile, features: usize, classes: usize, rng: &mut R) -> Genome {
+pub fn random<R: Rng>(
+    hw: &HardwareProfile,
+    features: usize,
+    classes: usize,
+    rng: &mut R,
+) -> Genome {
     let optical = is_optical(hw);
     let max = hw.backend.max_width();
     let hidden = rng.random_range(0..=2);
@@ -166,7 +201,11 @@ pub fn random<R: Rng>(hw: &HardwareProfile, features: usize, classes: usize, rng
     if optical {
         steps.push(Step::Detect);
     }
-    Genome { input_width: features, input_complex: false, steps }
+    Genome {
+        input_width: features,
+        input_complex: false,
+        steps,
+    }
 }
 
 /// One random edit: resize, insert, delete, swap an activation, or retune a bias.
@@ -179,7 +218,9 @@ pub fn mutate<R: Rng>(g: &Genome, hw: &HardwareProfile, rng: &mut R) -> Genome {
         match rng.random_range(0..5) {
             // Resize a hidden linear layer.
             0 => {
-                let hidden: Vec<usize> = (0..out.steps.len()).filter(|&i| matches!(out.steps[i], Step::Linear(_)) && Some(i) != last).collect();
+                let hidden: Vec<usize> = (0..out.steps.len())
+                    .filter(|&i| matches!(out.steps[i], Step::Linear(_)) && Some(i) != last)
+                    .collect();
                 if let Some(&i) = hidden.choose(rng) {
                     let w = hidden_width(max, rng);
                     if out.steps[i] != Step::Linear(w) {
@@ -191,7 +232,10 @@ pub fn mutate<R: Rng>(g: &Genome, hw: &HardwareProfile, rng: &mut R) -> Genome {
             // Insert a hidden layer (linear + activation, or a unitary) before the last linear.
             1 => {
                 let at = last.unwrap_or(0);
-                let mut new = vec![Step::Linear(hidden_width(max, rng)), activation(hw, optical, rng)];
+                let mut new = vec![
+                    Step::Linear(hidden_width(max, rng)),
+                    activation(hw, optical, rng),
+                ];
                 if optical && supports(hw, "unitary") && rng.random_bool(0.3) {
                     new = vec![Step::Unitary, activation(hw, optical, rng)];
                 }
@@ -200,18 +244,33 @@ pub fn mutate<R: Rng>(g: &Genome, hw: &HardwareProfile, rng: &mut R) -> Genome {
             }
             // Delete a hidden layer with its activation.
             2 => {
-                let hidden: Vec<usize> = (0..out.steps.len()).filter(|&i| matches!(out.steps[i], Step::Linear(_) | Step::Unitary | Step::Diag) && Some(i) != last).collect();
+                let hidden: Vec<usize> = (0..out.steps.len())
+                    .filter(|&i| {
+                        matches!(out.steps[i], Step::Linear(_) | Step::Unitary | Step::Diag)
+                            && Some(i) != last
+                    })
+                    .collect();
                 if let Some(&i) = hidden.choose(rng) {
-                    let end = if out.steps.get(i + 1).is_some_and(Step::is_activation) { i + 2 } else { i + 1 };
+                    let end = if out.steps.get(i + 1).is_some_and(Step::is_activation) {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
                     out.steps.drain(i..end);
                     return out;
                 }
             }
             // Swap an activation for another the hardware has.
             3 => {
-                let acts: Vec<usize> = (0..out.steps.len()).filter(|&i| out.steps[i].is_activation()).collect();
+                let acts: Vec<usize> = (0..out.steps.len())
+                    .filter(|&i| out.steps[i].is_activation())
+                    .collect();
                 if let Some(&i) = acts.choose(rng) {
-                    let new = activation(hw, matches!(out.steps[i], Step::ModRelu(_) | Step::EoActivation), rng);
+                    let new = activation(
+                        hw,
+                        matches!(out.steps[i], Step::ModRelu(_) | Step::EoActivation),
+                        rng,
+                    );
                     if std::mem::discriminant(&new) != std::mem::discriminant(&out.steps[i]) {
                         out.steps[i] = new;
                         return out;
@@ -220,10 +279,13 @@ pub fn mutate<R: Rng>(g: &Genome, hw: &HardwareProfile, rng: &mut R) -> Genome {
             }
             // Retune a modReLU threshold.
             _ => {
-                let acts: Vec<usize> = (0..out.steps.len()).filter(|&i| matches!(out.steps[i], Step::ModRelu(_))).collect();
+                let acts: Vec<usize> = (0..out.steps.len())
+                    .filter(|&i| matches!(out.steps[i], Step::ModRelu(_)))
+                    .collect();
                 if let Some(&i) = acts.choose(rng) {
                     if let Step::ModRelu(b) = out.steps[i] {
-                        out.steps[i] = Step::ModRelu((b * rng.random_range(0.5..2.0)).clamp(0.001, 2.0));
+                        out.steps[i] =
+                            Step::ModRelu((b * rng.random_range(0.5..2.0)).clamp(0.001, 2.0));
                         return out;
                     }
                 }
@@ -236,12 +298,22 @@ pub fn mutate<R: Rng>(g: &Genome, hw: &HardwareProfile, rng: &mut R) -> Genome {
 /// Splices a prefix of `a` onto a suffix of `b` that starts at a linear layer (which takes
 /// any input width), so the child keeps `b`'s output shape.
 pub fn crossover<R: Rng>(a: &Genome, b: &Genome, rng: &mut R) -> Genome {
-    let cuts_a: Vec<usize> = (0..=a.steps.len()).filter(|&i| i == 0 || !matches!(a.steps[i - 1], Step::Detect)).collect();
-    let cuts_b: Vec<usize> = (0..b.steps.len()).filter(|&j| matches!(b.steps[j], Step::Linear(_))).collect();
-    let (Some(&i), Some(&j)) = (cuts_a.choose(rng), cuts_b.choose(rng)) else { return a.clone() };
+    let cuts_a: Vec<usize> = (0..=a.steps.len())
+        .filter(|&i| i == 0 || !matches!(a.steps[i - 1], Step::Detect))
+        .collect();
+    let cuts_b: Vec<usize> = (0..b.steps.len())
+        .filter(|&j| matches!(b.steps[j], Step::Linear(_)))
+        .collect();
+    let (Some(&i), Some(&j)) = (cuts_a.choose(rng), cuts_b.choose(rng)) else {
+        return a.clone();
+    };
     let mut steps = a.steps[..i].to_vec();
     steps.extend_from_slice(&b.steps[j..]);
-    let child = Genome { input_width: a.input_width, input_complex: a.input_complex, steps };
+    let child = Genome {
+        input_width: a.input_width,
+        input_complex: a.input_complex,
+        steps,
+    };
     debug_assert_eq!(child.output_width(), b.output_width());
     child
 }

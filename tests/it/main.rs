@@ -1,5 +1,6 @@
 //! The one integration-test binary (see matklad's "Delete Cargo Integration Tests").
 
+mod cli_train;
 mod examples;
 mod ir;
 mod llm_client;
