@@ -87,7 +87,9 @@ pub struct SandboxResolver {
 impl Resolver for SandboxResolver {
     fn resolve(&self, importer: &str, path: &str) -> Result<(String, String), String> {
         let p = Path::new(path);
-        let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+        let escapes = p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)));
         if !escapes {
             let candidate = self.root.join(p);
             if candidate.is_file() {

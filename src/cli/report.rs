@@ -27,7 +27,13 @@ fn load(path: &Path) -> Result<RunData, String> {
         .run_info()
         .ok()
         .and_then(|i| serde_json::from_str::<serde_json::Value>(&i.config).ok())
-        .and_then(|v| Some(format!("{} on {}", v.get("search")?.as_str()?, v.get("spec")?.get("hardware")?.as_str()?)))
+        .and_then(|v| {
+            Some(format!(
+                "{} on {}",
+                v.get("search")?.as_str()?,
+                v.get("spec")?.get("hardware")?.as_str()?
+            ))
+        })
         .unwrap_or_else(|| path.display().to_string());
     Ok(RunData { label, candidates })
 }
@@ -46,14 +52,33 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
     let reference = report::reference_energy(&runs);
     let mut curves = Vec::new();
     for run in &runs {
-        curves.push((format!("{} (all)", run.label), report::hypervolume_curve(run, reference)));
-        let mut ops: Vec<&str> = run.candidates.iter().map(|c| c.operator.as_str()).filter(|o| *o != "seed").collect();
+        curves.push((
+            format!("{} (all)", run.label),
+            report::hypervolume_curve(run, reference),
+        ));
+        let mut ops: Vec<&str> = run
+            .candidates
+            .iter()
+            .map(|c| c.operator.as_str())
+            .filter(|o| *o != "seed")
+            .collect();
         ops.sort_unstable();
         ops.dedup();
         if ops.len() > 1 {
             for op in ops {
-                let sub = RunData { label: op.to_string(), candidates: run.candidates.iter().filter(|c| c.operator == op || c.operator == "seed").cloned().collect() };
-                curves.push((format!("{}: {op} + seeds", run.label), report::hypervolume_curve(&sub, reference)));
+                let sub = RunData {
+                    label: op.to_string(),
+                    candidates: run
+                        .candidates
+                        .iter()
+                        .filter(|c| c.operator == op || c.operator == "seed")
+                        .cloned()
+                        .collect(),
+                };
+                curves.push((
+                    format!("{}: {op} + seeds", run.label),
+                    report::hypervolume_curve(&sub, reference),
+                ));
             }
         }
     }
@@ -65,19 +90,31 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
         return EXIT_USAGE;
     }
     let html = to_html(&md, &pareto, &hv);
-    for (name, content) in [("report.md", &md), ("pareto.svg", &pareto), ("hypervolume.svg", &hv), ("report.html", &html)] {
+    for (name, content) in [
+        ("report.md", &md),
+        ("pareto.svg", &pareto),
+        ("hypervolume.svg", &hv),
+        ("report.html", &html),
+    ] {
         if let Err(e) = std::fs::write(out.join(name), content) {
             eprintln!("error: cannot write {}: {e}", out.join(name).display());
             return EXIT_USAGE;
         }
     }
-    eprintln!("wrote {}/report.md and report.html with pareto.svg and hypervolume.svg", out.display());
+    eprintln!(
+        "wrote {}/report.md and report.html with pareto.svg and hypervolume.svg",
+        out.display()
+    );
     EXIT_OK
 }
 
 /// HTML for the Markdown this module writes (headings, tables, code blocks, the figures).
 fn to_html(md: &str, pareto: &str, hv: &str) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     let mut out = String::from("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>uhc search report</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}pre{background:#f6f6f6;padding:8px}</style></head><body>\n");
     let mut in_code = false;
     let mut in_table = false;
@@ -99,7 +136,11 @@ fn to_html(md: &str, pareto: &str, hv: &str) -> String {
                 out.push_str("<table>\n");
                 in_table = true;
             }
-            let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| format!("<td>{}</td>", esc(c.trim()))).collect();
+            let cells: Vec<String> = line
+                .trim_matches('|')
+                .split('|')
+                .map(|c| format!("<td>{}</td>", esc(c.trim())))
+                .collect();
             let _ = writeln!(out, "<tr>{}</tr>", cells.join(""));
             continue;
         } else if in_table {

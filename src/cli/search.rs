@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uhc::driver::{FsResolver, SandboxResolver};
-use uhc::search::engine::{self, Event, Evaluator, Overrides, Proposer, SearchContext};
+use uhc::search::engine::{self, Evaluator, Event, Overrides, Proposer, SearchContext};
 use uhc::search::store::{Opened, Store, StoreOptions};
 use uhc::Sources;
 
@@ -17,6 +17,12 @@ pub struct SearchArgs {
     pub jobs: Option<usize>,
     pub seed: Option<u64>,
     pub operators: Option<String>,
+    /// `replay:RUN.sqlite` to replay a previous run's LLM exchanges.
+    pub llm: Option<String>,
+    pub llm_url: Option<String>,
+    pub llm_model: Option<String>,
+    pub max_tokens_total: Option<u64>,
+    pub max_cost: Option<f64>,
 }
 
 /// Parses `mutate=0.7,crossover=0.3` (weights optional).
@@ -24,7 +30,12 @@ fn parse_operators(spec: &str) -> Result<Vec<(String, f64)>, String> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, weight) = match part.split_once('=') {
-            Some((n, w)) => (n.trim(), w.trim().parse::<f64>().map_err(|_| format!("operator weight `{w}` is not a number"))?),
+            Some((n, w)) => (
+                n.trim(),
+                w.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("operator weight `{w}` is not a number"))?,
+            ),
             None => (part, 1.0),
         };
         if !(weight >= 0.0 && weight.is_finite()) {
@@ -53,8 +64,14 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     if !diags.is_empty() {
         eprint!("{}", sources.render_human(&diags, false));
     }
-    let Some(compiled) = compiled else { return EXIT_PROBLEMS };
-    let folder = args.file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let Some(compiled) = compiled else {
+        return EXIT_PROBLEMS;
+    };
+    let folder = args
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let resolver = Arc::new(SandboxResolver { root: folder });
     let cx = match SearchContext::new(&name, &text, &compiled, args.search.as_deref(), resolver) {
         Ok(cx) => cx,
@@ -71,34 +88,82 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
                 return EXIT_USAGE;
             }
         },
-        None => cx.spec.operators.iter().map(|o| (o.name.clone(), o.weight)).collect(),
+        None => cx
+            .spec
+            .operators
+            .iter()
+            .map(|o| (o.name.clone(), o.weight))
+            .collect(),
     };
     let mut proposers: Vec<(Box<dyn Proposer>, f64)> = Vec::new();
-    let mut skipped = Vec::new();
+    let mut llm_ops: Vec<(String, f64)> = Vec::new();
     for (op, weight) in &operators {
         match engine::builtin_proposer(op) {
             Some(p) => proposers.push((p, *weight)),
-            None => skipped.push(op.clone()),
+            None if uhc::llm::operators::OPERATORS.contains(&op.as_str()) => {
+                llm_ops.push((op.clone(), *weight))
+            }
+            None => {
+                eprintln!(
+                    "error: unknown operator `{op}`; built in: mutate, crossover, random; LLM: {}",
+                    uhc::llm::operators::OPERATORS.join(", ")
+                );
+                return EXIT_USAGE;
+            }
         }
     }
-    if !skipped.is_empty() {
-        eprintln!("note: no LLM is configured, so the LLM operators ({}) are skipped; using the built-in operators", skipped.join(", "));
+    let mut llm_stats = None;
+    if !llm_ops.is_empty() {
+        let explicit = args.llm.is_some() || args.llm_url.is_some() || args.llm_model.is_some();
+        let budget = uhc::llm::Budget {
+            max_tokens_total: args.max_tokens_total,
+            max_cost: args.max_cost,
+        };
+        match uhc::llm::operators::LlmSetup::from_flags(
+            args.llm.as_deref(),
+            args.llm_url.clone(),
+            args.llm_model.clone(),
+            budget,
+        ) {
+            Ok(setup) => {
+                llm_stats = Some(setup.stats());
+                match uhc::llm::operators::llm_proposers(&llm_ops, setup) {
+                    Ok(ps) => proposers.extend(ps),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return EXIT_USAGE;
+                    }
+                }
+            }
+            Err(e) if explicit => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+            Err(_) => {
+                let names: Vec<&str> = llm_ops.iter().map(|o| o.0.as_str()).collect();
+                eprintln!("note: no LLM is configured (set --llm-url and --llm-model, or UHC_LLM_URL and UHC_LLM_MODEL), so the LLM operators ({}) are skipped; running the built-in operators", names.join(", "));
+            }
+        }
     }
     if proposers.is_empty() {
         eprintln!("note: no built-in operator was selected; using mutate and crossover");
         proposers.push((Box::new(engine::MutateProposer), 0.7));
         proposers.push((Box::new(engine::CrossoverProposer), 0.3));
     }
-    let db = args.db.clone().unwrap_or_else(|| PathBuf::from(format!("{}.sqlite", cx.spec.name)));
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.sqlite", cx.spec.name)));
     let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators }).to_string();
     let seed = args.seed.unwrap_or(cx.spec.seed);
-    let (mut store, opened) = match Store::open_or_create(&db, &config, seed, StoreOptions::default()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let (mut store, opened) =
+        match Store::open_or_create(&db, &config, seed, StoreOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        };
     if let Ok(info) = store.run_info() {
         if info.seed != seed {
             eprintln!("error: {} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db.display(), info.seed, info.seed);
@@ -108,25 +173,55 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     let resumed = matches!(opened, Opened::Resumed);
     let budget = args.budget.unwrap_or(cx.spec.budget);
     let bar = ProgressBar::with_draw_target(Some(budget as u64), ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} evaluations {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} evaluations {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
     bar.set_prefix(format!("search {} on {}", cx.spec.name, cx.hardware.name));
     if resumed {
         bar.println(format!("resuming {}", db.display()));
     }
-    let overrides = Overrides { budget: args.budget, jobs: args.jobs, seed: args.seed };
+    let overrides = Overrides {
+        budget: args.budget,
+        jobs: args.jobs,
+        seed: args.seed,
+    };
     let mut on_event = |e: Event| match e {
-        Event::Evaluated { done, generation, outcome, id, .. } => {
+        Event::Evaluated {
+            done,
+            generation,
+            outcome,
+            id,
+            ..
+        } => {
             bar.set_position(done as u64);
             if outcome != "done" {
-                bar.println(format!("candidate {id} (generation {generation}): {outcome}"));
+                bar.println(format!(
+                    "candidate {id} (generation {generation}): {outcome}"
+                ));
             }
         }
-        Event::Generation { generation, front, hypervolume } => {
-            bar.set_message(format!("gen {generation}: front {front}, hypervolume {hypervolume:.4e}"));
+        Event::Generation {
+            generation,
+            front,
+            hypervolume,
+        } => {
+            bar.set_message(format!(
+                "gen {generation}: front {front}, hypervolume {hypervolume:.4e}"
+            ));
         }
         Event::Proposed { .. } => {}
     };
-    let result = engine::run(&cx, &mut store, evaluator, &mut proposers, &overrides, resumed, &mut on_event);
+    let result = engine::run(
+        &cx,
+        &mut store,
+        evaluator,
+        &mut proposers,
+        &overrides,
+        resumed,
+        &mut on_event,
+    );
     bar.finish();
     match result {
         Ok(s) => {
@@ -136,9 +231,29 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             );
             let total = s.engine_seconds + s.evaluation_seconds;
             if total > 0.0 {
-                eprintln!("engine overhead: {:.3} s of {:.1} s ({:.2}%)", s.engine_seconds, total, 100.0 * s.engine_seconds / total);
+                eprintln!(
+                    "engine overhead: {:.3} s of {:.1} s ({:.2}%)",
+                    s.engine_seconds,
+                    total,
+                    100.0 * s.engine_seconds / total
+                );
             }
-            eprintln!("run stored in {}; `uhc report {}` writes the report", db.display(), db.display());
+            if let Some(stats) = &llm_stats {
+                let st = stats.get();
+                eprintln!(
+                    "LLM: {} proposals, {:.0}% valid on the first try, {:.0}% after repair, {} duplicates, {} failed calls",
+                    st.proposals,
+                    100.0 * st.first_try_rate(),
+                    100.0 * st.final_rate(),
+                    st.duplicates,
+                    st.errors
+                );
+            }
+            eprintln!(
+                "run stored in {}; `uhc report {}` writes the report",
+                db.display(),
+                db.display()
+            );
             EXIT_OK
         }
         Err(e) => {

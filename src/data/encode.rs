@@ -71,7 +71,7 @@ pub fn pool_factors_to(shape: (usize, usize), side: usize) -> Result<(usize, usi
 
 fn divisors(n: usize) -> String {
     (1..=n)
-        .filter(|d| n % d == 0)
+        .filter(|d| n.is_multiple_of(*d))
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join(", ")

@@ -5,8 +5,13 @@
 
 use super::genome::{self, Genome};
 use super::nsga2::{self, Individual};
-use super::store::{CandidateRecord, CandidateState, Disposition, Evaluation, Failure, Inserted, Metrics, NewCandidate, Recovery, Store, StoreError, Violation};
-use crate::check::model::{ArchGraph, Direction, HardwareProfile, Metric, SearchSpec, TaskSpec, TrainSpec};
+use super::store::{
+    CandidateRecord, CandidateState, Disposition, Evaluation, Failure, Inserted, Metrics,
+    NewCandidate, Recovery, Store, StoreError, Violation,
+};
+use crate::check::model::{
+    ArchGraph, Direction, HardwareProfile, Metric, SearchSpec, TaskSpec, TrainSpec,
+};
 use crate::check::Resolver;
 use crate::diag::Sources;
 use crate::syntax::{self, Item};
@@ -77,25 +82,65 @@ impl SearchContext {
         let searches = &compiled.checked.searches;
         let spec = match name {
             Some(n) => searches.iter().find(|s| s.name == n).ok_or_else(|| {
-                format!("no search named `{n}`; the file has: {}", searches.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "no search named `{n}`; the file has: {}",
+                    searches
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             })?,
             None if searches.len() == 1 => &searches[0],
             None if searches.is_empty() => return Err("the file defines no `search` item".into()),
-            None => return Err("the file defines several searches; choose one with --search".into()),
+            None => {
+                return Err("the file defines several searches; choose one with --search".into())
+            }
         };
-        let task = compiled.checked.task(&spec.task).cloned().ok_or("the search's task is missing")?;
-        let hardware = compiled.checked.hardware(&spec.hardware).cloned().ok_or("the search's hardware is missing")?;
+        let task = compiled
+            .checked
+            .task(&spec.task)
+            .cloned()
+            .ok_or("the search's task is missing")?;
+        let hardware = compiled
+            .checked
+            .hardware(&spec.hardware)
+            .cloned()
+            .ok_or("the search's hardware is missing")?;
         let (ast, _) = syntax::parse(crate::diag::FileId(0), text);
-        let prelude_items: Vec<Item> = ast.items.iter().filter(|i| matches!(i, Item::Use(_) | Item::Hardware(_))).cloned().collect();
-        let prelude = syntax::print_file(&syntax::File { items: prelude_items });
+        let prelude_items: Vec<Item> = ast
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Use(_) | Item::Hardware(_)))
+            .cloned()
+            .collect();
+        let prelude = syntax::print_file(&syntax::File {
+            items: prelude_items,
+        });
         let mut seeds = Vec::new();
         for seed in &spec.seeds {
-            let Some(Item::Arch(a)) = ast.items.iter().find(|i| matches!(i, Item::Arch(a) if &a.name.name == seed)) else { continue };
+            let Some(Item::Arch(a)) = ast
+                .items
+                .iter()
+                .find(|i| matches!(i, Item::Arch(a) if &a.name.name == seed))
+            else {
+                continue;
+            };
             let mut a = a.clone();
             a.hardware.name = hardware.name.clone();
-            seeds.push(syntax::print_file(&syntax::File { items: vec![Item::Arch(a)] }));
+            seeds.push(syntax::print_file(&syntax::File {
+                items: vec![Item::Arch(a)],
+            }));
         }
-        Ok(SearchContext { spec: spec.clone(), task, hardware, prelude, seeds, resolver, file_name: file_name.to_string() })
+        Ok(SearchContext {
+            spec: spec.clone(),
+            task,
+            hardware,
+            prelude,
+            seeds,
+            resolver,
+            file_name: file_name.to_string(),
+        })
     }
 
     /// Compiles candidate text (one `arch` on the search's hardware) after the prelude.
@@ -103,8 +148,17 @@ impl SearchContext {
     pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, (String, String)> {
         let (cand_ast, parse_diags) = syntax::parse(crate::diag::FileId(0), text);
         if parse_diags.is_empty() {
-            let archs = cand_ast.items.iter().filter(|i| matches!(i, Item::Arch(_))).count();
-            let others: Vec<&str> = cand_ast.items.iter().filter(|i| !matches!(i, Item::Arch(_))).map(|i| i.keyword()).collect();
+            let archs = cand_ast
+                .items
+                .iter()
+                .filter(|i| matches!(i, Item::Arch(_)))
+                .count();
+            let others: Vec<&str> = cand_ast
+                .items
+                .iter()
+                .filter(|i| !matches!(i, Item::Arch(_)))
+                .map(|i| i.keyword())
+                .collect();
             if archs != 1 || !others.is_empty() {
                 return Err((
                     "shape".into(),
@@ -122,18 +176,30 @@ impl SearchContext {
         let root = sources.add(format!("{}#candidate", self.file_name), full);
         let (compiled, diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
         let Some(compiled) = compiled else {
-            let first = diags.iter().find(|d| d.is_error()).map_or("invalid", |d| d.code);
+            let first = diags
+                .iter()
+                .find(|d| d.is_error())
+                .map_or("invalid", |d| d.code);
             return Err((first.to_string(), sources.render_plain(&diags)));
         };
         let Some(arch) = compiled.checked.archs.last().cloned() else {
-            return Err(("shape".into(), "the candidate defines no architecture".into()));
+            return Err((
+                "shape".into(),
+                "the candidate defines no architecture".into(),
+            ));
         };
         let Some(graph) = compiled.graph(&arch.name) else {
             return Err(("lower".into(), "the candidate could not be lowered".into()));
         };
         let hash = crate::ir::structural_hash(graph);
-        let canonical = syntax::format_source(crate::diag::FileId(0), text).unwrap_or_else(|_| text.to_string());
-        Ok(CompiledCandidate { compiled, arch, canonical, hash })
+        let canonical = syntax::format_source(crate::diag::FileId(0), text)
+            .unwrap_or_else(|_| text.to_string());
+        Ok(CompiledCandidate {
+            compiled,
+            arch,
+            canonical,
+            hash,
+        })
     }
 }
 
@@ -151,7 +217,12 @@ pub trait Proposer: Send {
     fn name(&self) -> &str;
     /// How many parents it takes (0, 1 or 2).
     fn arity(&self) -> usize;
-    fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String>;
+    fn propose(
+        &mut self,
+        cx: &SearchContext,
+        parents: &[&CandidateRecord],
+        rng: &mut StdRng,
+    ) -> Option<String>;
     /// Sees the archive (every evaluated candidate) once per generation, before proposing.
     fn observe(&mut self, _cx: &SearchContext, _archive: &[CandidateRecord]) {}
     /// LLM exchanges made since the last call, for the store's log.
@@ -175,7 +246,9 @@ pub struct MutateProposer;
 pub struct CrossoverProposer;
 
 fn features(cx: &SearchContext) -> usize {
-    cx.task.features.unwrap_or(cx.hardware.backend.max_width().min(16))
+    cx.task
+        .features
+        .unwrap_or(cx.hardware.backend.max_width().min(16))
 }
 
 impl Proposer for RandomProposer {
@@ -185,9 +258,17 @@ impl Proposer for RandomProposer {
     fn arity(&self) -> usize {
         0
     }
-    fn propose(&mut self, cx: &SearchContext, _: &[&CandidateRecord], rng: &mut StdRng) -> Option<String> {
+    fn propose(
+        &mut self,
+        cx: &SearchContext,
+        _: &[&CandidateRecord],
+        rng: &mut StdRng,
+    ) -> Option<String> {
         let g = genome::random(&cx.hardware, features(cx), cx.task.classes, rng);
-        Some(g.to_text(&format!("random_{}", rng.random::<u32>()), &cx.hardware.name))
+        Some(g.to_text(
+            &format!("random_{}", rng.random::<u32>()),
+            &cx.hardware.name,
+        ))
     }
 }
 
@@ -198,10 +279,18 @@ impl Proposer for MutateProposer {
     fn arity(&self) -> usize {
         1
     }
-    fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String> {
+    fn propose(
+        &mut self,
+        cx: &SearchContext,
+        parents: &[&CandidateRecord],
+        rng: &mut StdRng,
+    ) -> Option<String> {
         let g = parent_genome(cx, parents.first()?)?;
         let child = genome::mutate(&g, &cx.hardware, rng);
-        Some(child.to_text(&format!("mutant_{}", rng.random::<u32>()), &cx.hardware.name))
+        Some(child.to_text(
+            &format!("mutant_{}", rng.random::<u32>()),
+            &cx.hardware.name,
+        ))
     }
 }
 
@@ -212,7 +301,12 @@ impl Proposer for CrossoverProposer {
     fn arity(&self) -> usize {
         2
     }
-    fn propose(&mut self, cx: &SearchContext, parents: &[&CandidateRecord], rng: &mut StdRng) -> Option<String> {
+    fn propose(
+        &mut self,
+        cx: &SearchContext,
+        parents: &[&CandidateRecord],
+        rng: &mut StdRng,
+    ) -> Option<String> {
         let a = parent_genome(cx, parents.first()?)?;
         let b = parent_genome(cx, parents.get(1)?)?;
         let child = genome::crossover(&a, &b, rng);
@@ -248,9 +342,24 @@ pub fn metric_value(m: &Metrics, metric: Metric) -> f64 {
 /// Progress events for the CLI's bar.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Evaluated { id: i64, done: usize, budget: usize, generation: u32, outcome: String },
-    Proposed { generation: u32, valid: usize, rejected: usize, duplicates: usize },
-    Generation { generation: u32, front: usize, hypervolume: f64 },
+    Evaluated {
+        id: i64,
+        done: usize,
+        budget: usize,
+        generation: u32,
+        outcome: String,
+    },
+    Proposed {
+        generation: u32,
+        valid: usize,
+        rejected: usize,
+        duplicates: usize,
+    },
+    Generation {
+        generation: u32,
+        front: usize,
+        hypervolume: f64,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -281,7 +390,10 @@ pub fn run(
     let budget = overrides.budget.unwrap_or(cx.spec.budget);
     let jobs = overrides.jobs.unwrap_or(1).max(1);
     let seed = overrides.seed.unwrap_or(cx.spec.seed);
-    let mut summary = Summary { resumed, ..Summary::default() };
+    let mut summary = Summary {
+        resumed,
+        ..Summary::default()
+    };
     let engine_start = Instant::now();
     store.recover(Recovery::AllRunning)?;
     // Proposals interrupted between insert and enqueue are queued now.
@@ -295,7 +407,9 @@ pub fn run(
         }
         // Fill the first population with mutations of the seeds.
         let mut tries = 0;
-        while store.counts_by_state()?.queued < cx.spec.population as u64 && tries < cx.spec.population * 4 {
+        while store.counts_by_state()?.queued < cx.spec.population as u64
+            && tries < cx.spec.population * 4
+        {
             tries += 1;
             let queued = store.candidates_in_state(CandidateState::Queued)?;
             if queued.is_empty() {
@@ -319,12 +433,25 @@ pub fn run(
         if !queued.is_empty() {
             let take: Vec<CandidateRecord> = queued.into_iter().take(budget - evaluated).collect();
             let t = Instant::now();
-            evaluate_batch(cx, store, &evaluator, take, jobs, seed, budget, evaluated, &mut summary, on_event)?;
+            evaluate_batch(
+                cx,
+                store,
+                &evaluator,
+                take,
+                jobs,
+                seed,
+                budget,
+                evaluated,
+                &mut summary,
+                on_event,
+            )?;
             summary.evaluation_seconds += t.elapsed().as_secs_f64();
             continue;
         }
         let generation = store.last_generation()?.map_or(1, |g| g + 1);
-        if exhausted || (generation as usize > cx.spec.generations.max(1) && overrides.budget.is_none()) {
+        if exhausted
+            || (generation as usize > cx.spec.generations.max(1) && overrides.budget.is_none())
+        {
             break;
         }
         let archive = store.load_archive()?;
@@ -337,10 +464,17 @@ pub fn run(
                 store.record_exchange(&e)?;
             }
         }
-        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(generation as u64));
+        let mut rng = StdRng::seed_from_u64(
+            seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(generation as u64),
+        );
         let (population, ranking) = select_population(cx, &archive);
         let (front, hv) = front_and_hypervolume(cx, &archive);
-        on_event(Event::Generation { generation: generation - 1, front: front.len(), hypervolume: hv });
+        on_event(Event::Generation {
+            generation: generation - 1,
+            front: front.len(),
+            hypervolume: hv,
+        });
         let mut valid = 0;
         let (mut rejected, mut duplicates) = (summary.rejected, summary.duplicates);
         let mut attempts = 0;
@@ -362,8 +496,10 @@ pub fn run(
                 which = i;
             }
             let proposer = &mut proposers[which].0;
-            let picks = nsga2::binary_tournament(&ranking, proposer.arity(), &mut rng).unwrap_or_default();
-            let parents: Vec<&CandidateRecord> = picks.iter().map(|&i| &archive[population[i]]).collect();
+            let picks =
+                nsga2::binary_tournament(&ranking, proposer.arity(), &mut rng).unwrap_or_default();
+            let parents: Vec<&CandidateRecord> =
+                picks.iter().map(|&i| &archive[population[i]]).collect();
             let proposal = proposer.propose(cx, &parents, &mut rng);
             let exchanges = proposer.drain_exchanges();
             let Some(text) = proposal else {
@@ -373,7 +509,15 @@ pub fn run(
                 continue;
             };
             let op = proposer.name().to_string();
-            let (queued, id) = add_candidate(cx, store, &text, parents.iter().map(|p| p.id).collect(), &op, generation, &mut summary)?;
+            let (queued, id) = add_candidate(
+                cx,
+                store,
+                &text,
+                parents.iter().map(|p| p.id).collect(),
+                &op,
+                generation,
+                &mut summary,
+            )?;
             if queued {
                 valid += 1;
             }
@@ -388,7 +532,12 @@ pub fn run(
         }
         rejected = summary.rejected - rejected;
         duplicates = summary.duplicates - duplicates;
-        on_event(Event::Proposed { generation, valid, rejected, duplicates });
+        on_event(Event::Proposed {
+            generation,
+            valid,
+            rejected,
+            duplicates,
+        });
         if valid == 0 && !exhausted {
             break;
         }
@@ -403,11 +552,26 @@ pub fn run(
 
 /// Compiles and stores a proposal. Returns whether it was queued for evaluation, and the
 /// id of the stored (or, for a duplicate, the existing) candidate.
-fn add_candidate(cx: &SearchContext, store: &mut Store, text: &str, parents: Vec<i64>, operator: &str, generation: u32, summary: &mut Summary) -> Result<(bool, i64), StoreError> {
+fn add_candidate(
+    cx: &SearchContext,
+    store: &mut Store,
+    text: &str,
+    parents: Vec<i64>,
+    operator: &str,
+    generation: u32,
+    summary: &mut Summary,
+) -> Result<(bool, i64), StoreError> {
     summary.proposals += 1;
     match cx.compile_candidate(text) {
         Ok(c) => {
-            let new = NewCandidate { text: text.to_string(), canonical_text: Some(c.canonical), structural_hash: Some(c.hash), parents, operator: operator.to_string(), generation };
+            let new = NewCandidate {
+                text: text.to_string(),
+                canonical_text: Some(c.canonical),
+                structural_hash: Some(c.hash),
+                parents,
+                operator: operator.to_string(),
+                generation,
+            };
             match store.insert_proposal(&new, &Disposition::Queued)? {
                 Inserted::New(id) => Ok((true, id)),
                 Inserted::Duplicate { id, .. } => {
@@ -418,33 +582,67 @@ fn add_candidate(cx: &SearchContext, store: &mut Store, text: &str, parents: Vec
         }
         Err((reason, diagnostics)) => {
             summary.rejected += 1;
-            let new = NewCandidate { text: text.to_string(), canonical_text: None, structural_hash: None, parents, operator: operator.to_string(), generation };
-            let id = store.insert_proposal(&new, &Disposition::Rejected { reason, diagnostics })?.id();
+            let new = NewCandidate {
+                text: text.to_string(),
+                canonical_text: None,
+                structural_hash: None,
+                parents,
+                operator: operator.to_string(),
+                generation,
+            };
+            let id = store
+                .insert_proposal(
+                    &new,
+                    &Disposition::Rejected {
+                        reason,
+                        diagnostics,
+                    },
+                )?
+                .id();
             Ok((false, id))
         }
     }
 }
 
-fn individuals(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<Individual>, Vec<Direction>) {
+fn individuals(
+    cx: &SearchContext,
+    archive: &[CandidateRecord],
+) -> (Vec<Individual>, Vec<Direction>) {
     let dirs: Vec<Direction> = cx.spec.objectives.iter().map(|o| o.direction).collect();
     let inds = archive
         .iter()
         .map(|c| {
             let m = c.evaluation.as_ref().map(|e| &e.metrics);
-            let objectives = cx.spec.objectives.iter().map(|o| m.map_or(f64::NAN, |m| metric_value(m, o.metric))).collect();
-            Individual { objectives, violation: m.map_or(f64::INFINITY, |m| m.total_violation()) }
+            let objectives = cx
+                .spec
+                .objectives
+                .iter()
+                .map(|o| m.map_or(f64::NAN, |m| metric_value(m, o.metric)))
+                .collect();
+            Individual {
+                objectives,
+                violation: m.map_or(f64::INFINITY, |m| m.total_violation()),
+            }
         })
         .collect();
     (inds, dirs)
 }
 
-fn select_population(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<usize>, nsga2::Ranking) {
+fn select_population(
+    cx: &SearchContext,
+    archive: &[CandidateRecord],
+) -> (Vec<usize>, nsga2::Ranking) {
     let (inds, dirs) = individuals(cx, archive);
     match nsga2::environmental_selection(&inds, &dirs, cx.spec.population.min(inds.len())) {
         Ok(s) => (s.indices, s.ranking),
         Err(_) => {
             let all: Vec<usize> = (0..inds.len()).collect();
-            let ranking = nsga2::rank_population(&inds, &dirs).unwrap_or_else(|_| nsga2::Ranking { fronts: vec![all.clone()], rank: vec![0; all.len()], crowding: vec![0.0; all.len()], copy_index: vec![0; all.len()] });
+            let ranking = nsga2::rank_population(&inds, &dirs).unwrap_or_else(|_| nsga2::Ranking {
+                fronts: vec![all.clone()],
+                rank: vec![0; all.len()],
+                crowding: vec![0.0; all.len()],
+                copy_index: vec![0; all.len()],
+            });
             (all, ranking)
         }
     }
@@ -458,9 +656,18 @@ pub fn front_and_hypervolume(cx: &SearchContext, archive: &[CandidateRecord]) ->
         return (Vec::new(), 0.0);
     }
     let fronts = nsga2::non_dominated_sort(&inds, &dirs).unwrap_or_default();
-    let front: Vec<usize> = fronts.first().cloned().unwrap_or_default().into_iter().filter(|&i| inds[i].violation <= 0.0).collect();
+    let front: Vec<usize> = fronts
+        .first()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&i| inds[i].violation <= 0.0)
+        .collect();
     let reference = reference_point(cx, archive);
-    let points: Vec<&[f64]> = front.iter().map(|&i| inds[i].objectives.as_slice()).collect();
+    let points: Vec<&[f64]> = front
+        .iter()
+        .map(|&i| inds[i].objectives.as_slice())
+        .collect();
     let hv = super::hypervolume::hypervolume(&points, &dirs, &reference).unwrap_or(0.0);
     (front, hv)
 }
@@ -472,7 +679,14 @@ pub fn reference_point(cx: &SearchContext, archive: &[CandidateRecord]) -> Vec<f
         .objectives
         .iter()
         .map(|o| {
-            let bounded = matches!(o.metric, Metric::Accuracy | Metric::NoisyAccuracyMean | Metric::NoisyAccuracyP5 | Metric::AccuracyDrop | Metric::NoisyAccuracyStd);
+            let bounded = matches!(
+                o.metric,
+                Metric::Accuracy
+                    | Metric::NoisyAccuracyMean
+                    | Metric::NoisyAccuracyP5
+                    | Metric::AccuracyDrop
+                    | Metric::NoisyAccuracyStd
+            );
             match (o.direction, bounded) {
                 (Direction::Maximize, true) => 0.0,
                 (Direction::Minimize, true) => 1.0,
@@ -481,10 +695,18 @@ pub fn reference_point(cx: &SearchContext, archive: &[CandidateRecord]) -> Vec<f
                     let worst = archive
                         .iter()
                         .filter(|c| c.generation == 0)
-                        .filter_map(|c| c.evaluation.as_ref().map(|e| metric_value(&e.metrics, o.metric)))
+                        .filter_map(|c| {
+                            c.evaluation
+                                .as_ref()
+                                .map(|e| metric_value(&e.metrics, o.metric))
+                        })
                         .filter(|v| v.is_finite())
                         .fold(0.0f64, f64::max);
-                    if worst > 0.0 { 2.0 * worst } else { 1.0 }
+                    if worst > 0.0 {
+                        2.0 * worst
+                    } else {
+                        1.0
+                    }
                 }
             }
         })
@@ -497,7 +719,10 @@ fn violations(cx: &SearchContext, m: &Metrics) -> Vec<Violation> {
         let v = metric_value(m, c.metric);
         if !c.op.holds(v, c.bound) {
             let scale = c.bound.abs().max(1e-30);
-            out.push(Violation { constraint: format!("{} {} {}", c.metric.name(), c.op.as_str(), c.bound), amount: (v - c.bound).abs() / scale });
+            out.push(Violation {
+                constraint: format!("{} {} {}", c.metric.name(), c.op.as_str(), c.bound),
+                amount: (v - c.bound).abs() / scale,
+            });
         }
     }
     out
@@ -532,16 +757,24 @@ fn evaluate_batch(
     let (tx, rx) = mpsc::channel::<(i64, Result<Scores, String>, f64)>();
     let mut pending = batch.into_iter();
     let mut running: Vec<(i64, Instant, u32)> = Vec::new();
-    let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> = std::collections::HashMap::new();
+    let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> =
+        std::collections::HashMap::new();
     loop {
         while running.len() < jobs {
             let Some(c) = pending.next() else { break };
-            let Some(claimed) = store.claim_next(&owner, lease)? else { break };
+            let Some(claimed) = store.claim_next(&owner, lease)? else {
+                break;
+            };
             let generation = claimed.generation;
             let compiled = match cx.compile_candidate(&claimed.text) {
                 Ok(cc) => cc,
                 Err((reason, diags)) => {
-                    store.record_failure(claimed.id, &owner, Failure::Failed, &format!("no longer compiles ({reason}): {diags}"))?;
+                    store.record_failure(
+                        claimed.id,
+                        &owner,
+                        Failure::Failed,
+                        &format!("no longer compiles ({reason}): {diags}"),
+                    )?;
                     continue;
                 }
             };
@@ -559,10 +792,22 @@ fn evaluate_batch(
             std::thread::spawn(move || {
                 let start = Instant::now();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    ev.evaluate(&EvalRequest { compiled: &program, arch: &arch, task: &task, train: &train, draws, seed: req_seed, deadline })
+                    ev.evaluate(&EvalRequest {
+                        compiled: &program,
+                        arch: &arch,
+                        task: &task,
+                        train: &train,
+                        draws,
+                        seed: req_seed,
+                        deadline,
+                    })
                 }))
                 .unwrap_or_else(|p| {
-                    let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
                     Err(format!("evaluator panicked: {msg}"))
                 });
                 let _ = tx.send((id, result, start.elapsed().as_secs_f64()));
@@ -573,11 +818,17 @@ fn evaluate_batch(
         if running.is_empty() {
             return Ok(());
         }
-        let next_deadline = running.iter().map(|r| r.1).min().unwrap_or_else(Instant::now);
+        let next_deadline = running
+            .iter()
+            .map(|r| r.1)
+            .min()
+            .unwrap_or_else(Instant::now);
         let wait = next_deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok((id, result, wall)) => {
-                let Some(pos) = running.iter().position(|r| r.0 == id) else { continue };
+                let Some(pos) = running.iter().position(|r| r.0 == id) else {
+                    continue;
+                };
                 let (_, _, generation) = running.remove(pos);
                 let (cc, _) = info.remove(&id).expect("running candidates have info");
                 let outcome = match result {
@@ -589,7 +840,14 @@ fn evaluate_batch(
                         m.noisy_accuracy_p5 = scores.noisy_accuracy_p5;
                         m.accuracy_drop = scores.accuracy - scores.noisy_accuracy_mean;
                         m.violations = violations(cx, &m);
-                        store.record_evaluation(id, &owner, &Evaluation { metrics: m, wall_time_s: wall })?;
+                        store.record_evaluation(
+                            id,
+                            &owner,
+                            &Evaluation {
+                                metrics: m,
+                                wall_time_s: wall,
+                            },
+                        )?;
                         summary.evaluated += 1;
                         "done".to_string()
                     }
@@ -600,18 +858,36 @@ fn evaluate_batch(
                     }
                 };
                 done += 1;
-                on_event(Event::Evaluated { id, done, budget, generation, outcome });
+                on_event(Event::Evaluated {
+                    id,
+                    done,
+                    budget,
+                    generation,
+                    outcome,
+                });
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
-                let expired: Vec<(i64, Instant, u32)> = running.iter().filter(|r| r.1 <= now).copied().collect();
+                let expired: Vec<(i64, Instant, u32)> =
+                    running.iter().filter(|r| r.1 <= now).copied().collect();
                 for (id, _, generation) in expired {
                     running.retain(|r| r.0 != id);
                     info.remove(&id);
-                    store.record_failure(id, &owner, Failure::Timeout, &format!("no result within the {} s limit", cx.spec.timeout))?;
+                    store.record_failure(
+                        id,
+                        &owner,
+                        Failure::Timeout,
+                        &format!("no result within the {} s limit", cx.spec.timeout),
+                    )?;
                     summary.failed += 1;
                     done += 1;
-                    on_event(Event::Evaluated { id, done, budget, generation, outcome: "timeout".into() });
+                    on_event(Event::Evaluated {
+                        id,
+                        done,
+                        budget,
+                        generation,
+                        outcome: "timeout".into(),
+                    });
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
@@ -621,7 +897,10 @@ fn evaluate_batch(
 
 /// Metrics the compiler decides: energy, MZI count, depth, parameters.
 fn static_metrics(cx: &SearchContext, cc: &CompiledCandidate) -> Metrics {
-    let g = cc.compiled.graph(&cc.arch.name).expect("compiled candidates are lowered");
+    let g = cc
+        .compiled
+        .graph(&cc.arch.name)
+        .expect("compiled candidates are lowered");
     let cost = g.total_cost();
     let energy = crate::ir::energy_report(g, &cx.hardware).total;
     Metrics {

@@ -6,9 +6,9 @@
 //!
 //! `nsga2` and `hypervolume` are pure; only `store` touches the file system.
 
-pub mod hypervolume;
-pub mod nsga2;
-pub mod store;
 pub mod engine;
 pub mod genome;
+pub mod hypervolume;
+pub mod nsga2;
 pub mod report;
+pub mod store;

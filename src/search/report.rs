@@ -21,37 +21,65 @@ fn point(c: &CandidateRecord) -> Option<(f64, f64)> {
 
 /// Indices of the non-dominated (error, energy) points among feasible evaluated candidates.
 pub fn front(run: &RunData) -> Vec<usize> {
-    let idx: Vec<usize> = (0..run.candidates.len()).filter(|&i| point(&run.candidates[i]).is_some()).collect();
+    let idx: Vec<usize> = (0..run.candidates.len())
+        .filter(|&i| point(&run.candidates[i]).is_some())
+        .collect();
     let inds: Vec<Individual> = idx
         .iter()
         .map(|&i| {
             let (e, j) = point(&run.candidates[i]).unwrap_or((1.0, f64::MAX));
-            let v = run.candidates[i].evaluation.as_ref().map_or(0.0, |e| e.metrics.total_violation());
-            Individual { objectives: vec![e, j], violation: v }
+            let v = run.candidates[i]
+                .evaluation
+                .as_ref()
+                .map_or(0.0, |e| e.metrics.total_violation());
+            Individual {
+                objectives: vec![e, j],
+                violation: v,
+            }
         })
         .collect();
     let dirs = [Direction::Minimize, Direction::Minimize];
     let fronts = nsga2::non_dominated_sort(&inds, &dirs).unwrap_or_default();
-    let mut f: Vec<usize> = fronts.first().cloned().unwrap_or_default().into_iter().filter(|&k| inds[k].violation <= 0.0).map(|k| idx[k]).collect();
-    f.sort_by(|&a, &b| point(&run.candidates[a]).map(|p| p.1).partial_cmp(&point(&run.candidates[b]).map(|p| p.1)).unwrap_or(std::cmp::Ordering::Equal));
+    let mut f: Vec<usize> = fronts
+        .first()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&k| inds[k].violation <= 0.0)
+        .map(|k| idx[k])
+        .collect();
+    f.sort_by(|&a, &b| {
+        point(&run.candidates[a])
+            .map(|p| p.1)
+            .partial_cmp(&point(&run.candidates[b]).map(|p| p.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     f
 }
 
 /// Hypervolume of (error, energy) after each evaluation, per operator and overall, with a
 /// reference point of error 1 and `ref_energy_pj`.
 pub fn hypervolume_curve(run: &RunData, ref_energy_pj: f64) -> Vec<(usize, f64)> {
-    let mut evaluated: Vec<&CandidateRecord> = run.candidates.iter().filter(|c| c.evaluation.is_some()).collect();
+    let mut evaluated: Vec<&CandidateRecord> = run
+        .candidates
+        .iter()
+        .filter(|c| c.evaluation.is_some())
+        .collect();
     evaluated.sort_by_key(|c| (c.finished_ms.unwrap_or(0), c.id));
     let mut pts: Vec<[f64; 2]> = Vec::new();
     let mut out = Vec::new();
     let dirs = [Direction::Minimize, Direction::Minimize];
     for (k, c) in evaluated.iter().enumerate() {
         if let Some((e, j)) = point(c) {
-            if c.evaluation.as_ref().is_some_and(|ev| ev.metrics.total_violation() <= 0.0) {
+            if c.evaluation
+                .as_ref()
+                .is_some_and(|ev| ev.metrics.total_violation() <= 0.0)
+            {
                 pts.push([e, j.log10()]);
             }
         }
-        let hv = super::hypervolume::hypervolume(&pts, &dirs, &[1.0, ref_energy_pj.log10()]).unwrap_or(0.0);
+        let hv = super::hypervolume::hypervolume(&pts, &dirs, &[1.0, ref_energy_pj.log10()])
+            .unwrap_or(0.0);
         out.push((k + 1, hv));
     }
     out
@@ -66,10 +94,15 @@ fn svg_header(w: f64, h: f64, title: &str) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-const COLORS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+const COLORS: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+];
 
 struct Axes {
     x0: f64,
@@ -89,8 +122,22 @@ impl Axes {
     fn y(&self, v: f64) -> f64 {
         self.bottom - (v - self.y0) / (self.y1 - self.y0).max(1e-300) * (self.bottom - self.top)
     }
-    fn frame(&self, out: &mut String, xlabel: &str, ylabel: &str, xticks: &[(f64, String)], yticks: &[(f64, String)]) {
-        let _ = writeln!(out, "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>", self.left, self.top, self.right - self.left, self.bottom - self.top);
+    fn frame(
+        &self,
+        out: &mut String,
+        xlabel: &str,
+        ylabel: &str,
+        xticks: &[(f64, String)],
+        yticks: &[(f64, String)],
+    ) {
+        let _ = writeln!(
+            out,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>",
+            self.left,
+            self.top,
+            self.right - self.left,
+            self.bottom - self.top
+        );
         for (v, label) in xticks {
             let x = self.x(*v);
             let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", self.top, self.bottom, self.bottom + 16.0, escape(label));
@@ -99,14 +146,22 @@ impl Axes {
             let y = self.y(*v);
             let _ = writeln!(out, "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", self.left, self.right, self.left - 6.0, y + 4.0, escape(label));
         }
-        let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", (self.left + self.right) / 2.0, self.bottom + 36.0, escape(xlabel));
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            (self.left + self.right) / 2.0,
+            self.bottom + 36.0,
+            escape(xlabel)
+        );
         let _ = writeln!(out, "<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">{}</text>", (self.top + self.bottom) / 2.0, (self.top + self.bottom) / 2.0, escape(ylabel));
     }
 }
 
 fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
     let (a, b) = (lo.floor() as i32, hi.ceil() as i32);
-    (a..=b).map(|e| (e as f64, format_pj(10f64.powi(e)))).collect()
+    (a..=b)
+        .map(|e| (e as f64, format_pj(10f64.powi(e))))
+        .collect()
 }
 
 fn format_pj(pj: f64) -> String {
@@ -122,7 +177,10 @@ fn format_pj(pj: f64) -> String {
 /// Error (1 − noisy accuracy) against energy per inference (log scale): every evaluated
 /// candidate as a faint dot, each run's front as a line of bold dots.
 pub fn pareto_svg(runs: &[RunData]) -> String {
-    let pts: Vec<(f64, f64)> = runs.iter().flat_map(|r| r.candidates.iter().filter_map(point)).collect();
+    let pts: Vec<(f64, f64)> = runs
+        .iter()
+        .flat_map(|r| r.candidates.iter().filter_map(point))
+        .collect();
     let (mut emin, mut emax) = (f64::MAX, f64::MIN);
     let mut errmax: f64 = 0.0;
     for &(err, pj) in &pts {
@@ -134,10 +192,28 @@ pub fn pareto_svg(runs: &[RunData]) -> String {
         (emin, emax) = (0.0, 1.0);
     }
     let (w, h) = (640.0, 420.0);
-    let ax = Axes { x0: emin.floor(), x1: emax.ceil().max(emin.floor() + 1.0), y0: 0.0, y1: (errmax * 1.1).clamp(0.05, 1.0), left: 70.0, right: w - 150.0, top: 40.0, bottom: h - 50.0 };
+    let ax = Axes {
+        x0: emin.floor(),
+        x1: emax.ceil().max(emin.floor() + 1.0),
+        y0: 0.0,
+        y1: (errmax * 1.1).clamp(0.05, 1.0),
+        left: 70.0,
+        right: w - 150.0,
+        top: 40.0,
+        bottom: h - 50.0,
+    };
     let mut out = svg_header(w, h, "Validation error under noise vs energy per inference");
-    let yticks: Vec<(f64, String)> = (0..=5).map(|k| ax.y1 * k as f64 / 5.0).map(|v| (v, format!("{:.0}%", v * 100.0))).collect();
-    ax.frame(&mut out, "energy per inference (log scale)", "error = 1 − noisy accuracy", &log_ticks(ax.x0, ax.x1), &yticks);
+    let yticks: Vec<(f64, String)> = (0..=5)
+        .map(|k| ax.y1 * k as f64 / 5.0)
+        .map(|v| (v, format!("{:.0}%", v * 100.0)))
+        .collect();
+    ax.frame(
+        &mut out,
+        "energy per inference (log scale)",
+        "error = 1 − noisy accuracy",
+        &log_ticks(ax.x0, ax.x1),
+        &yticks,
+    );
     for (ri, run) in runs.iter().enumerate() {
         let color = COLORS[ri % COLORS.len()];
         for c in &run.candidates {
@@ -146,8 +222,16 @@ pub fn pareto_svg(runs: &[RunData]) -> String {
             }
         }
         let f = front(run);
-        let line: Vec<String> = f.iter().filter_map(|&i| point(&run.candidates[i])).map(|(err, pj)| format!("{:.1},{:.1}", ax.x(pj.log10()), ax.y(err))).collect();
-        let _ = writeln!(out, "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>", line.join(" "));
+        let line: Vec<String> = f
+            .iter()
+            .filter_map(|&i| point(&run.candidates[i]))
+            .map(|(err, pj)| format!("{:.1},{:.1}", ax.x(pj.log10()), ax.y(err)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>",
+            line.join(" ")
+        );
         for &i in &f {
             if let Some((err, pj)) = point(&run.candidates[i]) {
                 let _ = writeln!(out, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>#{} {}</title></circle>", ax.x(pj.log10()), ax.y(err), run.candidates[i].id, escape(&run.label));
@@ -162,18 +246,55 @@ pub fn pareto_svg(runs: &[RunData]) -> String {
 
 /// Hypervolume after each evaluation, one line per run.
 pub fn hypervolume_svg(curves: &[(String, Vec<(usize, f64)>)]) -> String {
-    let xmax = curves.iter().flat_map(|c| c.1.last().map(|p| p.0)).max().unwrap_or(1).max(1) as f64;
-    let ymax = curves.iter().flat_map(|c| c.1.iter().map(|p| p.1)).fold(0.0f64, f64::max).max(1e-12);
+    let xmax = curves
+        .iter()
+        .flat_map(|c| c.1.last().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let ymax = curves
+        .iter()
+        .flat_map(|c| c.1.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        .max(1e-12);
     let (w, h) = (640.0, 360.0);
-    let ax = Axes { x0: 0.0, x1: xmax, y0: 0.0, y1: ymax * 1.05, left: 70.0, right: w - 150.0, top: 40.0, bottom: h - 50.0 };
+    let ax = Axes {
+        x0: 0.0,
+        x1: xmax,
+        y0: 0.0,
+        y1: ymax * 1.05,
+        left: 70.0,
+        right: w - 150.0,
+        top: 40.0,
+        bottom: h - 50.0,
+    };
     let mut out = svg_header(w, h, "Hypervolume vs evaluations");
-    let xticks: Vec<(f64, String)> = (0..=5).map(|k| xmax * k as f64 / 5.0).map(|v| (v, format!("{v:.0}"))).collect();
-    let yticks: Vec<(f64, String)> = (0..=4).map(|k| ax.y1 * k as f64 / 4.0).map(|v| (v, format!("{v:.2}"))).collect();
-    ax.frame(&mut out, "evaluations", "hypervolume (error × log10 pJ)", &xticks, &yticks);
+    let xticks: Vec<(f64, String)> = (0..=5)
+        .map(|k| xmax * k as f64 / 5.0)
+        .map(|v| (v, format!("{v:.0}")))
+        .collect();
+    let yticks: Vec<(f64, String)> = (0..=4)
+        .map(|k| ax.y1 * k as f64 / 4.0)
+        .map(|v| (v, format!("{v:.2}")))
+        .collect();
+    ax.frame(
+        &mut out,
+        "evaluations",
+        "hypervolume (error × log10 pJ)",
+        &xticks,
+        &yticks,
+    );
     for (ci, (label, curve)) in curves.iter().enumerate() {
         let color = COLORS[ci % COLORS.len()];
-        let pts: Vec<String> = curve.iter().map(|&(x, y)| format!("{:.1},{:.1}", ax.x(x as f64), ax.y(y))).collect();
-        let _ = writeln!(out, "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>", pts.join(" "));
+        let pts: Vec<String> = curve
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", ax.x(x as f64), ax.y(y)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
+            pts.join(" ")
+        );
         let ly = 50.0 + 18.0 * ci as f64;
         let _ = writeln!(out, "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">{}</text>", w - 145.0, w - 130.0, w - 125.0, ly + 4.0, escape(label));
     }
@@ -184,18 +305,38 @@ pub fn hypervolume_svg(curves: &[(String, Vec<(usize, f64)>)]) -> String {
 /// The Markdown report for one or more runs. Figures are referenced as `pareto.svg` and
 /// `hypervolume.svg` next to it.
 pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
-    let mut md = String::from("# uhc search report\n\n![Pareto front](pareto.svg)\n\n![Hypervolume](hypervolume.svg)\n\n");
+    let mut md = String::from(
+        "# uhc search report\n\n![Pareto front](pareto.svg)\n\n![Hypervolume](hypervolume.svg)\n\n",
+    );
     let _ = writeln!(md, "Hypervolume is measured in (error, log10 energy/pJ) space against the reference point error = 1, energy = {} (twice the highest energy any run evaluated).\n", format_pj(ref_energy_pj));
     md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front | hypervolume |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in runs {
         let count = |s: CandidateState| run.candidates.iter().filter(|c| c.state == s).count();
-        let (done, failed, rejected) = (count(CandidateState::Done), count(CandidateState::Failed) + count(CandidateState::Timeout), count(CandidateState::Rejected));
+        let (done, failed, rejected) = (
+            count(CandidateState::Done),
+            count(CandidateState::Failed) + count(CandidateState::Timeout),
+            count(CandidateState::Rejected),
+        );
         let proposals = run.candidates.len();
         let f = front(run);
-        let hashes: std::collections::HashSet<&str> = f.iter().filter_map(|&i| run.candidates[i].structural_hash.as_deref()).collect();
-        let drop: f64 = f.iter().filter_map(|&i| run.candidates[i].evaluation.as_ref()).map(|e| e.metrics.accuracy_drop).sum::<f64>() / f.len().max(1) as f64;
-        let hv = hypervolume_curve(run, ref_energy_pj).last().map_or(0.0, |p| p.1);
-        let validity = if proposals > 0 { 100.0 * (proposals - rejected) as f64 / proposals as f64 } else { 0.0 };
+        let hashes: std::collections::HashSet<&str> = f
+            .iter()
+            .filter_map(|&i| run.candidates[i].structural_hash.as_deref())
+            .collect();
+        let drop: f64 = f
+            .iter()
+            .filter_map(|&i| run.candidates[i].evaluation.as_ref())
+            .map(|e| e.metrics.accuracy_drop)
+            .sum::<f64>()
+            / f.len().max(1) as f64;
+        let hv = hypervolume_curve(run, ref_energy_pj)
+            .last()
+            .map_or(0.0, |p| p.1);
+        let validity = if proposals > 0 {
+            100.0 * (proposals - rejected) as f64 / proposals as f64
+        } else {
+            0.0
+        };
         let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop);
     }
     for run in runs {
@@ -224,7 +365,12 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
         }
         for &i in &f {
             let c = &run.candidates[i];
-            let _ = writeln!(md, "\n### Candidate {}\n\n```uh\n{}```", c.id, c.canonical_text.as_deref().unwrap_or(&c.text));
+            let _ = writeln!(
+                md,
+                "\n### Candidate {}\n\n```uh\n{}```",
+                c.id,
+                c.canonical_text.as_deref().unwrap_or(&c.text)
+            );
         }
     }
     md
@@ -232,6 +378,14 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
 
 /// The reference energy shared by every run in a report: twice the highest evaluated.
 pub fn reference_energy(runs: &[RunData]) -> f64 {
-    let max = runs.iter().flat_map(|r| r.candidates.iter().filter_map(point)).map(|p| p.1).fold(0.0f64, f64::max);
-    if max > 0.0 { 2.0 * max } else { 1.0 }
+    let max = runs
+        .iter()
+        .flat_map(|r| r.candidates.iter().filter_map(point))
+        .map(|p| p.1)
+        .fold(0.0f64, f64::max);
+    if max > 0.0 {
+        2.0 * max
+    } else {
+        1.0
+    }
 }

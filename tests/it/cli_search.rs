@@ -9,9 +9,13 @@ use uhc::search::store::{CandidateState, Store, StoreOptions};
 
 /// A copy of the search example shrunk to seconds: 2 epochs, 3 noise draws.
 fn small_search(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(super::root().join("examples/digits_search.uh")).expect("example");
+    let text =
+        std::fs::read_to_string(super::root().join("examples/digits_search.uh")).expect("example");
     let text = text
-        .replace("train { epochs = 20, batch = 32, lr = 0.01, noise_aware = false }", "train { epochs = 2, batch = 64, lr = 0.02, noise_aware = false }")
+        .replace(
+            "train { epochs = 20, batch = 32, lr = 0.01, noise_aware = false }",
+            "train { epochs = 2, batch = 64, lr = 0.02, noise_aware = false }",
+        )
         .replace("eval { draws = 20 }", "eval { draws = 3 }");
     let path = dir.join("search.uh");
     std::fs::write(&path, text).expect("write search file");
@@ -20,7 +24,11 @@ fn small_search(dir: &Path) -> PathBuf {
 
 fn uhc(args: &[&str], dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_uhc"));
-    c.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -30,7 +38,13 @@ fn done_metrics(db: &Path) -> Vec<(i64, String)> {
         .candidates_in_state(CandidateState::Done)
         .expect("query")
         .into_iter()
-        .map(|c| (c.id, serde_json::to_string(&c.evaluation.expect("done has evaluation").metrics).expect("json")))
+        .map(|c| {
+            (
+                c.id,
+                serde_json::to_string(&c.evaluation.expect("done has evaluation").metrics)
+                    .expect("json"),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -43,7 +57,16 @@ fn killed_search_resumes_without_losing_work() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = small_search(&dir);
     let db = dir.join("run.sqlite");
-    let args = ["search", file.to_str().unwrap(), "--db", db.to_str().unwrap(), "--budget", "14", "--jobs", "1"];
+    let args = [
+        "search",
+        file.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--budget",
+        "14",
+        "--jobs",
+        "1",
+    ];
 
     let mut child = uhc(&args, &dir).spawn().expect("uhc starts");
     // Wait (bounded) until a few evaluations are committed, then kill -9.
@@ -59,7 +82,10 @@ fn killed_search_resumes_without_losing_work() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("search ended before it could be killed: {status}");
         }
-        assert!(start.elapsed() < Duration::from_secs(240), "no progress within 240 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no progress within 240 s"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     child.kill().expect("SIGKILL");
@@ -74,20 +100,43 @@ fn killed_search_resumes_without_losing_work() {
     let after = done_metrics(&db);
     let store = Store::open(&db, StoreOptions::default()).unwrap();
     let counts = store.counts_by_state().unwrap();
-    assert_eq!((counts.done + counts.failed + counts.timeout) as usize, 14, "{counts:?}");
+    assert_eq!(
+        (counts.done + counts.failed + counts.timeout) as usize,
+        14,
+        "{counts:?}"
+    );
     assert!(store.integrity_check().unwrap().is_empty());
     // Every evaluation finished before the kill is still there, unchanged.
     for entry in &before {
-        assert!(after.contains(entry), "lost or changed evaluation {entry:?}");
+        assert!(
+            after.contains(entry),
+            "lost or changed evaluation {entry:?}"
+        );
     }
 
     // The report of the finished run is written.
     let report_dir = dir.join("report");
-    let out = uhc(&["report", db.to_str().unwrap(), "--out", report_dir.to_str().unwrap()], &dir).output().expect("report");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = uhc(
+        &[
+            "report",
+            db.to_str().unwrap(),
+            "--out",
+            report_dir.to_str().unwrap(),
+        ],
+        &dir,
+    )
+    .output()
+    .expect("report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let md = std::fs::read_to_string(report_dir.join("report.md")).expect("report.md");
     assert!(md.contains("## Front of"));
-    assert!(std::fs::read_to_string(report_dir.join("pareto.svg")).expect("svg").starts_with("<svg"));
+    assert!(std::fs::read_to_string(report_dir.join("pareto.svg"))
+        .expect("svg")
+        .starts_with("<svg"));
 }
 
 #[test]
@@ -98,11 +147,26 @@ fn foreign_and_corrupt_databases_are_refused() {
     let file = small_search(&dir);
     let junk = dir.join("junk.sqlite");
     std::fs::write(&junk, b"this is not a database at all, just bytes").unwrap();
-    let out = uhc(&["search", file.to_str().unwrap(), "--db", junk.to_str().unwrap(), "--budget", "1"], &dir).output().unwrap();
+    let out = uhc(
+        &[
+            "search",
+            file.to_str().unwrap(),
+            "--db",
+            junk.to_str().unwrap(),
+            "--budget",
+            "1",
+        ],
+        &dir,
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error"), "{stderr}");
-    assert_eq!(std::fs::read(&junk).unwrap(), b"this is not a database at all, just bytes");
+    assert_eq!(
+        std::fs::read(&junk).unwrap(),
+        b"this is not a database at all, just bytes"
+    );
 }
 
 #[test]
@@ -112,12 +176,18 @@ fn check_reports_invalid_utf8_with_a_code_and_exit_1() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.uh");
     std::fs::write(&file, b"arch a on b {\n  input x: real[4]\xff\xfe\n}\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_uhc")).args(["check", "--format", "json", file.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_uhc"))
+        .args(["check", "--format", "json", file.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
     assert_eq!(json[0]["code"], "uh::syntax::utf8");
     assert_eq!(json[0]["line"], 2);
     assert_eq!(json[0]["start"], 30);
-    let missing = Command::new(env!("CARGO_BIN_EXE_uhc")).args(["check", dir.join("missing.uh").to_str().unwrap()]).output().unwrap();
+    let missing = Command::new(env!("CARGO_BIN_EXE_uhc"))
+        .args(["check", dir.join("missing.uh").to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }

@@ -1,5 +1,6 @@
 //! The one integration-test binary (see matklad's "Delete Cargo Integration Tests").
 
+mod cli_search;
 mod cli_train;
 mod examples;
 mod ir;

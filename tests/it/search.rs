@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use uhc::search::engine::{self, EvalRequest, Evaluator, Overrides, Proposer, Scores, SearchContext};
+use uhc::search::engine::{
+    self, EvalRequest, Evaluator, Overrides, Proposer, Scores, SearchContext,
+};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
 /// Accuracy grows with parameters and falls with optical depth: a smooth, known landscape.
@@ -20,7 +22,12 @@ impl Evaluator for Analytic {
         let params = g.total_cost().params as f64;
         let acc = params / (params + 300.0);
         let noisy = acc - 0.002 * g.optical_depth() as f64;
-        Ok(Scores { accuracy: acc, noisy_accuracy_mean: noisy, noisy_accuracy_std: 0.01, noisy_accuracy_p5: noisy - 0.02 })
+        Ok(Scores {
+            accuracy: acc,
+            noisy_accuracy_mean: noisy,
+            noisy_accuracy_std: 0.01,
+            noisy_accuracy_p5: noisy - 0.02,
+        })
     }
 }
 
@@ -50,28 +57,53 @@ fn temp_db(name: &str) -> PathBuf {
 
 fn context(extra: &str) -> SearchContext {
     let path = super::root().join("examples/digits_search.uh");
-    let text = std::fs::read_to_string(&path).expect("example").replace("seed = 0\n}", &format!("seed = 0\n{extra}}}"));
-    let (compiled, diags, sources) = uhc::check_source_with(&path.display().to_string(), &text, &uhc::driver::FsResolver);
+    let text = std::fs::read_to_string(&path)
+        .expect("example")
+        .replace("seed = 0\n}", &format!("seed = 0\n{extra}}}"));
+    let (compiled, diags, sources) =
+        uhc::check_source_with(&path.display().to_string(), &text, &uhc::driver::FsResolver);
     let compiled = compiled.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
-    let resolver = Arc::new(uhc::driver::SandboxResolver { root: super::root().join("examples") });
+    let resolver = Arc::new(uhc::driver::SandboxResolver {
+        root: super::root().join("examples"),
+    });
     SearchContext::new("digits_search.uh", &text, &compiled, None, resolver).expect("context")
 }
 
 fn proposers() -> Vec<(Box<dyn Proposer>, f64)> {
-    vec![(Box::new(engine::MutateProposer), 0.5), (Box::new(engine::CrossoverProposer), 0.3), (Box::new(engine::RandomProposer), 0.2)]
+    vec![
+        (Box::new(engine::MutateProposer), 0.5),
+        (Box::new(engine::CrossoverProposer), 0.3),
+        (Box::new(engine::RandomProposer), 0.2),
+    ]
 }
 
 fn run(cx: &SearchContext, db: &PathBuf, ev: Arc<dyn Evaluator>, budget: usize) -> engine::Summary {
-    let (mut store, _) = Store::open_or_create(db, "{}", 0, StoreOptions::default()).expect("store");
-    let overrides = Overrides { budget: Some(budget), jobs: Some(2), seed: None };
-    engine::run(cx, &mut store, ev, &mut proposers(), &overrides, false, &mut |_| {}).expect("search runs")
+    let (mut store, _) =
+        Store::open_or_create(db, "{}", 0, StoreOptions::default()).expect("store");
+    let overrides = Overrides {
+        budget: Some(budget),
+        jobs: Some(2),
+        seed: None,
+    };
+    engine::run(
+        cx,
+        &mut store,
+        ev,
+        &mut proposers(),
+        &overrides,
+        false,
+        &mut |_| {},
+    )
+    .expect("search runs")
 }
 
 #[test]
 fn search_spends_its_budget_once_and_resumes() {
     let cx = context("");
     let db = temp_db("budget");
-    let ev = Arc::new(Analytic { calls: AtomicUsize::new(0) });
+    let ev = Arc::new(Analytic {
+        calls: AtomicUsize::new(0),
+    });
     let s = run(&cx, &db, ev.clone(), 30);
     let store = Store::open(&db, StoreOptions::default()).unwrap();
     let counts = store.counts_by_state().unwrap();
@@ -81,11 +113,15 @@ fn search_spends_its_budget_once_and_resumes() {
     assert!(s.hypervolume > 0.0);
     // Every evaluated candidate is distinct by structural hash (the store enforces it too).
     let archive = store.load_archive().unwrap();
-    let hashes: std::collections::HashSet<_> = archive.iter().map(|c| c.structural_hash.clone()).collect();
+    let hashes: std::collections::HashSet<_> =
+        archive.iter().map(|c| c.structural_hash.clone()).collect();
     assert_eq!(hashes.len(), archive.len());
     // Rejected proposals keep the compiler's reasons.
     for c in store.candidates_in_state(CandidateState::Rejected).unwrap() {
-        assert!(c.diagnostics.as_deref().is_some_and(|d| !d.is_empty()), "{c:?}");
+        assert!(
+            c.diagnostics.as_deref().is_some_and(|d| !d.is_empty()),
+            "{c:?}"
+        );
     }
     drop(store);
     // Resuming with a larger budget evaluates only the new ones.
@@ -104,11 +140,31 @@ fn same_seed_same_archive() {
     let cx = context("");
     let texts = |name: &str| {
         let db = temp_db(name);
-        let ev = Arc::new(Analytic { calls: AtomicUsize::new(0) });
+        let ev = Arc::new(Analytic {
+            calls: AtomicUsize::new(0),
+        });
         let (mut store, _) = Store::open_or_create(&db, "{}", 0, StoreOptions::default()).unwrap();
-        let overrides = Overrides { budget: Some(24), jobs: Some(1), seed: None };
-        engine::run(&cx, &mut store, ev, &mut proposers(), &overrides, false, &mut |_| {}).unwrap();
-        let mut v: Vec<String> = store.load_archive().unwrap().into_iter().filter_map(|c| c.structural_hash).collect();
+        let overrides = Overrides {
+            budget: Some(24),
+            jobs: Some(1),
+            seed: None,
+        };
+        engine::run(
+            &cx,
+            &mut store,
+            ev,
+            &mut proposers(),
+            &overrides,
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        let mut v: Vec<String> = store
+            .load_archive()
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| c.structural_hash)
+            .collect();
         v.sort();
         v
     };
@@ -123,7 +179,11 @@ fn failures_and_timeouts_get_no_score() {
     let store = Store::open(&db, StoreOptions::default()).unwrap();
     let failed = store.candidates_in_state(CandidateState::Failed).unwrap();
     assert_eq!(failed.len(), 3);
-    assert!(failed.iter().all(|c| c.evaluation.is_none() && c.reason.as_deref().unwrap_or("").contains("simulated crash")));
+    assert!(failed.iter().all(|c| c.evaluation.is_none()
+        && c.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("simulated crash")));
     assert!(store.load_archive().unwrap().is_empty());
 
     let cx = context("");
@@ -142,13 +202,22 @@ fn failures_and_timeouts_get_no_score() {
 fn candidates_are_sandboxed_and_must_fit_the_search() {
     let cx = context("");
     let other_hw = cx.seeds[0].replace("on mzi_realistic", "on mzi_worst");
-    let err = cx.compile_candidate(&other_hw).err().expect("wrong hardware is refused");
+    let err = cx
+        .compile_candidate(&other_hw)
+        .err()
+        .expect("wrong hardware is refused");
     assert_eq!(err.0, "hardware");
     let escape = format!("use \"../../etc/passwd\"\n{}", cx.seeds[0]);
     assert!(cx.compile_candidate(&escape).is_err());
     let two = format!("{}\n{}", cx.seeds[0], cx.seeds[1]);
-    assert_eq!(cx.compile_candidate(&two).err().expect("one arch only").0, "shape");
+    assert_eq!(
+        cx.compile_candidate(&two).err().expect("one arch only").0,
+        "shape"
+    );
     let renamed = cx.seeds[0].replace("seed_small", "other_name");
-    let (a, b) = (cx.compile_candidate(&cx.seeds[0]).ok().unwrap(), cx.compile_candidate(&renamed).ok().unwrap());
+    let (a, b) = (
+        cx.compile_candidate(&cx.seeds[0]).ok().unwrap(),
+        cx.compile_candidate(&renamed).ok().unwrap(),
+    );
     assert_eq!(a.hash, b.hash);
 }

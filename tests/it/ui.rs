@@ -81,7 +81,11 @@ fn every_code_has_a_ui_case() {
     // the CLI tests instead; `too_large` needs a 16 MiB input, which `robustness.rs`
     // (`huge_file_gets_a_diagnostic`) generates rather than a checked-in file.
     let driver_only = ["uh::syntax::utf8", "uh::syntax::too_large"];
-    let missing: Vec<&str> = CODES.iter().map(|c| c.code).filter(|c| !covered.contains(*c) && !driver_only.contains(c)).collect();
+    let missing: Vec<&str> = CODES
+        .iter()
+        .map(|c| c.code)
+        .filter(|c| !covered.contains(*c) && !driver_only.contains(c))
+        .collect();
     assert!(missing.is_empty(), "codes without a ui case: {missing:?}");
 }
 

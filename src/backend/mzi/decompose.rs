@@ -60,7 +60,7 @@ pub(crate) fn plan(topology: Topology, n: usize) -> Vec<Step> {
             }
         }
         Topology::Clements => {
-            let rows_first = n % 2 == 0;
+            let rows_first = n.is_multiple_of(2);
             for i in 1..n {
                 if (i % 2 == 1) != rows_first {
                     // Diagonal i from its bottom-right end: zero V[n−1−j, i−1−j].
