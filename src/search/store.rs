@@ -2474,7 +2474,9 @@ mod tests {
                     evaluation_for(id).metrics,
                     "candidate {id}"
                 );
-                assert_eq!(store.exchanges_for_candidate(id).unwrap().len(), 1);
+                // A candidate whose worker was killed after logging its exchange is retried
+                // by the next child, which logs another: at least the committed one is there.
+                assert!(!store.exchanges_for_candidate(id).unwrap().is_empty(), "candidate {id}");
             }
             // At most the one candidate in flight is left running; a restart recovers it.
             let counts = store.counts_by_state().unwrap();
