@@ -300,7 +300,7 @@ impl Cx<'_> {
             return None;
         }
         let width = w as usize;
-        if domain == Domain::Complex {
+        if domain == Domain::Complex || hw.backend.kind() == BackendKind::Digital {
             self.check_ports(file, ty.span, "input", width, width, hw);
         }
         Some(ValueType { domain, width })
@@ -552,7 +552,9 @@ impl Cx<'_> {
                     domain: Domain::Complex,
                     width: b.nodes[input].ty.width,
                 };
-                cx.check_ports(b.file, c.span, "encode", ty.width, ty.width, b.hw);
+                if b.hw.backend.kind() == BackendKind::Mzi {
+                    cx.check_ports(b.file, c.span, spec.name, ty.width, ty.width, b.hw);
+                }
                 let name = format!("{}.encode", b.nodes[input].name);
                 b.add(
                     name,
@@ -583,7 +585,9 @@ impl Cx<'_> {
                 } else {
                     EncodeMode::Amplitude
                 };
-                self.check_ports(file, c.span, "encode", in_ty.width, in_ty.width, hw);
+                if hw.backend.kind() == BackendKind::Mzi {
+                    self.check_ports(file, c.span, "encode", in_ty.width, in_ty.width, hw);
+                }
                 (
                     OpKind::Encode {
                         mode,
@@ -601,7 +605,7 @@ impl Cx<'_> {
                 let digital_real =
                     hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
                 if digital_real {
-                    self.check_ports(file, c.span, "linear", in_ty.width, out, hw);
+                    self.check_ports(file, c.span, "linear", out, out, hw);
                     (
                         OpKind::Linear { out },
                         vec![input],
@@ -612,7 +616,7 @@ impl Cx<'_> {
                     )
                 } else {
                     let x = optical(self, b, input);
-                    self.check_ports(file, c.span, "linear", in_ty.width, out, hw);
+                    self.check_ports(file, c.span, "linear", out, out, hw);
                     (
                         OpKind::Linear { out },
                         vec![x],
@@ -625,7 +629,6 @@ impl Cx<'_> {
             }
             "unitary" | "diag" | "modrelu" | "eo_activation" => {
                 let x = optical(self, b, input);
-                self.check_ports(file, c.span, spec.name, in_ty.width, in_ty.width, hw);
                 let op = match spec.name {
                     "unitary" => OpKind::Unitary,
                     "diag" => OpKind::Diag,
@@ -754,7 +757,10 @@ impl Cx<'_> {
             )
             .with_label(format!("{need} {unit} needed"))
             .with_related(hw.file, hw.span, format!("`{}` is {have} {unit} wide", hw.name))
-            .with_help(format!("make the layer at most {have} wide, or use a profile with `max_ports >= {need}` (e.g. `hardware big extends {} {{ backend mzi {{ max_ports = {need} }} }}`)", hw.name)),
+            .with_help(match hw.backend {
+                BackendSpec::Mzi { .. } => format!("make the layer at most {have} wide, or use a profile with `max_ports >= {need}` (e.g. `hardware big extends {} {{ backend mzi {{ max_ports = {need} }} }}`)", hw.name),
+                BackendSpec::Digital { .. } => format!("make the layer at most {have} wide, or use a profile with `max_width >= {need}` (e.g. `hardware big extends {} {{ backend digital {{ max_width = {need} }} }}`)", hw.name),
+            }),
         );
     }
 

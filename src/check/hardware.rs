@@ -267,7 +267,7 @@ impl Cx<'_> {
             energy,
             ops,
             file,
-            span: hw.span,
+            span: hw.name.span,
         })
     }
 

@@ -148,13 +148,13 @@ impl<'a> Cx<'a> {
                         name.span,
                         format!("`{}` is defined more than once", name.name),
                     )
-                    .with_label(format!("second definition (a {})", item.keyword()))
+                    .with_label(format!("second definition (an item of kind `{}`)", item.keyword()))
                     .with_related(
                         *prev_file,
                         prev.span,
-                        format!("first defined here as a {kind}"),
+                        format!("first defined here (`{kind}`)"),
                     )
-                    .with_help("rename one of them: item names share one namespace");
+                    .with_help("rename one of them (item names share one namespace); to change a standard-library profile, derive a new one with `hardware NAME extends BASE { … }`");
                     self.diags.push(d);
                     continue;
                 }

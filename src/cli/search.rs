@@ -179,8 +179,16 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("search {} on {}", cx.spec.name, cx.hardware.name));
+    // A hidden bar (no terminal) prints nothing, so messages go to stderr directly then.
+    let say = |bar: &ProgressBar, msg: String| {
+        if bar.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            bar.println(msg);
+        }
+    };
     if resumed {
-        bar.println(format!("resuming {}", db.display()));
+        say(&bar, format!("resuming {}", db.display()));
     }
     let overrides = Overrides {
         budget: args.budget,

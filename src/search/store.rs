@@ -2476,12 +2476,17 @@ mod tests {
                 );
                 // A candidate whose worker was killed after logging its exchange is retried
                 // by the next child, which logs another: at least the committed one is there.
-                assert!(!store.exchanges_for_candidate(id).unwrap().is_empty(), "candidate {id}");
+                assert!(
+                    !store.exchanges_for_candidate(id).unwrap().is_empty(),
+                    "candidate {id}"
+                );
             }
             // At most the one candidate in flight is left running; a restart recovers it.
             let counts = store.counts_by_state().unwrap();
             assert!(counts.done >= all_committed.len() as u64);
-            assert!(counts.running + counts.queued <= 1, "{counts:?}");
+            // A child claims the oldest queued candidate (a previous round's leftover,
+            // requeued by `recover`) before its own fresh one, so one of each may remain.
+            assert!(counts.running <= 1 && counts.queued <= 1, "{counts:?}");
             store.recover(Recovery::AllRunning).unwrap();
             assert_eq!(store.counts_by_state().unwrap().running, 0);
         }

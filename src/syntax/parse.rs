@@ -178,7 +178,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::number => "a number",
         Rule::string => "a string",
         Rule::string_inner => "string text",
-        Rule::keyword => "a keyword",
+        Rule::keyword | Rule::entry_kw => "a keyword",
         Rule::ident | Rule::key => "a name",
         Rule::WHITESPACE | Rule::COMMENT => "whitespace",
     }

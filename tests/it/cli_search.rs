@@ -184,7 +184,7 @@ fn check_reports_invalid_utf8_with_a_code_and_exit_1() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
     assert_eq!(json[0]["code"], "uh::syntax::utf8");
     assert_eq!(json[0]["line"], 2);
-    assert_eq!(json[0]["start"], 30);
+    assert_eq!(json[0]["start"], 32);
     let missing = Command::new(env!("CARGO_BIN_EXE_uhc"))
         .args(["check", dir.join("missing.uh").to_str().unwrap()])
         .output()
