@@ -10,28 +10,11 @@ use std::time::Duration;
 
 use uhc::llm::operators::{self, LlmSetup, LlmStats};
 use uhc::llm::{Budget, Ledger, LlmClient, LlmConfig, RetryPolicy};
-use uhc::search::engine::{self, EvalRequest, Evaluator, Overrides, Scores, SearchContext};
+use uhc::search::engine::{self, Overrides, SearchContext};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
 use super::llm_server::{Reply, ScriptedServer};
-
-/// Accuracy grows with parameters and falls with optical depth (as in `search.rs`).
-struct Analytic;
-
-impl Evaluator for Analytic {
-    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
-        let g = req.compiled.graph(req.arch).ok_or("no graph")?;
-        let params = g.total_cost().params as f64;
-        let acc = params / (params + 300.0);
-        let noisy = acc - 0.002 * g.optical_depth() as f64;
-        Ok(Scores {
-            accuracy: acc,
-            noisy_accuracy_mean: noisy,
-            noisy_accuracy_std: 0.01,
-            noisy_accuracy_p5: noisy - 0.02,
-        })
-    }
-}
+use super::search::Analytic;
 
 fn temp_db(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("uhc-it-llmops-{}-{name}", std::process::id()));
@@ -90,7 +73,7 @@ fn run(cx: &SearchContext, db: &PathBuf, setup: LlmSetup, budget: usize) -> engi
     engine::run(
         cx,
         &mut store,
-        Arc::new(Analytic),
+        Arc::new(Analytic::default()),
         &mut proposers,
         &overrides,
         false,
@@ -362,7 +345,7 @@ fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
     engine::run(
         &cx,
         &mut store,
-        Arc::new(Analytic),
+        Arc::new(Analytic::default()),
         &mut proposers,
         &overrides,
         false,

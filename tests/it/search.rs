@@ -11,8 +11,9 @@ use uhc::search::engine::{
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
 /// Accuracy grows with parameters and falls with optical depth: a smooth, known landscape.
-struct Analytic {
-    calls: AtomicUsize,
+#[derive(Default)]
+pub struct Analytic {
+    pub calls: AtomicUsize,
 }
 
 impl Evaluator for Analytic {
