@@ -80,7 +80,10 @@ fn load_files(
     let mut loaded: HashMap<String, FileId> = HashMap::new();
     loaded.insert(sources.name(root).to_string(), root);
     while let Some(id) = queue.pop() {
-        let (ast, parse_diags) = syntax::parse(id, sources.text(id));
+        let (ast, parse_diags) = match stdlib_ast(sources.name(id), sources.text(id)) {
+            Some(ast) => (ast, Vec::new()),
+            None => syntax::parse(id, sources.text(id)),
+        };
         diags.extend(parse_diags);
         for item in &ast.items {
             let Item::Use(u) = item else { continue };
@@ -106,6 +109,26 @@ fn load_files(
         files.push((id, ast));
     }
     files
+}
+
+/// Standard-library files parse once per process: every candidate of a search imports
+/// them, and their trees (spans only, no file ids) are the same each time.
+fn stdlib_ast(name: &str, text: &str) -> Option<syntax::File> {
+    use std::sync::OnceLock;
+    static CACHE: OnceLock<Vec<(String, syntax::File)>> = OnceLock::new();
+    let path = name.strip_prefix("<stdlib>/")?;
+    let cache = CACHE.get_or_init(|| {
+        crate::stdlib::FILES
+            .iter()
+            .filter_map(|(p, t)| {
+                let (ast, diags) = syntax::parse(crate::diag::FileId(0), t);
+                diags.is_empty().then(|| (format!("{p}"), ast))
+            })
+            .collect()
+    });
+    let (_, ast) = cache.iter().find(|(p, _)| p == path)?;
+    // The text must be the stdlib's own (a resolver could serve other text under the name).
+    (crate::stdlib::get(path) == Some(text)).then(|| ast.clone())
 }
 
 /// Checking context shared by the item checkers.
