@@ -122,7 +122,7 @@ fn stdlib_ast(name: &str, text: &str) -> Option<syntax::File> {
             .iter()
             .filter_map(|(p, t)| {
                 let (ast, diags) = syntax::parse(crate::diag::FileId(0), t);
-                diags.is_empty().then(|| (format!("{p}"), ast))
+                diags.is_empty().then(|| (p.to_string(), ast))
             })
             .collect()
     });
