@@ -8,7 +8,8 @@
 # .cache/llm-venv is reused afterwards.
 #
 # Usage: scripts/local-llm.sh [search file]   (default examples/digits_search.uh)
-# Env:   UHC_BIN (default target/release/uhc), LLM_VENV, LLM_BUDGET (default 16).
+# Env:   UHC_BIN (default target/release/uhc), LLM_VENV, LLM_BUDGET (LLM-proposed evaluations
+#        after the initial population, default 16), LLM_POPULATION (the search's population, 20).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +17,9 @@ cd "$ROOT"
 SEARCH_FILE="${1:-examples/digits_search.uh}"
 VENV="${LLM_VENV:-$ROOT/.cache/llm-venv}"
 UHC_BIN="${UHC_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/uhc}"
-BUDGET="${LLM_BUDGET:-16}"
+# The first population (seeds and their mutations) is evaluated before any operator runs,
+# so the budget is that population plus the evaluations the LLM is meant to propose.
+BUDGET="$(( ${LLM_POPULATION:-20} + ${LLM_BUDGET:-16} ))"
 PY="$VENV/bin/python"
 
 if [[ ! -x "$UHC_BIN" ]]; then
@@ -76,8 +79,11 @@ done
 echo "server up on 127.0.0.1:$PORT (log: $WORK/server.log)" >&2
 
 # 4. The search: the LLM is the only operator after the initial population.
+#    A token cap bounds the run: a 135M model rarely writes valid `.uh`, so proposals are
+#    mostly repair rounds (about 25 s each on 2 cores with a ~5k-token prompt).
 "$UHC_BIN" search "$SEARCH_FILE" --budget "$BUDGET" --operators llm_mutate=1 \
-    --llm-url "http://127.0.0.1:$PORT/v1" --llm-model smollm2 --db "$DB"
+    --llm-url "http://127.0.0.1:$PORT/v1" --llm-model smollm2 --db "$DB" \
+    --max-tokens-total "${LLM_MAX_TOKENS:-100000}"
 
 # 5. Validity and repair rates from the store (no sqlite3 CLI needed). Outcomes are
 #    `[repair:]ok|duplicate|invalid:<reason>|no_program|error:<kind>` (src/llm/operators.rs).
