@@ -60,6 +60,9 @@ pub struct SearchContext {
     pub seeds: Vec<String>,
     resolver: Arc<dyn Resolver + Send + Sync>,
     file_name: String,
+    /// Genomes of candidates already compiled, by candidate id: parents are picked again
+    /// and again, and recompiling them dominated the engine's own time.
+    genomes: std::sync::Mutex<std::collections::HashMap<i64, Genome>>,
 }
 
 /// A candidate that compiled.
@@ -140,6 +143,7 @@ impl SearchContext {
             seeds,
             resolver,
             file_name: file_name.to_string(),
+            genomes: Default::default(),
         })
     }
 
@@ -237,8 +241,15 @@ pub trait Proposer: Send {
 }
 
 fn parent_genome(cx: &SearchContext, p: &CandidateRecord) -> Option<Genome> {
+    if let Some(g) = cx.genomes.lock().ok().and_then(|m| m.get(&p.id).cloned()) {
+        return Some(g);
+    }
     let c = cx.compile_candidate(&p.text).ok()?;
-    Some(Genome::from_graph(&c.arch))
+    let g = Genome::from_graph(&c.arch);
+    if let Ok(mut m) = cx.genomes.lock() {
+        m.insert(p.id, g.clone());
+    }
+    Some(g)
 }
 
 pub struct RandomProposer;
