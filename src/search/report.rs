@@ -164,14 +164,29 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// Three significant digits in the largest unit that keeps the value ≥ 1.
 fn format_pj(pj: f64) -> String {
-    if pj >= 1e6 {
-        format!("{} µJ", pj / 1e6)
+    let (v, unit) = if pj >= 1e6 {
+        (pj / 1e6, "µJ")
     } else if pj >= 1e3 {
-        format!("{} nJ", pj / 1e3)
+        (pj / 1e3, "nJ")
     } else {
-        format!("{pj} pJ")
-    }
+        (pj, "pJ")
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s} {unit}")
 }
 
 /// Error (1 − noisy accuracy) against energy per inference (log scale): every evaluated
@@ -357,7 +372,7 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
                 m.noisy_accuracy_mean,
                 m.noisy_accuracy_std,
                 m.noisy_accuracy_p5,
-                format_pj((m.energy_pj * 1000.0).round() / 1000.0),
+                format_pj(m.energy_pj),
                 m.mzi_count.map_or("-".into(), |v| v.to_string()),
                 m.depth,
                 m.params
