@@ -841,7 +841,9 @@ fn evaluate_batch(
                     continue;
                 };
                 let (_, _, generation) = running.remove(pos);
-                let (cc, _) = info.remove(&id).expect("running candidates have info");
+                let Some((cc, _)) = info.remove(&id) else {
+                    continue;
+                };
                 let outcome = match result {
                     Ok(scores) => {
                         let mut m = static_metrics(cx, &cc);
