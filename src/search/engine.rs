@@ -252,6 +252,14 @@ fn parent_genome(cx: &SearchContext, p: &CandidateRecord) -> Option<Genome> {
     Some(g)
 }
 
+/// `.uh` text for a genome on the search's hardware, under a fresh random name.
+fn genome_text(cx: &SearchContext, prefix: &str, g: &Genome, rng: &mut StdRng) -> String {
+    g.to_text(
+        &format!("{prefix}_{}", rng.random::<u32>()),
+        &cx.hardware.name,
+    )
+}
+
 pub struct RandomProposer;
 pub struct MutateProposer;
 pub struct CrossoverProposer;
@@ -276,10 +284,7 @@ impl Proposer for RandomProposer {
         rng: &mut StdRng,
     ) -> Option<String> {
         let g = genome::random(&cx.hardware, features(cx), cx.task.classes, rng);
-        Some(g.to_text(
-            &format!("random_{}", rng.random::<u32>()),
-            &cx.hardware.name,
-        ))
+        Some(genome_text(cx, "random", &g, rng))
     }
 }
 
@@ -298,10 +303,7 @@ impl Proposer for MutateProposer {
     ) -> Option<String> {
         let g = parent_genome(cx, parents.first()?)?;
         let child = genome::mutate(&g, &cx.hardware, rng);
-        Some(child.to_text(
-            &format!("mutant_{}", rng.random::<u32>()),
-            &cx.hardware.name,
-        ))
+        Some(genome_text(cx, "mutant", &child, rng))
     }
 }
 
@@ -321,7 +323,7 @@ impl Proposer for CrossoverProposer {
         let a = parent_genome(cx, parents.first()?)?;
         let b = parent_genome(cx, parents.get(1)?)?;
         let child = genome::crossover(&a, &b, rng);
-        Some(child.to_text(&format!("child_{}", rng.random::<u32>()), &cx.hardware.name))
+        Some(genome_text(cx, "child", &child, rng))
     }
 }
 
