@@ -32,9 +32,11 @@
 //! A [`NoiseDraw`] is one hardware instance: a seed plus the profile's non-idealities. Every
 //! mesh is realised from it ([`MeshLayout::realise`]: quantisation to the graph's phase
 //! bits, crosstalk, phase noise, splitter errors, insertion loss), then collapsed to its
-//! `N×N` matrix once and applied to the whole batch. Attenuators get the per-MZI insertion
-//! loss and a relative amplitude error `σ_φ/2 · z` (the first-order amplitude change of an
-//! MZI attenuator `cos(θ/2)` for a θ error of σ_φ); `Diag` phases get `σ_φ · z`. The
+//! `N×N` matrix once and applied to the whole batch. Uniform insertion loss is calibrated
+//! out (mesh outputs × a^(−depth), attenuators × a^(−1), see [`NoiseDraw::loss_gain`]): the
+//! energy model pays for the laser power that does it, and its path-dependent part stays.
+//! Attenuators get a relative amplitude error `σ_φ/2 · z` (the first-order amplitude change
+//! of an MZI attenuator `cos(θ/2)` for a θ error of σ_φ); `Diag` phases get `σ_φ · z`. The
 //! detector reading is `|z|² (1 + σ_d ξ)`, ξ standard normal per sample and port. Without a
 //! draw the optical hardware is ideal (continuous phases). Digital hardware has no noise;
 //! its number format (see [`quant`]) applies to every run.
@@ -134,6 +136,22 @@ impl NoiseDraw {
         }
     }
 
+    /// The calibrated gain that undoes the nominal insertion loss of `mzis` MZIs in series.
+    ///
+    /// Uniform loss is a known power scale: the laser power [`crate::ir::energy`] charges
+    /// for grows with the optical depth exactly to bring the light back to the detectors'
+    /// sensitivity, and each stage's electronics (detector gain, activation threshold)
+    /// are set for the power that reaches them. So a simulated instance applies this gain
+    /// per mesh and per attenuator, and what remains of insertion loss is its
+    /// path-dependent part (modes that skip MZIs at a mesh's edges, Reck's unequal paths).
+    /// Without it an activation threshold set in loss-free units would see a field ~33 dB
+    /// weaker on `mzi_worst` and cut every sample to zero.
+    pub fn loss_gain(&self, mzis: usize) -> f64 {
+        self.mesh
+            .amplitude()
+            .powi(-(mzis.min(i32::MAX as usize) as i32))
+    }
+
     fn rng(&self, node: usize, salt: u64) -> StdRng {
         StdRng::seed_from_u64(mix(mix(self.seed, node as u64), salt))
     }
@@ -178,7 +196,8 @@ enum Exec {
 /// What the backward pass needs from the forward pass, per node.
 enum Aux {
     None,
-    Mesh(Box<Realisation>),
+    /// The instance and its loss-calibration gain ([`NoiseDraw::loss_gain`]).
+    Mesh(Box<Realisation>, f64),
     /// Effective per-mode factors, and d(effective)/d(nominal) per mode.
     Atten {
         eff: Vec<f64>,
@@ -443,17 +462,23 @@ impl Program {
                 }
                 (Exec::Mesh(l), Some(z)) => {
                     let phases = split_phases(l, p);
-                    let real = match draw {
-                        Some(d) => l.realise(&phases, &d.mesh, &mut d.rng(i, 0))?,
-                        None => l.ideal(&phases)?,
+                    let (real, gain) = match draw {
+                        Some(d) => (
+                            l.realise(&phases, &d.mesh, &mut d.rng(i, 0))?,
+                            d.loss_gain(l.depth()),
+                        ),
+                        None => (l.ideal(&phases)?, 1.0),
                     };
-                    let y = real.transfer().apply(z.view())?;
-                    (y, Aux::Mesh(Box::new(real)))
+                    let mut y = real.transfer().apply(z.view())?;
+                    if gain != 1.0 {
+                        y.mapv_inplace(|v| v * gain);
+                    }
+                    (y, Aux::Mesh(Box::new(real), gain))
                 }
                 (Exec::Attenuate { k }, Some(z)) => {
                     let (eff, slope) = match draw {
                         Some(d) => {
-                            let a = d.mesh.amplitude();
+                            let a = d.mesh.amplitude() * d.loss_gain(1);
                             let s = d.mesh.phase_sigma / 2.0;
                             let mut rng = d.rng(i, 1);
                             let f: Vec<f64> = (0..*k)
@@ -477,7 +502,7 @@ impl Program {
                     let (mut amp, mut slope, mut phase) =
                         (amp0.to_vec(), vec![1.0; w], ph0.to_vec());
                     if let Some(d) = draw {
-                        let a = d.mesh.amplitude();
+                        let a = d.mesh.amplitude() * d.loss_gain(1);
                         let s = d.mesh.phase_sigma;
                         let mut rng = d.rng(i, 2);
                         for j in 0..w {
@@ -644,7 +669,12 @@ impl Program {
                         })
                     }
                 },
-                (Exec::Mesh(l), Aux::Mesh(real)) => {
+                (Exec::Mesh(l), Aux::Mesh(real, gain)) => {
+                    // y = gain · M x: the mesh sees the output gradient times the gain.
+                    let mut g = g;
+                    if *gain != 1.0 {
+                        g.mapv_inplace(|v| v * *gain);
+                    }
                     let gm = mzi::matrix_grad(x.view(), g.view())?;
                     let d = real.backward(gm.view())?;
                     let k = l.mzi_count();
