@@ -270,6 +270,17 @@ impl Metric {
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.iter().find(|m| m.0 == name).map(|m| m.1)
     }
+    /// Metrics that are fractions in [0, 1] (accuracies and their spread).
+    pub fn is_fraction(self) -> bool {
+        matches!(
+            self,
+            Metric::Accuracy
+                | Metric::NoisyAccuracyMean
+                | Metric::NoisyAccuracyP5
+                | Metric::AccuracyDrop
+                | Metric::NoisyAccuracyStd
+        )
+    }
     /// Metrics the compiler can decide without training.
     pub fn is_static(self) -> bool {
         matches!(

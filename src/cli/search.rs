@@ -216,7 +216,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             hypervolume,
         } => {
             bar.set_message(format!(
-                "gen {generation}: front {front}, hypervolume {hypervolume:.4e}"
+                "gen {generation}: front {front}, hypervolume {hypervolume:.4}"
             ));
         }
         Event::Proposed { .. } => {}
@@ -234,7 +234,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     match result {
         Ok(s) => {
             eprintln!(
-                "{} evaluated this session ({} failed), {} proposals ({} rejected by the compiler, {} duplicates); Pareto front: {} candidates, hypervolume {:.4e}",
+                "{} evaluated this session ({} failed), {} proposals ({} rejected by the compiler, {} duplicates); Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
                 s.evaluated, s.failed, s.proposals, s.rejected, s.duplicates, s.front.len(), s.hypervolume
             );
             let total = s.engine_seconds + s.evaluation_seconds;

@@ -662,7 +662,9 @@ fn select_population(
 }
 
 /// Indices (into `archive`) of the feasible first front, and its hypervolume against the
-/// reference point of [`reference_point`].
+/// reference point of [`reference_point`], as a fraction of the box between that point and
+/// the ideal one ([`ideal_point`]): 0 for an empty front, 1 for a candidate that is perfect on
+/// every objective. A fraction reads the same on every hardware, where raw joules would not.
 pub fn front_and_hypervolume(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<usize>, f64) {
     let (inds, dirs) = individuals(cx, archive);
     if inds.is_empty() {
@@ -682,7 +684,27 @@ pub fn front_and_hypervolume(cx: &SearchContext, archive: &[CandidateRecord]) ->
         .map(|&i| inds[i].objectives.as_slice())
         .collect();
     let hv = super::hypervolume::hypervolume(&points, &dirs, &reference).unwrap_or(0.0);
-    (front, hv)
+    let box_volume: f64 = reference
+        .iter()
+        .zip(ideal_point(cx))
+        .map(|(r, i)| (r - i).abs())
+        .filter(|side| *side > 0.0)
+        .product();
+    (front, hv / box_volume)
+}
+
+/// The best value each objective can take: 1 for maximised metrics in [0, 1], 0 for
+/// minimised ones (errors, energies, counts are all non-negative). A maximised unbounded
+/// metric has no ideal; its reference (0) stands in, so its side drops out of the box.
+pub fn ideal_point(cx: &SearchContext) -> Vec<f64> {
+    cx.spec
+        .objectives
+        .iter()
+        .map(|o| match (o.direction, o.metric.is_fraction()) {
+            (Direction::Maximize, true) => 1.0,
+            _ => 0.0,
+        })
+        .collect()
 }
 
 /// The hypervolume reference point: 0 for maximised metrics in [0, 1] (1 for minimised
@@ -691,35 +713,25 @@ pub fn reference_point(cx: &SearchContext, archive: &[CandidateRecord]) -> Vec<f
     cx.spec
         .objectives
         .iter()
-        .map(|o| {
-            let bounded = matches!(
-                o.metric,
-                Metric::Accuracy
-                    | Metric::NoisyAccuracyMean
-                    | Metric::NoisyAccuracyP5
-                    | Metric::AccuracyDrop
-                    | Metric::NoisyAccuracyStd
-            );
-            match (o.direction, bounded) {
-                (Direction::Maximize, true) => 0.0,
-                (Direction::Minimize, true) => 1.0,
-                (Direction::Maximize, false) => 0.0,
-                (Direction::Minimize, false) => {
-                    let worst = archive
-                        .iter()
-                        .filter(|c| c.generation == 0)
-                        .filter_map(|c| {
-                            c.evaluation
-                                .as_ref()
-                                .map(|e| metric_value(&e.metrics, o.metric))
-                        })
-                        .filter(|v| v.is_finite())
-                        .fold(0.0f64, f64::max);
-                    if worst > 0.0 {
-                        2.0 * worst
-                    } else {
-                        1.0
-                    }
+        .map(|o| match (o.direction, o.metric.is_fraction()) {
+            (Direction::Maximize, true) => 0.0,
+            (Direction::Minimize, true) => 1.0,
+            (Direction::Maximize, false) => 0.0,
+            (Direction::Minimize, false) => {
+                let worst = archive
+                    .iter()
+                    .filter(|c| c.generation == 0)
+                    .filter_map(|c| {
+                        c.evaluation
+                            .as_ref()
+                            .map(|e| metric_value(&e.metrics, o.metric))
+                    })
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f64, f64::max);
+                if worst > 0.0 {
+                    2.0 * worst
+                } else {
+                    1.0
                 }
             }
         })
