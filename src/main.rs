@@ -101,46 +101,21 @@ enum Command {
     },
     /// Train an architecture on a task of the same file and write its weights (JSON).
     Train {
-        file: PathBuf,
-        #[arg(long)]
-        arch: Option<String>,
-        #[arg(long)]
-        task: String,
-        /// Run on this hardware profile instead of the architecture's (same backend kind).
-        #[arg(long)]
-        hardware: Option<String>,
-        /// Epochs (default: the `train` item's default, 20).
-        #[arg(long)]
-        epochs: Option<usize>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Train on a fresh hardware noise draw per mini-batch.
-        #[arg(long)]
-        noise_aware: bool,
+        #[command(flatten)]
+        common: cli::train::Common,
         #[arg(long)]
         out: PathBuf,
     },
     /// Evaluate accuracy under Monte Carlo hardware noise (trains first without --weights).
     Eval {
-        file: PathBuf,
-        #[arg(long)]
-        arch: Option<String>,
-        #[arg(long)]
-        task: String,
-        #[arg(long)]
-        hardware: Option<String>,
+        #[command(flatten)]
+        common: cli::train::Common,
         /// Weights from `uhc train`.
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Monte Carlo noise draws.
         #[arg(long, default_value_t = 20)]
         draws: usize,
-        #[arg(long)]
-        epochs: Option<usize>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long)]
-        noise_aware: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -206,52 +181,13 @@ fn main() -> ExitCode {
             };
             cli::search::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
-        Command::Train {
-            file,
-            arch,
-            task,
-            hardware,
-            epochs,
-            seed,
-            noise_aware,
-            out,
-        } => cli::train::train(
-            &cli::train::Common {
-                file: &file,
-                arch: arch.as_deref(),
-                task: &task,
-                hardware: hardware.as_deref(),
-                epochs,
-                seed,
-                noise_aware,
-            },
-            &out,
-        ),
+        Command::Train { common, out } => cli::train::train(&common, &out),
         Command::Eval {
-            file,
-            arch,
-            task,
-            hardware,
+            common,
             weights,
             draws,
-            epochs,
-            seed,
-            noise_aware,
             json,
-        } => cli::train::eval(
-            &cli::train::Common {
-                file: &file,
-                arch: arch.as_deref(),
-                task: &task,
-                hardware: hardware.as_deref(),
-                epochs,
-                seed,
-                noise_aware,
-            },
-            weights.as_deref(),
-            draws,
-            json,
-        ),
+        } => cli::train::eval(&common, weights.as_deref(), draws, json),
     };
     ExitCode::from(code)
 }

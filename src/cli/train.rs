@@ -21,11 +21,11 @@
 use super::{load_compiled, pick_arch, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use uhc::check::model::{HardwareProfile, TaskSpec, TrainSpec};
 use uhc::ir::Graph;
 use uhc::runtime::{Params, Program};
-use uhc::train::{robustness, EpochStats, Trainer};
+use uhc::train::{robustness, EpochStats, TrainOptions, Trainer};
 
 const FORMAT: &str = "uhc-weights/1";
 
@@ -50,16 +50,38 @@ struct NodeWeights {
     fields: BTreeMap<String, Vec<f64>>,
 }
 
-/// Options shared by both subcommands.
-pub struct Common<'a> {
-    pub file: &'a Path,
-    pub arch: Option<&'a str>,
-    pub task: &'a str,
-    /// Run on this profile instead of the architecture's own (same backend kind).
-    pub hardware: Option<&'a str>,
+/// Options shared by `uhc train` and `uhc eval`.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long)]
+    pub task: String,
+    /// Run on this hardware profile instead of the architecture's (same backend kind).
+    #[arg(long)]
+    pub hardware: Option<String>,
+    /// Epochs (default: the `train` item's default, 20).
+    #[arg(long)]
     pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train on a fresh hardware noise draw per mini-batch.
+    #[arg(long)]
     pub noise_aware: bool,
+    /// Train MZI `linear` layers on their phases instead of as matrices programmed onto
+    /// the phases afterwards (slower to converge; for comparison).
+    #[arg(long)]
+    pub phase_space: bool,
+}
+
+impl Common {
+    fn trainer(&self) -> Trainer {
+        Trainer::new(TrainOptions {
+            weight_space: !self.phase_space,
+            ..TrainOptions::default()
+        })
+    }
 }
 
 struct Setup {
@@ -69,9 +91,9 @@ struct Setup {
 }
 
 fn setup(c: &Common) -> Result<Setup, u8> {
-    let (compiled, _) = load_compiled(c.file)?;
-    let arch = pick_arch(&compiled, c.arch)?;
-    let task = compiled.checked.task(c.task).cloned().ok_or_else(|| {
+    let (compiled, _) = load_compiled(&c.file)?;
+    let arch = pick_arch(&compiled, c.arch.as_deref())?;
+    let task = compiled.checked.task(&c.task).cloned().ok_or_else(|| {
         let names: Vec<&str> = compiled
             .checked
             .tasks
@@ -90,7 +112,7 @@ fn setup(c: &Common) -> Result<Setup, u8> {
         );
         EXIT_USAGE
     })?;
-    let hw_name = c.hardware.unwrap_or(&arch.hardware);
+    let hw_name = c.hardware.as_deref().unwrap_or(&arch.hardware);
     let Some(hw) = compiled.checked.hardware(hw_name).cloned() else {
         eprintln!("error: no hardware profile named `{hw_name}` is in scope of this file");
         return Err(EXIT_USAGE);
@@ -159,7 +181,7 @@ pub fn train(c: &Common, out: &Path) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let trainer = Trainer::default();
+    let trainer = c.trainer();
     let program = match train_program(c, &s, &trainer) {
         Ok(p) => p,
         Err(code) => return code,
@@ -280,7 +302,7 @@ pub fn eval(c: &Common, weights: Option<&Path>, draws: usize, json: bool) -> u8 
         Ok(s) => s,
         Err(code) => return code,
     };
-    let trainer = Trainer::default();
+    let trainer = c.trainer();
     let program = match weights {
         Some(path) => {
             let mut p = match Program::new(&s.graph, &s.hw, 0) {

@@ -894,4 +894,4 @@ pub fn gather_rows(x: &Array2<f64>, idx: &[usize]) -> Array2<f64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,9 +6,11 @@
 
 mod data;
 mod loss;
+mod weights;
 
 pub use data::{load_task, TaskData};
 pub use loss::{accuracy, cross_entropy, DEFAULT_TEMPERATURE};
+pub use weights::WeightSpace;
 
 use crate::check::model::{HardwareProfile, TaskSpec, TrainSpec};
 use crate::data::{BatchSampler, DataError};
@@ -59,6 +61,10 @@ pub struct TrainOptions {
     /// joint phase changes. Off by default: on `digits4` it did not beat a constant rate
     /// (0.850 vs 0.862 mean test accuracy over 3 seeds, 20 epochs, lr 0.01).
     pub cosine: bool,
+    /// Train each MZI `linear` as a complex matrix and program it onto phases afterwards
+    /// ([`WeightSpace`]); noise-aware training always runs on the phases. On by default:
+    /// on `digits4`, `digits_small` reaches 0.888 instead of 0.858 (3 seeds, 20 epochs).
+    pub weight_space: bool,
 }
 
 impl Default for TrainOptions {
@@ -67,6 +73,7 @@ impl Default for TrainOptions {
             temperature: DEFAULT_TEMPERATURE,
             deadline: None,
             cosine: false,
+            weight_space: true,
         }
     }
 }
@@ -132,6 +139,7 @@ impl Adam {
 /// mini-batches of `spec.batch` drawn by [`BatchSampler`] from `seed`. With
 /// `spec.noise_aware` every mini-batch runs on a fresh [`NoiseDraw`] of `hw`. Calls
 /// `on_epoch` (when given) after each epoch with the loss and a clean held-out accuracy.
+/// Otherwise, with `opts.weight_space`, MZI `linear`s train as matrices ([`WeightSpace`]).
 pub fn train(
     program: &mut Program,
     hw: &HardwareProfile,
@@ -139,7 +147,38 @@ pub fn train(
     spec: &TrainSpec,
     seed: u64,
     opts: &TrainOptions,
+    on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
+) -> Result<Vec<f64>, TrainError> {
+    if opts.weight_space && !spec.noise_aware {
+        if let Some((mut ws, mut weights)) = WeightSpace::new(program, hw)? {
+            let losses = train_loop(
+                &mut weights,
+                hw,
+                data,
+                spec,
+                seed,
+                opts,
+                on_epoch,
+                Some(&mut ws),
+            )?;
+            ws.program_phases(&mut weights, program)?;
+            return Ok(losses);
+        }
+    }
+    train_loop(program, hw, data, spec, seed, opts, on_epoch, None)
+}
+
+/// The mini-batch loop of [`train`]; `cap` keeps weight-space matrices physical.
+#[allow(clippy::too_many_arguments)]
+fn train_loop(
+    program: &mut Program,
+    hw: &HardwareProfile,
+    data: &TaskData,
+    spec: &TrainSpec,
+    seed: u64,
+    opts: &TrainOptions,
     mut on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
+    mut cap: Option<&mut WeightSpace>,
 ) -> Result<Vec<f64>, TrainError> {
     if !(spec.lr.is_finite() && spec.lr > 0.0) {
         return Err(TrainError::Setting(format!(
@@ -178,6 +217,9 @@ pub fn train(
             }
             adam.step(&mut program.params, &grads);
             program.project();
+            if let Some(ws) = cap.as_deref_mut() {
+                ws.cap(program);
+            }
             sum += l * idx.len() as f64;
             count += idx.len();
             steps += 1;

@@ -63,6 +63,7 @@ mod svd;
 mod trig;
 
 pub use layout::{MeshLayout, MziSite, Topology};
+pub(crate) use linalg::svd_full;
 pub use linalg::{fidelity, haar_unitary, relative_error};
 pub use mesh::{matrix_grad, MeshPhases, Realisation, Transfer};
 pub use nonideal::NonIdeal;
