@@ -98,12 +98,18 @@ DB="$WORK/run.sqlite"
 "$PY" -m llama_cpp.server --model "$MODEL" --model_alias smollm2 --host 127.0.0.1 --port "$PORT" \
     --n_threads "${LLM_THREADS:-2}" --n_ctx 8192 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
+# uvicorn can take ten seconds or more to stop on SIGTERM; give it five, then SIGKILL.
 cleanup() {
-    kill "$SERVER_PID" 2>/dev/null || true
+    kill "$SERVER_PID" 2>/dev/null || return 0
+    for _ in $(seq 1 10); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "local-llm: FAILED: interrupted (a time cap?)" >&2; exit 130' INT TERM
 
 up=""
 for _ in $(seq 1 120); do

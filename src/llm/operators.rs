@@ -302,7 +302,8 @@ pub type WeightedProposers = Vec<(Box<dyn Proposer>, f64)>;
 ///
 /// Wiring in `src/cli/search.rs`: split the `--operators` list into built-in names
 /// (`engine::builtin_proposer`) and LLM names; if any LLM name is present, build
-/// `let setup = LlmSetup::from_flags(llm_flag.as_deref(), llm_url, llm_model, budget)?;`
+/// `let setup = LlmSetup::from_flags(llm_flag.as_deref(), &overrides, budget)?;` (the
+/// `--llm-*` flags in an [`LlmOverrides`]),
 /// keep `setup.stats()` for the end-of-run summary, and append
 /// `llm_proposers(&llm_names, setup)?` to the proposer list given to `engine::run`. The
 /// engine logs each exchange in the store and stops cleanly when the LLM budget is spent.
