@@ -22,8 +22,9 @@ pub const DEFAULT_MAX_PROMPT_CHARS: usize = 24_000;
 /// template.
 pub const DEFAULT_MAX_PROMPT_TOKENS: usize = 6_000;
 
-/// Default bound in the compact style. Its first-round prompts measure about 1 100
-/// SmolLM2 tokens; the rest is room for one repair round (the reply and the diagnostics).
+/// Default bound in the compact style. Its first-round prompts measure 1 000-1 600
+/// SmolLM2 tokens (the full style's 2 750-3 250); the rest is room for a repair round (the
+/// reply and the diagnostics).
 pub const DEFAULT_MAX_PROMPT_TOKENS_COMPACT: usize = 2_048;
 
 /// Characters per token assumed until a server reports real usage. SmolLM2's tokenizer
@@ -107,34 +108,19 @@ pub fn compact_reference(hw: &HardwareProfile, example: Option<&str>) -> String 
          - `input x: real[WIDTH]` declares the input (the only line with a `:`);\n\
          - `NAME = op(VALUE, ...)` applies an operation to a value bound on an earlier line;\n\
          - `output detect(NAME)` ends it.\n\
-         Names are a letter or `_` followed by letters, digits or `_`. Named arguments are\n\
+         Names are a letter or `_` followed by letters, digits or `_`. Named arguments are \
          written `name = value`. Comments start with `//`.\n",
     );
     if let Some(example) = example {
         out.push_str(&format!(
-            "
-A valid arch (it compiles):
-```uh
-{}
-```
-",
+            "\nA valid arch (it compiles):\n```uh\n{}\n```\n",
             example.trim()
         ));
     }
-    out.push_str(&format!(
-        "
-## Operations on `{}`
-",
-        hw.name
-    ));
-    let supported: Vec<&ops::OpSpec> = ops::CATALOG
-        .iter()
-        .filter(|op| hw.supports(op.name))
-        .collect();
-    for op in supported {
+    out.push_str(&format!("\n## Operations on `{}`\n", hw.name));
+    for op in ops::CATALOG.iter().filter(|op| hw.supports(op.name)) {
         out.push_str(&format!(
-            "- `{}`: {}
-",
+            "- `{}`: {}\n",
             op.signature,
             first_sentence(op.doc)
         ));
