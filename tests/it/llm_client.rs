@@ -7,7 +7,7 @@ use uhc::llm::extract::extract_program;
 use uhc::llm::{
     ApiKey, Budget, ChatBackend, ChatFailure, ChatRequest, Completion, Exchange, InvalidReason,
     Ledger, LlmClient, LlmConfig, LlmError, Message, Outcome, Price, Replay, ReplayMode,
-    RetryPolicy,
+    RetryPolicy, TokenParam,
 };
 
 use crate::llm_server::{Reply, ScriptedServer};
@@ -575,4 +575,99 @@ fn https_goes_through_rustls_and_fails_cleanly_against_plain_http() {
     let f = failure(client_with(c, Ledger::unlimited()).chat(&request("p")));
     assert_eq!(f.exchange.outcome, Outcome::Connection, "{}", f.error);
     assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+}
+
+/// The reply-cap fields of a received body.
+fn cap_fields(body: &serde_json::Value) -> (Option<u64>, Option<u64>) {
+    (
+        body.get("max_tokens").and_then(|v| v.as_u64()),
+        body.get("max_completion_tokens").and_then(|v| v.as_u64()),
+    )
+}
+
+/// OpenAI's answer to `max_tokens` on a reasoning model (o1, o3, gpt-5).
+fn refuses_max_tokens() -> Reply {
+    Reply::status(
+        400,
+        r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#,
+    )
+}
+
+#[test]
+fn reply_cap_goes_as_max_tokens_and_switches_once_when_a_server_refuses_it() {
+    let server = ScriptedServer::start(vec![
+        refuses_max_tokens(),
+        Reply::content("a", 5, 1),
+        Reply::content("b", 5, 1),
+    ]);
+    let mut c = config(&server);
+    assert_eq!(c.token_param, TokenParam::Auto);
+    // The switch is not a retry: it happens even when retries are off.
+    c.retry.max_attempts = 1;
+    let client = client_with(c, Ledger::unlimited());
+    let req = request("mutate").with_max_tokens(64);
+    let first = client.chat(&req).unwrap();
+    assert_eq!((first.text.as_str(), first.exchange.attempts), ("a", 2));
+    assert_eq!(
+        first.exchange.request, req,
+        "the recorded request is unchanged"
+    );
+    let second = client.chat(&req).unwrap();
+    assert_eq!((second.text.as_str(), second.exchange.attempts), ("b", 1));
+    let got: Vec<_> = server
+        .received()
+        .iter()
+        .map(|r| cap_fields(&r.body))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(Some(64), None), (None, Some(64)), (None, Some(64))],
+        "max_tokens first (what llama.cpp, Ollama and vLLM read), then the new name, kept"
+    );
+}
+
+#[test]
+fn a_chosen_reply_cap_field_is_sent_as_given_and_never_switched() {
+    for (param, want) in [
+        (TokenParam::MaxTokens, (Some(32), None)),
+        (TokenParam::MaxCompletionTokens, (None, Some(32))),
+        (TokenParam::Both, (Some(32), Some(32))),
+        (TokenParam::Auto, (Some(32), None)),
+    ] {
+        let server = ScriptedServer::start(vec![Reply::content("x", 1, 1)]);
+        let mut c = config(&server);
+        c.token_param = param;
+        client_with(c, Ledger::unlimited())
+            .chat(&request("p").with_max_tokens(32))
+            .unwrap();
+        assert_eq!(cap_fields(&server.received()[0].body), want, "{param:?}");
+    }
+    // Without a cap neither field is sent.
+    let server = ScriptedServer::start(vec![Reply::content("x", 1, 1)]);
+    let mut c = config(&server);
+    c.token_param = TokenParam::Both;
+    client_with(c, Ledger::unlimited())
+        .chat(&request("p"))
+        .unwrap();
+    assert_eq!(cap_fields(&server.received()[0].body), (None, None));
+
+    // A fixed choice is not switched: the refusal is the answer.
+    let server = ScriptedServer::start(vec![refuses_max_tokens(), Reply::content("x", 1, 1)]);
+    let mut c = config(&server);
+    c.token_param = TokenParam::MaxTokens;
+    let f = failure(client_with(c, Ledger::unlimited()).chat(&request("p").with_max_tokens(8)));
+    assert!(
+        matches!(&f.error, LlmError::Http { status: 400, body } if body.contains("max_completion_tokens")),
+        "{:?}",
+        f.error
+    );
+    assert_eq!((f.exchange.attempts, server.script_left()), (1, 1));
+
+    // Other 400s under `auto` are not mistaken for a refusal of the field.
+    let server = ScriptedServer::start(vec![
+        Reply::status(400, r#"{"error":{"message":"messages: too many tokens"}}"#),
+        Reply::content("x", 1, 1),
+    ]);
+    let f = failure(client(&server).chat(&request("p").with_max_tokens(8)));
+    assert_eq!((f.exchange.attempts, server.script_left()), (1, 1));
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use uhc::llm::operators::{self, LlmSetup, LlmStats};
-use uhc::llm::{Budget, Ledger, LlmClient, LlmConfig, RetryPolicy};
+use uhc::llm::{
+    Budget, Ledger, LlmClient, LlmConfig, LlmOverrides, PromptConfig, PromptStyle, RetryPolicy,
+};
 use uhc::search::engine::{self, Overrides, SearchContext};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
@@ -25,18 +27,28 @@ fn temp_db(name: &str) -> PathBuf {
 
 /// `examples/digits_search.uh` with a population of 6 and 5 offspring per generation.
 fn context() -> SearchContext {
-    let path = super::root().join("examples/digits_search.uh");
-    let text = std::fs::read_to_string(&path)
-        .expect("example")
-        .replace("population = 20", "population = 6")
-        .replace("offspring = 8", "offspring = 5");
+    context_of("examples/digits_search.uh", |t| {
+        t.replace("population = 20", "population = 6")
+            .replace("offspring = 8", "offspring = 5")
+    })
+}
+
+/// The search of a repository file, edited by `edit`; the file must check clean.
+fn context_of(file: &str, edit: impl Fn(&str) -> String) -> SearchContext {
+    let path = super::root().join(file);
+    let text = edit(&std::fs::read_to_string(&path).expect("search file"));
     let (compiled, diags, sources) =
         uhc::check_source_with(&path.display().to_string(), &text, &uhc::driver::FsResolver);
+    assert!(diags.is_empty(), "{}", sources.render_plain(&diags));
     let compiled = compiled.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
-    let resolver = Arc::new(uhc::driver::SandboxResolver {
-        root: super::root().join("examples"),
-    });
-    SearchContext::new("digits_search.uh", &text, &compiled, None, resolver).expect("context")
+    let folder = path.parent().expect("folder").to_path_buf();
+    let resolver = Arc::new(uhc::driver::SandboxResolver { root: folder });
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    SearchContext::new(&name, &text, &compiled, None, resolver).expect("context")
 }
 
 fn arch(name: &str, body: &str) -> String {
@@ -286,8 +298,7 @@ fn a_recorded_run_replays_without_the_network() {
     let replay_db = temp_db("replay");
     let setup = LlmSetup::from_flags(
         Some(&format!("replay:{}", db.display())),
-        None,
-        None,
+        &LlmOverrides::default(),
         Budget::default(),
     )
     .expect("replay setup");
@@ -309,8 +320,18 @@ fn a_recorded_run_replays_without_the_network() {
         Store::open(&replay_db, StoreOptions::default()).unwrap(),
     );
     assert_eq!(outcomes(&a), outcomes(&b));
-    assert!(LlmSetup::from_flags(Some("replay:"), None, None, Budget::default()).is_err());
-    assert!(LlmSetup::from_flags(Some("gpt"), None, None, Budget::default()).is_err());
+    let none = LlmOverrides::default();
+    assert!(LlmSetup::from_flags(Some("replay:"), &none, Budget::default()).is_err());
+    assert!(LlmSetup::from_flags(Some("gpt"), &none, Budget::default()).is_err());
+    let bad_style = LlmOverrides {
+        prompt: Some("tiny".into()),
+        ..LlmOverrides::default()
+    };
+    let replay = format!("replay:{}", db.display());
+    let err = LlmSetup::from_flags(Some(&replay), &bad_style, Budget::default())
+        .err()
+        .expect("refused");
+    assert!(err.contains("compact"), "{err}");
 }
 
 #[test]
@@ -399,4 +420,155 @@ fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
             && !first.contains("Current Pareto front"),
         "{first}"
     );
+}
+
+/// The messages of a received request, and their characters in all.
+fn messages(body: &serde_json::Value) -> (Vec<(String, String)>, usize) {
+    let m: Vec<(String, String)> = body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or("").to_string(),
+                m["content"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let chars = m.iter().map(|(_, c)| c.chars().count()).sum();
+    (m, chars)
+}
+
+/// What SmolLM2-135M wrote in the last local run: a parse error (`name: value`).
+fn smollm_like_reply(i: usize) -> String {
+    fenced(&format!(
+        "arch try_{i} on mzi_realistic {{\n    input x: real[16]\n    arch_mzi: linear(x, 10)\n    output detect(arch_mzi)\n}}"
+    ))
+}
+
+fn smoke_setup(server: &ScriptedServer, max_prompt_tokens: Option<usize>) -> LlmSetup {
+    setup(server, Budget::default()).with_prompt_config(PromptConfig {
+        style: PromptStyle::Compact,
+        max_prompt_tokens,
+    })
+}
+
+#[test]
+fn the_ci_smoke_search_checks_clean_and_is_cheap() {
+    let cx = context_of("tests/llm/smoke_search.uh", str::to_string);
+    assert_eq!(cx.spec.operators.len(), 1);
+    assert_eq!(cx.spec.operators[0].name, "llm_mutate");
+    assert!(
+        cx.spec.population <= 4 && cx.spec.offspring <= 2,
+        "{:?}",
+        cx.spec
+    );
+}
+
+#[test]
+fn compact_prompts_hold_a_worked_example_and_stay_under_the_token_bound() {
+    let cx = context_of("tests/llm/smoke_search.uh", str::to_string);
+    // No usage reported: the prior of 2 characters per token holds throughout.
+    let replies: Vec<Reply> = (0..12)
+        .map(|i| Reply::content_without_usage(&smollm_like_reply(i)))
+        .collect();
+    for bound in [None, Some(1200)] {
+        let db = temp_db(&format!("compact-{bound:?}"));
+        let server = ScriptedServer::start(replies.clone());
+        let setup = smoke_setup(&server, bound);
+        assert_eq!(setup.style, PromptStyle::Compact);
+        let limit = 2 * bound.unwrap_or(uhc::llm::prompt::DEFAULT_MAX_PROMPT_TOKENS_COMPACT);
+        let stats = setup.stats();
+        // 4 initial candidates and 2 LLM proposals that never compile: the generation
+        // ends after `offspring * 8` attempts or when the script runs out.
+        run(&cx, &db, setup, 6);
+        let received = server.received();
+        assert!(received.len() >= 9, "{}", received.len());
+        let s = stats.get();
+        assert_eq!(
+            (s.notes, s.valid_first_try, s.valid_after_repair),
+            (0, 0, 0)
+        );
+        assert!(
+            s.rejection_reasons.contains_key("uh::syntax::parse"),
+            "{s:?}"
+        );
+        let system = messages(&received[0].body).0[0].1.clone();
+        for (i, r) in received.iter().enumerate() {
+            let (m, chars) = messages(&r.body);
+            assert!(chars <= limit, "request {i}: {chars} characters > {limit}");
+            assert_eq!(
+                m[0].1, system,
+                "request {i}: the system prompt never changes"
+            );
+            assert_eq!(r.body["max_tokens"], 384, "request {i}");
+            assert_eq!(r.body["temperature"], 0.2, "request {i}");
+            assert!(r.body.get("max_completion_tokens").is_none());
+            // Each scripted proposal is three rounds (after the script, errors).
+            if i < replies.len() && i % 3 > 0 {
+                let last = &m.last().expect("messages").1;
+                assert!(
+                    last.contains("The compiler rejected it (uh::syntax::parse)")
+                        && last.contains("Fix every error"),
+                    "request {i}: {last}"
+                );
+                assert!(m.len() <= 6);
+            }
+        }
+        // The reference: the arch syntax, a seed as the worked example, and the ops the
+        // hardware offers; not the grammar, units, metrics or electronic-only ops.
+        assert!(system.contains("A valid arch (it compiles):\n```uh\narch seed_small"));
+        assert!(system.contains("Operations on `mzi_realistic`"));
+        for op in uhc::check::ops::CATALOG {
+            assert_eq!(
+                system.contains(op.signature),
+                cx.hardware.supports(op.name),
+                "{}",
+                op.name
+            );
+        }
+        for absent in ["Grammar", "dBm", "noisy_accuracy_p5", "relu(x) : real"] {
+            assert!(!system.contains(absent), "{absent}");
+        }
+        let first = &messages(&received[0].body).0[1].1;
+        assert!(!first.contains("Resolved profile"), "{first}");
+        if bound.is_none() {
+            assert!(first.contains("at most 16 ports") && first.contains("## Parent"));
+        } else {
+            // Too tight for the sections: the instruction is what survives.
+            assert!(
+                first.contains("[earlier context truncated]") && first.contains("## Your task")
+            );
+        }
+    }
+}
+
+#[test]
+fn reported_usage_tightens_the_prompt_bound_for_the_rest_of_the_run() {
+    let cx = context_of("tests/llm/smoke_search.uh", str::to_string);
+    // A tokenizer far denser than the prior of 2 characters per token.
+    let density = 1.2;
+    let replies: Vec<Reply> = (0..9)
+        .map(|i| Reply::Tokenized {
+            text: smollm_like_reply(i),
+            chars_per_token: density,
+        })
+        .collect();
+    let db = temp_db("calibrate");
+    let server = ScriptedServer::start(replies);
+    let bound = 2000;
+    run(&cx, &db, smoke_setup(&server, Some(bound)), 6);
+    let received = server.received();
+    assert!(received.len() > 9);
+    let tokens: Vec<usize> = received
+        .iter()
+        .map(|r| (messages(&r.body).1 as f64 / density).ceil() as usize)
+        .collect();
+    // The first prompt, built at the prior, is over the bound in this tokenizer's
+    // tokens; every later one is within it, repair rounds included (their first round
+    // is built again when it no longer fits).
+    assert!(tokens[0] > bound, "{tokens:?}");
+    for (i, &t) in tokens.iter().enumerate().skip(1) {
+        assert!(t <= bound, "request {i}: {t} tokens > {bound} ({tokens:?})");
+    }
 }

@@ -22,6 +22,10 @@ pub enum Reply {
         text: String,
         usage: Option<(u64, u64)>,
     },
+    /// 200 with a valid chat completion whose `usage.prompt_tokens` counts the request
+    /// like a tokenizer of fixed density: ceil(characters of all messages /
+    /// `chars_per_token`).
+    Tokenized { text: String, chars_per_token: f64 },
     /// Any status, headers and body.
     Raw {
         status: u16,
@@ -234,6 +238,21 @@ async fn handle(
         tokio::time::sleep(delay).await;
         reply = *inner;
     }
+    if let Reply::Tokenized {
+        text,
+        chars_per_token,
+    } = reply
+    {
+        let chars: usize = shared.received.lock().unwrap().last().map_or(0, |r| {
+            r.body["messages"].as_array().map_or(0, |m| {
+                m.iter()
+                    .map(|m| m["content"].as_str().unwrap_or("").chars().count())
+                    .sum()
+            })
+        });
+        let tokens = (chars as f64 / chars_per_token).ceil() as u64;
+        reply = Reply::content(&text, tokens, 1);
+    }
     Ok(respond(reply, &shared))
 }
 
@@ -287,7 +306,11 @@ fn respond(reply: Reply, shared: &Arc<Shared>) -> Response<ServerBody> {
         } => full(status, headers, body),
         Reply::Huge { bytes, declared } => stream(Some(bytes), declared),
         Reply::Endless => stream(None, false),
-        Reply::Delay(..) => full(500, vec![], "nested delay already unwrapped".into()),
+        Reply::Delay(..) | Reply::Tokenized { .. } => full(
+            500,
+            vec![],
+            "delays and token counts are resolved before".into(),
+        ),
     }
 }
 
