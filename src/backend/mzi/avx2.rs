@@ -266,7 +266,8 @@ pub(crate) unsafe fn reverse_tape(
     reduce_block(re, im)
 }
 
-/// `R` rows × `V` vectors of `out = G X†` at row `r`, column `c`: see [`outer_grad`].
+/// `R` rows × `V` vectors of `out = G X†` at row `r`, column `c`, summing samples
+/// `js = (j0, j1)` onto zero (`first`) or onto what `out` holds: see [`outer_grad`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // a register kernel: pointers and strides, no struct
 unsafe fn outer_tile<const R: usize, const V: usize>(
@@ -277,12 +278,22 @@ unsafe fn outer_tile<const R: usize, const V: usize>(
     s: usize,
     or: *mut f64,
     oi: *mut f64,
-    r: usize,
-    c: usize,
+    (r, c): (usize, usize),
+    (j0, j1): (usize, usize),
+    first: bool,
 ) {
     let mut ar = [[_mm256_setzero_pd(); V]; R];
     let mut ai = [[_mm256_setzero_pd(); V]; R];
-    for j in 0..b {
+    if !first {
+        for rr in 0..R {
+            for v in 0..V {
+                let o = (r + rr) * s + c + 4 * v;
+                ar[rr][v] = _mm256_loadu_pd(or.add(o));
+                ai[rr][v] = _mm256_loadu_pd(oi.add(o));
+            }
+        }
+    }
+    for j in j0..j1 {
         let mut xv = [[_mm256_setzero_pd(); 2]; V];
         for (v, x) in xv.iter_mut().enumerate() {
             let o = j * s + c + 4 * v;
@@ -308,8 +319,13 @@ unsafe fn outer_tile<const R: usize, const V: usize>(
     }
 }
 
+/// Samples per pass of [`outer_grad`]: `Xᵀ`'s rows of one pass stay in L2 (128 × 64 ports
+/// × 16 bytes = 128 KiB) while every row block of `G` runs over them.
+const OUTER_CHUNK: usize = 128;
+
 /// `out = G X†` with `G` row-major `rows × b` complex, `Xᵀ` as planes `xr`, `xi` (`b × s`),
-/// and `out` planes `rows × s`; `s` is a multiple of 4. Register tiles of 2 rows × 8 columns.
+/// and `out` planes `rows × s`; `s` is a multiple of 4. Register tiles of 2 rows × 8
+/// columns, over the samples in chunks of [`OUTER_CHUNK`].
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)] // planes and their shapes
 pub(crate) unsafe fn outer_grad(
@@ -326,22 +342,33 @@ pub(crate) unsafe fn outer_grad(
     assert!(or.len() == rows * s && oi.len() == rows * s && s.is_multiple_of(4));
     let gp = g.as_ptr().cast::<f64>();
     let (xr, xi, or, oi) = (xr.as_ptr(), xi.as_ptr(), or.as_mut_ptr(), oi.as_mut_ptr());
-    let mut r = 0;
-    while r < rows {
-        let two = rows - r >= 2;
-        let mut c = 0;
-        while c < s {
-            let wide = s - c >= 8;
-            // SAFETY: rows r..r+R < rows and columns c..c+4V ≤ s, by the checks above.
-            match (two, wide) {
-                (true, true) => outer_tile::<2, 2>(gp, b, xr, xi, s, or, oi, r, c),
-                (true, false) => outer_tile::<2, 1>(gp, b, xr, xi, s, or, oi, r, c),
-                (false, true) => outer_tile::<1, 2>(gp, b, xr, xi, s, or, oi, r, c),
-                (false, false) => outer_tile::<1, 1>(gp, b, xr, xi, s, or, oi, r, c),
+    let mut j0 = 0;
+    loop {
+        let js = (j0, (j0 + OUTER_CHUNK).min(b));
+        let first = j0 == 0;
+        let mut r = 0;
+        while r < rows {
+            let two = rows - r >= 2;
+            let mut c = 0;
+            while c < s {
+                let wide = s - c >= 8;
+                let at = (r, c);
+                // SAFETY: rows r..r+R < rows, columns c..c+4V ≤ s and samples js ⊆ 0..b,
+                // by the checks above.
+                match (two, wide) {
+                    (true, true) => outer_tile::<2, 2>(gp, b, xr, xi, s, or, oi, at, js, first),
+                    (true, false) => outer_tile::<2, 1>(gp, b, xr, xi, s, or, oi, at, js, first),
+                    (false, true) => outer_tile::<1, 2>(gp, b, xr, xi, s, or, oi, at, js, first),
+                    (false, false) => outer_tile::<1, 1>(gp, b, xr, xi, s, or, oi, at, js, first),
+                }
+                c += if wide { 8 } else { 4 };
             }
-            c += if wide { 8 } else { 4 };
+            r += if two { 2 } else { 1 };
         }
-        r += if two { 2 } else { 1 };
+        j0 = js.1;
+        if j0 >= b {
+            break;
+        }
     }
 }
 

@@ -546,25 +546,25 @@ impl Realisation {
         let n = self.layout.ports();
         let tape = self.tape();
         let k_total = self.cells.len();
-        let mut grad_theta = vec![0.0; k_total];
-        let mut grad_phi = vec![0.0; k_total];
+        // The 2×2 blocks first, the gradients from them after: off the sweep's critical path.
+        let mut blocks = vec![[C64::new(0.0, 0.0); 4]; k_total];
         let steps = self
             .cells
             .iter()
             .zip(self.layout.sites())
             .zip(self.layout.segments())
             .zip(self.layout.sweep())
-            .zip(grad_theta.iter_mut().zip(grad_phi.iter_mut()))
+            .zip(blocks.iter_mut())
             .rev();
         with_simd(|| {
-            for ((((cell, site), &[lo, hi, at]), &[a, b]), (gt, gp)) in steps {
+            for ((((cell, site), &[lo, hi, at]), &[a, b]), h) in steps {
                 let w = hi - lo;
                 let (q0, rest) = tape[at..at + 4 * w].split_at(w);
                 let (q1, rest) = rest.split_at(w);
                 let (q2, q3) = rest.split_at(w);
                 // The 2×2 block of Y Q_k†, then Y moves past T_k on the columns still read
                 // (see `MeshLayout::sweep`): one pass over the two rows.
-                let h = reverse_tape_step(
+                *h = reverse_tape_step(
                     &mut y,
                     site.top,
                     [q0, q1, q2, q3],
@@ -572,9 +572,14 @@ impl Realisation {
                     (a, b),
                     &cell.adjoint(),
                 );
-                (*gt, *gp) = cell.phase_grads(&h);
             }
         });
+        let (grad_theta, grad_phi) = self
+            .cells
+            .iter()
+            .zip(&blocks)
+            .map(|(cell, h)| cell.phase_grads(h))
+            .unzip();
         // Y = (T_K ⋯ T_1)† G; ∂M/∂γ_j = (T_K ⋯ T_1) e_j e_jᵀ i e^{iγ_j}.
         let grad_gamma = (0..n)
             .map(|j| (y.get(j, j).conj() * I * self.screen[j]).re)
@@ -679,6 +684,10 @@ impl Transfer {
 
     /// `M X` for `X` with `cols(M)` rows.
     pub fn apply(&self, x: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
+        check_rows("input fields", self.cols, x.nrows())?;
+        if let Some(y) = self.fwd.apply_new(x) {
+            return Ok(y);
+        }
         let mut y = Array2::<C64>::zeros((self.rows, x.ncols()));
         self.apply_into(x, y.view_mut())?;
         Ok(y)
@@ -694,9 +703,18 @@ impl Transfer {
 
     /// `M† G` for `G` with `rows(M)` rows.
     pub fn apply_adjoint(&self, g: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
+        check_rows("output gradient", self.rows, g.nrows())?;
+        if let Some(y) = self.adjoint_packed().apply_new(g) {
+            return Ok(y);
+        }
         let mut y = Array2::<C64>::zeros((self.cols, g.ncols()));
         self.apply_adjoint_into(g, y.view_mut())?;
         Ok(y)
+    }
+
+    fn adjoint_packed(&self) -> &Packed {
+        self.adj
+            .get_or_init(|| Packed::new(self.matrix().view(), true))
     }
 
     /// `Y ← M† G` into a caller's buffer.
@@ -707,10 +725,8 @@ impl Transfer {
     ) -> Result<(), MziError> {
         check_rows("output gradient", self.rows, g.nrows())?;
         check_shape("output buffer", (self.cols, g.ncols()), y.dim())?;
-        let adj = self
-            .adj
-            .get_or_init(|| Packed::new(self.matrix().view(), true));
-        adj.apply_into(|| self.matrix().view(), g, y);
+        self.adjoint_packed()
+            .apply_into(|| self.matrix().view(), g, y);
         Ok(())
     }
 }

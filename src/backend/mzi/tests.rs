@@ -430,6 +430,14 @@ fn apply_and_adjoint_match_the_matrix_on_both_paths() {
     );
     let gm = matrix_grad(x.view(), g.view()).unwrap();
     assert!(max_abs_diff(gm.view(), g.dot(&adjoint(&x)).view()) < 1e-14);
+    // Empty batches, and a column-major input.
+    assert_eq!(t.apply(Array2::zeros((3, 0)).view()).unwrap().dim(), (5, 0));
+    assert_eq!(
+        t.apply_adjoint(Array2::zeros((5, 0)).view()).unwrap().dim(),
+        (3, 0)
+    );
+    let xf = x.t().as_standard_layout().t().to_owned();
+    assert_eq!(t.apply(xf.view()).unwrap(), t.apply(x.view()).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------
