@@ -291,3 +291,38 @@ fn bad_inputs_are_errors() {
         Err(RuntimeError::Backend { .. })
     ));
 }
+
+#[test]
+fn reusing_a_workspace_changes_no_bit() {
+    let (g, hw) = compile(OPTICAL, "net");
+    let p = Program::new(&g, &hw, 3).unwrap();
+    // Start from another program's tape: mismatched buffers must simply be replaced.
+    let (gp, _) = compile(OPTICAL, "phased");
+    let other = Program::new(&gp, &hw, 4).unwrap();
+    let mut ws = Workspace::default();
+    let xo = random_x(5, 5, 0).mapv(|v| (v + 1.0) / 2.0);
+    ws.recycle(other.forward_tape(xo.view(), None).unwrap().1);
+    let draw = smooth_draw();
+    for (i, (n, d)) in [
+        (7, None),
+        (7, Some(&draw)),
+        (3, None),
+        (7, Some(&draw)),
+        (7, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = random_x(n, 6, i as u64);
+        let (s, tape) = p.forward_tape_in(x.view(), d, &mut ws).unwrap();
+        let (s0, tape0) = p.forward_tape(x.view(), d).unwrap();
+        assert_eq!(s, s0);
+        let c = random_x(n, s.ncols(), 9);
+        assert_eq!(
+            p.backward(&tape, c.view()).unwrap(),
+            p.backward(&tape0, c.view()).unwrap()
+        );
+        ws.recycle(tape);
+        assert_eq!(p.forward_in(x.view(), d, &mut ws).unwrap(), s0);
+    }
+}

@@ -15,7 +15,7 @@ pub use weights::WeightSpace;
 use crate::check::model::{HardwareProfile, TaskSpec, TrainSpec};
 use crate::data::{BatchSampler, DataError};
 use crate::ir::Graph;
-use crate::runtime::{gather_rows, mix, NoiseDraw, Params, Program, RuntimeError};
+use crate::runtime::{gather_rows, mix, NoiseDraw, Params, Program, RuntimeError, Workspace};
 use crate::search::engine::{EvalRequest, Evaluator, Scores};
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
@@ -238,6 +238,9 @@ fn train_loop<'f>(
     let mut losses = Vec::with_capacity(spec.epochs);
     let mut steps = 0;
     let total = (spec.epochs * sampler.batches_per_epoch()).max(1) as f64;
+    // Row-major once, so gathering a mini-batch copies contiguous rows.
+    let train_x = data.train_x.as_standard_layout();
+    let mut ws = Workspace::default();
     for epoch in first_epoch..first_epoch + spec.epochs {
         let order = sampler.epoch(epoch as u64);
         let (mut sum, mut count) = (0.0, 0usize);
@@ -245,24 +248,25 @@ fn train_loop<'f>(
             if opts.deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(TrainError::Deadline { steps });
             }
-            let x = gather_rows(&data.train_x, idx);
+            let x = gather_rows(train_x.view(), idx);
             let y: Vec<usize> = idx.iter().map(|&i| data.train_y[i]).collect();
             let draw = spec
                 .noise_aware
                 .then(|| NoiseDraw::sample(hw, program.graph().phase_bits, &mut noise_rng));
-            let (scores, tape) = program.forward_tape(x.view(), draw.as_ref())?;
+            let (scores, tape) = program.forward_tape_in(x.view(), draw.as_ref(), &mut ws)?;
             let (l, g) = cross_entropy(scores.view(), &y, intensities, opts.temperature);
             if !l.is_finite() {
                 return Err(TrainError::Diverged { epoch: epoch + 1 });
             }
             let grads = program.backward(&tape, g.view())?;
+            ws.recycle(tape);
             if opts.cosine {
                 adam.lr = spec.lr * 0.5 * (1.0 + (PI * steps as f64 / total).cos());
             }
             adam.step(&mut program.params, &grads);
             program.project();
-            if let Some(ws) = cap.as_deref_mut() {
-                ws.cap(program);
+            if let Some(weight_space) = cap.as_deref_mut() {
+                weight_space.cap(program);
             }
             sum += l * idx.len() as f64;
             count += idx.len();
@@ -338,9 +342,13 @@ pub fn robustness(
     let accuracy = accuracy(program.forward(x, None)?.view(), y);
     let mut rng = StdRng::seed_from_u64(mix(seed, 4));
     let mut noisy = Vec::with_capacity(draws);
+    let mut ws = Workspace::default();
     for _ in 0..draws {
         let d = NoiseDraw::sample(hw, program.graph().phase_bits, &mut rng);
-        noisy.push(self::accuracy(program.forward(x, Some(&d))?.view(), y));
+        noisy.push(self::accuracy(
+            program.forward_in(x, Some(&d), &mut ws)?.view(),
+            y,
+        ));
     }
     let (noisy_mean, noisy_std, noisy_p5) = summary(&noisy);
     Ok(Robustness {

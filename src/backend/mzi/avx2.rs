@@ -7,64 +7,7 @@
 
 use num_complex::Complex64 as C64;
 use std::arch::x86_64::*;
-
-/// Horizontal sum of the four lanes.
-#[inline(always)]
-unsafe fn hsum(v: __m256d) -> f64 {
-    let mut a = [0.0f64; 4];
-    _mm256_storeu_pd(a.as_mut_ptr(), v);
-    (a[0] + a[1]) + (a[2] + a[3])
-}
-
-/// The 2×2 block `H[r][c] = Σ_j y_r[j] · conj(b_c[j])` from planar rows
-/// `ys = [y0.re, y0.im, y1.re, y1.im]`, `bs` likewise, all of one length.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn cross_block(ys: [&[f64]; 4], bs: [&[f64]; 4]) -> [C64; 4] {
-    let n = ys[0].len();
-    assert!(ys.iter().chain(bs.iter()).all(|s| s.len() == n));
-    let [y0r, y0i, y1r, y1i] = ys.map(<[f64]>::as_ptr);
-    let [b0r, b0i, b1r, b1i] = bs.map(<[f64]>::as_ptr);
-    let mut re = [_mm256_setzero_pd(); 4];
-    let mut im = [_mm256_setzero_pd(); 4];
-    let full = n / 4 * 4;
-    let mut j = 0;
-    while j < full {
-        // SAFETY: j + 4 ≤ n, and every slice has n elements.
-        let (ar, ai) = (_mm256_loadu_pd(y0r.add(j)), _mm256_loadu_pd(y0i.add(j)));
-        let (cr, ci) = (_mm256_loadu_pd(y1r.add(j)), _mm256_loadu_pd(y1i.add(j)));
-        let (pr, pi) = (_mm256_loadu_pd(b0r.add(j)), _mm256_loadu_pd(b0i.add(j)));
-        let (qr, qi) = (_mm256_loadu_pd(b1r.add(j)), _mm256_loadu_pd(b1i.add(j)));
-        // y · conj(b) = (yr br + yi bi) + i (yi br − yr bi)
-        for (k, (yr, yi, br, bi)) in [
-            (ar, ai, pr, pi),
-            (ar, ai, qr, qi),
-            (cr, ci, pr, pi),
-            (cr, ci, qr, qi),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            re[k] = _mm256_fmadd_pd(yr, br, _mm256_fmadd_pd(yi, bi, re[k]));
-            im[k] = _mm256_fmadd_pd(yi, br, _mm256_fnmadd_pd(yr, bi, im[k]));
-        }
-        j += 4;
-    }
-    let mut out = [C64::new(0.0, 0.0); 4];
-    for k in 0..4 {
-        out[k] = C64::new(hsum(re[k]), hsum(im[k]));
-    }
-    for j in full..n {
-        let y0 = C64::new(ys[0][j], ys[1][j]);
-        let y1 = C64::new(ys[2][j], ys[3][j]);
-        let b0 = C64::new(bs[0][j], -bs[1][j]);
-        let b1 = C64::new(bs[2][j], -bs[3][j]);
-        out[0] += y0 * b0;
-        out[1] += y0 * b1;
-        out[2] += y1 * b0;
-        out[3] += y1 * b1;
-    }
-    out
-}
+use std::mem::MaybeUninit;
 
 /// Samples per column tile of the fused 3M product (two 4-lane vectors).
 const TILE: usize = 8;
@@ -144,7 +87,15 @@ pub(crate) unsafe fn gemm_3m(
     let blocks = rows.div_ceil(2);
     assert!(packed.len() == blocks * k * PACK && x.len() == k * b);
     let ldy = 2 * b;
-    let mut panel = vec![0.0f64; 3 * k * TILE];
+    // The panel on the stack for small meshes (k ≤ 16: 3 KiB), else on the heap.
+    let mut stack = [0.0f64; 3 * 16 * TILE];
+    let mut heap = Vec::new();
+    let panel: &mut [f64] = if k <= 16 {
+        &mut stack[..3 * k * TILE]
+    } else {
+        heap.resize(3 * k * TILE, 0.0);
+        &mut heap
+    };
     let mut j = 0;
     while j < b {
         let w = TILE.min(b - j);
@@ -238,45 +189,72 @@ unsafe fn splat(z: C64) -> [__m256d; 2] {
     [_mm256_set1_pd(z.re), _mm256_set1_pd(z.im)]
 }
 
-/// The fused part of one reverse step on columns where both buffers are live: rows
-/// `b = [b0.re, b0.im, b1.re, b1.im]` become `inv · b`, the block `Σ y · conj(new b)` is
-/// accumulated, and rows `y` become `adj · y`. All eight slices have one length.
+/// `H = Σ_j y_r[j] · conj(q_c[j])` (row-major 2×2) from four accumulator pairs, each
+/// vector summed as `(l0 + l1) + (l2 + l3)`.
+#[inline(always)]
+unsafe fn reduce_block(re: [__m256d; 4], im: [__m256d; 4]) -> [C64; 4] {
+    let h = |k: usize| _mm256_hadd_pd(re[k], im[k]); // [re01, im01, re23, im23]
+    let (h0, h1, h2, h3) = (h(0), h(1), h(2), h(3));
+    let s01 = _mm256_add_pd(
+        _mm256_permute2f128_pd(h0, h1, 0x20),
+        _mm256_permute2f128_pd(h0, h1, 0x31),
+    );
+    let s23 = _mm256_add_pd(
+        _mm256_permute2f128_pd(h2, h3, 0x20),
+        _mm256_permute2f128_pd(h2, h3, 0x31),
+    );
+    let mut out = [C64::new(0.0, 0.0); 4];
+    // SAFETY: `[C64; 4]` is eight contiguous f64 (`Complex` is `repr(C)`).
+    let p = out.as_mut_ptr().cast::<f64>();
+    _mm256_storeu_pd(p, s01);
+    _mm256_storeu_pd(p.add(4), s23);
+    out
+}
+
+/// One reverse-sweep step on planar rows `y = [y0.re, y0.im, y1.re, y1.im]` (length `n`):
+/// accumulates `H = Σ y · conj(q)` over the recorded rows `q` (columns `lo..lo + w`), then
+/// sets `y ← adj · y` on all columns. `n`, `lo` and `w` are multiples of 4. Two passes (the
+/// block, then the rotation) so neither runs out of the 16 vector registers.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn reverse_fused(
-    b: [&mut [f64]; 4],
+#[inline]
+pub(crate) unsafe fn reverse_tape(
     y: [&mut [f64]; 4],
-    inv: &[C64; 4],
+    q: [&[f64]; 4],
+    lo: usize,
     adj: &[C64; 4],
 ) -> [C64; 4] {
-    let n = b[0].len();
-    assert!(b.iter().chain(y.iter()).all(|s| s.len() == n));
-    let [b0r, b0i, b1r, b1i] = b.map(<[f64]>::as_mut_ptr);
+    let n = y[0].len();
+    let w = q[0].len();
+    assert!(y.iter().all(|s| s.len() == n) && q.iter().all(|s| s.len() == w));
+    assert!(n.is_multiple_of(4) && lo.is_multiple_of(4) && w.is_multiple_of(4) && lo + w <= n);
     let [y0r, y0i, y1r, y1i] = y.map(<[f64]>::as_mut_ptr);
-    let (i0, i1, i2, i3) = (splat(inv[0]), splat(inv[1]), splat(inv[2]), splat(inv[3]));
-    let (a0, a1, a2, a3) = (splat(adj[0]), splat(adj[1]), splat(adj[2]), splat(adj[3]));
+    let [q0r, q0i, q1r, q1i] = q.map(<[f64]>::as_ptr);
     let mut re = [_mm256_setzero_pd(); 4];
     let mut im = [_mm256_setzero_pd(); 4];
-    let full = n / 4 * 4;
-    let mut j = 0;
-    while j < full {
-        // SAFETY: j + 4 ≤ n for all eight rows.
-        let bx = [_mm256_loadu_pd(b0r.add(j)), _mm256_loadu_pd(b0i.add(j))];
-        let by = [_mm256_loadu_pd(b1r.add(j)), _mm256_loadu_pd(b1i.add(j))];
-        let nb0 = cmix(i0, i1, bx, by);
-        let nb1 = cmix(i2, i3, bx, by);
-        _mm256_storeu_pd(b0r.add(j), nb0[0]);
-        _mm256_storeu_pd(b0i.add(j), nb0[1]);
-        _mm256_storeu_pd(b1r.add(j), nb1[0]);
-        _mm256_storeu_pd(b1i.add(j), nb1[1]);
+    let mut o = 0;
+    while o < w {
+        // SAFETY: o + 4 ≤ w for the recorded rows, and lo + o + 4 ≤ n for y.
+        let j = lo + o;
         let yx = [_mm256_loadu_pd(y0r.add(j)), _mm256_loadu_pd(y0i.add(j))];
         let yy = [_mm256_loadu_pd(y1r.add(j)), _mm256_loadu_pd(y1i.add(j))];
-        for (k, (yv, bv)) in [(yx, nb0), (yx, nb1), (yy, nb0), (yy, nb1)]
+        let qx = [_mm256_loadu_pd(q0r.add(o)), _mm256_loadu_pd(q0i.add(o))];
+        let qy = [_mm256_loadu_pd(q1r.add(o)), _mm256_loadu_pd(q1i.add(o))];
+        for (k, (yv, qv)) in [(yx, qx), (yx, qy), (yy, qx), (yy, qy)]
             .into_iter()
             .enumerate()
         {
-            re[k] = _mm256_fmadd_pd(yv[0], bv[0], _mm256_fmadd_pd(yv[1], bv[1], re[k]));
-            im[k] = _mm256_fmadd_pd(yv[1], bv[0], _mm256_fnmadd_pd(yv[0], bv[1], im[k]));
+            // y · conj(q) = (yr qr + yi qi) + i (yi qr − yr qi)
+            re[k] = _mm256_fmadd_pd(yv[0], qv[0], _mm256_fmadd_pd(yv[1], qv[1], re[k]));
+            im[k] = _mm256_fmadd_pd(yv[1], qv[0], _mm256_fnmadd_pd(yv[0], qv[1], im[k]));
         }
+        o += 4;
+    }
+    let (a0, a1, a2, a3) = (splat(adj[0]), splat(adj[1]), splat(adj[2]), splat(adj[3]));
+    let mut j = 0;
+    while j < n {
+        // SAFETY: j + 4 ≤ n for the four rows of y.
+        let yx = [_mm256_loadu_pd(y0r.add(j)), _mm256_loadu_pd(y0i.add(j))];
+        let yy = [_mm256_loadu_pd(y1r.add(j)), _mm256_loadu_pd(y1i.add(j))];
         let ny0 = cmix(a0, a1, yx, yy);
         let ny1 = cmix(a2, a3, yx, yy);
         _mm256_storeu_pd(y0r.add(j), ny0[0]);
@@ -285,27 +263,153 @@ pub(crate) unsafe fn reverse_fused(
         _mm256_storeu_pd(y1i.add(j), ny1[1]);
         j += 4;
     }
-    let mut h = [C64::new(0.0, 0.0); 4];
-    for k in 0..4 {
-        h[k] = C64::new(hsum(re[k]), hsum(im[k]));
+    reduce_block(re, im)
+}
+
+/// `R` rows × `V` vectors of `out = G X†` at row `r`, column `c`, summing samples
+/// `js = (j0, j1)` onto zero (`first`) or onto what `out` holds: see [`outer_grad`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // a register kernel: pointers and strides, no struct
+unsafe fn outer_tile<const R: usize, const V: usize>(
+    g: *const f64,
+    b: usize,
+    xr: *const f64,
+    xi: *const f64,
+    s: usize,
+    or: *mut f64,
+    oi: *mut f64,
+    (r, c): (usize, usize),
+    (j0, j1): (usize, usize),
+    first: bool,
+) {
+    let mut ar = [[_mm256_setzero_pd(); V]; R];
+    let mut ai = [[_mm256_setzero_pd(); V]; R];
+    if !first {
+        for rr in 0..R {
+            for v in 0..V {
+                let o = (r + rr) * s + c + 4 * v;
+                ar[rr][v] = _mm256_loadu_pd(or.add(o));
+                ai[rr][v] = _mm256_loadu_pd(oi.add(o));
+            }
+        }
     }
-    for j in full..n {
-        let (x, z) = (
-            C64::new(*b0r.add(j), *b0i.add(j)),
-            C64::new(*b1r.add(j), *b1i.add(j)),
-        );
-        let (nb0, nb1) = (inv[0] * x + inv[1] * z, inv[2] * x + inv[3] * z);
-        (*b0r.add(j), *b0i.add(j), *b1r.add(j), *b1i.add(j)) = (nb0.re, nb0.im, nb1.re, nb1.im);
-        let (u, v) = (
-            C64::new(*y0r.add(j), *y0i.add(j)),
-            C64::new(*y1r.add(j), *y1i.add(j)),
-        );
-        h[0] += u * nb0.conj();
-        h[1] += u * nb1.conj();
-        h[2] += v * nb0.conj();
-        h[3] += v * nb1.conj();
-        let (nu, nv) = (adj[0] * u + adj[1] * v, adj[2] * u + adj[3] * v);
-        (*y0r.add(j), *y0i.add(j), *y1r.add(j), *y1i.add(j)) = (nu.re, nu.im, nv.re, nv.im);
+    for j in j0..j1 {
+        let mut xv = [[_mm256_setzero_pd(); 2]; V];
+        for (v, x) in xv.iter_mut().enumerate() {
+            let o = j * s + c + 4 * v;
+            *x = [_mm256_loadu_pd(xr.add(o)), _mm256_loadu_pd(xi.add(o))];
+        }
+        for rr in 0..R {
+            let gp = g.add(2 * ((r + rr) * b + j));
+            let (gr, gi) = (_mm256_broadcast_sd(&*gp), _mm256_broadcast_sd(&*gp.add(1)));
+            for v in 0..V {
+                // g · conj(x) = (gr xr + gi xi) + i (gi xr − gr xi)
+                ar[rr][v] = _mm256_fmadd_pd(gr, xv[v][0], _mm256_fmadd_pd(gi, xv[v][1], ar[rr][v]));
+                ai[rr][v] =
+                    _mm256_fmadd_pd(gi, xv[v][0], _mm256_fnmadd_pd(gr, xv[v][1], ai[rr][v]));
+            }
+        }
     }
-    h
+    for rr in 0..R {
+        for v in 0..V {
+            let o = (r + rr) * s + c + 4 * v;
+            _mm256_storeu_pd(or.add(o), ar[rr][v]);
+            _mm256_storeu_pd(oi.add(o), ai[rr][v]);
+        }
+    }
+}
+
+/// Samples per pass of [`outer_grad`]: `Xᵀ`'s rows of one pass stay in L2 (128 × 64 ports
+/// × 16 bytes = 128 KiB) while every row block of `G` runs over them.
+const OUTER_CHUNK: usize = 128;
+
+/// `out = G X†` with `G` row-major `rows × b` complex, `Xᵀ` as planes `xr`, `xi` (`b × s`),
+/// and `out` planes `rows × s`; `s` is a multiple of 4. Register tiles of 2 rows × 8
+/// columns, over the samples in chunks of [`OUTER_CHUNK`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)] // planes and their shapes
+pub(crate) unsafe fn outer_grad(
+    g: &[C64],
+    rows: usize,
+    b: usize,
+    xr: &[f64],
+    xi: &[f64],
+    s: usize,
+    or: &mut [f64],
+    oi: &mut [f64],
+) {
+    assert!(g.len() == rows * b && xr.len() == b * s && xi.len() == b * s);
+    assert!(or.len() == rows * s && oi.len() == rows * s && s.is_multiple_of(4));
+    let gp = g.as_ptr().cast::<f64>();
+    let (xr, xi, or, oi) = (xr.as_ptr(), xi.as_ptr(), or.as_mut_ptr(), oi.as_mut_ptr());
+    let mut j0 = 0;
+    loop {
+        let js = (j0, (j0 + OUTER_CHUNK).min(b));
+        let first = j0 == 0;
+        let mut r = 0;
+        while r < rows {
+            let two = rows - r >= 2;
+            let mut c = 0;
+            while c < s {
+                let wide = s - c >= 8;
+                let at = (r, c);
+                // SAFETY: rows r..r+R < rows, columns c..c+4V ≤ s and samples js ⊆ 0..b,
+                // by the checks above.
+                match (two, wide) {
+                    (true, true) => outer_tile::<2, 2>(gp, b, xr, xi, s, or, oi, at, js, first),
+                    (true, false) => outer_tile::<2, 1>(gp, b, xr, xi, s, or, oi, at, js, first),
+                    (false, true) => outer_tile::<1, 2>(gp, b, xr, xi, s, or, oi, at, js, first),
+                    (false, false) => outer_tile::<1, 1>(gp, b, xr, xi, s, or, oi, at, js, first),
+                }
+                c += if wide { 8 } else { 4 };
+            }
+            r += if two { 2 } else { 1 };
+        }
+        j0 = js.1;
+        if j0 >= b {
+            break;
+        }
+    }
+}
+
+/// Rows `b = [b0.re, b0.im, b1.re, b1.im]` (one length, a multiple of 4) become `t · b`;
+/// with `tape` (four times that length), their old values are first copied there, in the
+/// same order.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) unsafe fn rotate_record(
+    b: [&mut [f64]; 4],
+    t: &[C64; 4],
+    tape: Option<&mut [MaybeUninit<f64>]>,
+) {
+    let n = b[0].len();
+    assert!(b.iter().all(|s| s.len() == n) && n.is_multiple_of(4));
+    let out = match tape {
+        Some(s) => {
+            assert!(s.len() == 4 * n);
+            s.as_mut_ptr().cast::<f64>()
+        }
+        None => std::ptr::null_mut(),
+    };
+    let [b0r, b0i, b1r, b1i] = b.map(<[f64]>::as_mut_ptr);
+    let (t0, t1, t2, t3) = (splat(t[0]), splat(t[1]), splat(t[2]), splat(t[3]));
+    let mut j = 0;
+    while j < n {
+        // SAFETY: j + 4 ≤ n for the four rows, and for each quarter of the tape.
+        let x = [_mm256_loadu_pd(b0r.add(j)), _mm256_loadu_pd(b0i.add(j))];
+        let y = [_mm256_loadu_pd(b1r.add(j)), _mm256_loadu_pd(b1i.add(j))];
+        if !out.is_null() {
+            _mm256_storeu_pd(out.add(j), x[0]);
+            _mm256_storeu_pd(out.add(n + j), x[1]);
+            _mm256_storeu_pd(out.add(2 * n + j), y[0]);
+            _mm256_storeu_pd(out.add(3 * n + j), y[1]);
+        }
+        let nx = cmix(t0, t1, x, y);
+        let ny = cmix(t2, t3, x, y);
+        _mm256_storeu_pd(b0r.add(j), nx[0]);
+        _mm256_storeu_pd(b0i.add(j), nx[1]);
+        _mm256_storeu_pd(b1r.add(j), ny[0]);
+        _mm256_storeu_pd(b1i.add(j), ny[1]);
+        j += 4;
+    }
 }

@@ -87,7 +87,8 @@ impl Cell {
         }
     }
 
-    /// `∂T/∂θ`.
+    /// `∂T/∂θ` (the reference for [`phase_grads`](Self::phase_grads)).
+    #[cfg(test)]
     pub fn d_theta(&self) -> [C64; 4] {
         let [rr, tt, rt, tr] = self.sp;
         let k = I * self.eth * self.amp;
@@ -99,7 +100,38 @@ impl Cell {
         ]
     }
 
+    /// `(Re Σ conj(H) ∘ ∂T/∂θ, Re Σ conj(H) ∘ ∂T/∂φ)` for the 2×2 block `h` (row-major): the
+    /// two phase gradients of this MZI. The same arithmetic as contracting `h` with
+    /// [`d_theta`](Self::d_theta) and [`d_phi`](Self::d_phi) term by term (exact products by
+    /// `i` and zero terms left out), without building them.
+    #[inline]
+    pub fn phase_grads(&self, h: &[C64; 4]) -> (f64, f64) {
+        let [rr, tt, rt, tr] = self.sp;
+        // k = i e^{iθ} a, ke = k e^{iφ}; ∂T/∂θ = [ke rr, i ke rt, i k tr, −k tt].
+        let k = C64::new(-self.eth.im * self.amp, self.eth.re * self.amp);
+        let ke = k * self.eph;
+        let d = [
+            (ke.re * rr, ke.im * rr),
+            (-ke.im * rt, ke.re * rt),
+            (-k.im * tr, k.re * tr),
+            (-k.re * tt, -k.im * tt),
+        ];
+        let theta = h[0].re * d[0].0
+            + h[0].im * d[0].1
+            + h[1].re * d[1].0
+            + h[1].im * d[1].1
+            + h[2].re * d[2].0
+            + h[2].im * d[2].1
+            + h[3].re * d[3].0
+            + h[3].im * d[3].1;
+        // ∂T/∂φ = [i t00, i t01, 0, 0].
+        let [t0, t1, _, _] = self.t;
+        let phi = h[0].re * -t0.im + h[0].im * t0.re + h[1].re * -t1.im + h[1].im * t1.re;
+        (theta, phi)
+    }
+
     /// `∂T/∂φ` (only the top row depends on φ).
+    #[cfg(test)]
     pub fn d_phi(&self) -> [C64; 4] {
         [
             I * self.t[0],
@@ -107,14 +139,6 @@ impl Cell {
             C64::new(0.0, 0.0),
             C64::new(0.0, 0.0),
         ]
-    }
-
-    /// `T⁻¹`. Every cell is `a` times a unitary (splitter errors keep it lossless), so the
-    /// inverse is `T† / a²`, as well conditioned as the cell itself.
-    pub fn inverse(&self) -> [C64; 4] {
-        let k = 1.0 / (self.amp * self.amp);
-        let [a, b, c, d] = self.t;
-        [a.conj() * k, c.conj() * k, b.conj() * k, d.conj() * k]
     }
 
     /// `T†`.
@@ -230,17 +254,33 @@ mod tests {
     }
 
     #[test]
-    fn cell_is_amplitude_times_unitary_and_inverse_is_exact() {
+    fn cell_is_amplitude_times_unitary() {
         let c = Cell::new(0.9, 2.1, 0.03, -0.02, 0.8);
         let [a, b, cc, d] = c.t;
         // Columns orthogonal with squared norm a².
         assert!(((a.norm_sqr() + cc.norm_sqr()) - 0.64).abs() < 1e-15);
         assert!(((b.norm_sqr() + d.norm_sqr()) - 0.64).abs() < 1e-15);
         assert!((a.conj() * b + cc.conj() * d).norm() < 1e-15);
-        let inv = c.inverse();
-        let p00 = inv[0] * a + inv[1] * cc;
-        let p01 = inv[0] * b + inv[1] * d;
-        assert!(close(p00, C64::new(1.0, 0.0), 1e-14) && p01.norm() < 1e-14);
+        // T† T = a² I.
+        let adj = c.adjoint();
+        let p00 = adj[0] * a + adj[1] * cc;
+        let p01 = adj[0] * b + adj[1] * d;
+        assert!(close(p00, C64::new(0.64, 0.0), 1e-15) && p01.norm() < 1e-15);
+    }
+
+    #[test]
+    fn phase_grads_equal_the_contraction_with_the_derivatives() {
+        let c = Cell::new(1.3, -2.2, 0.02, -0.05, 0.9);
+        let h = [
+            C64::new(0.3, -1.2),
+            C64::new(-0.7, 0.4),
+            C64::new(2.1, 0.05),
+            C64::new(-0.2, -0.9),
+        ];
+        let dot = |d: [C64; 4]| -> f64 { (0..4).map(|k| (h[k].conj() * d[k]).re).sum() };
+        let (gt, gp) = c.phase_grads(&h);
+        assert!((gt - dot(c.d_theta())).abs() < 1e-15);
+        assert!((gp - dot(c.d_phi())).abs() < 1e-15);
     }
 
     #[test]

@@ -7,37 +7,67 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx2;
+use super::layout::padded_width;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 use num_complex::Complex64 as C64;
 
-/// A row-major complex matrix split into real and imaginary planes.
+/// A row-major complex matrix split into real and imaginary planes, rows `stride ≥ cols`
+/// doubles apart (columns `cols..stride` are padding and stay zero).
 #[derive(Clone, Debug)]
 pub(crate) struct Planes {
     pub re: Vec<f64>,
     pub im: Vec<f64>,
     pub rows: usize,
     pub cols: usize,
+    pub stride: usize,
 }
 
 impl Planes {
     pub fn zeros(rows: usize, cols: usize) -> Self {
+        Self::with_stride(rows, cols, cols)
+    }
+
+    /// Zeros with rows padded to whole 4-lane vectors, as the mesh's `N×N` buffers are.
+    pub fn padded(rows: usize, cols: usize) -> Self {
+        Self::with_stride(rows, cols, padded_width(cols))
+    }
+
+    fn with_stride(rows: usize, cols: usize, stride: usize) -> Self {
         Planes {
-            re: vec![0.0; rows * cols],
-            im: vec![0.0; rows * cols],
+            re: vec![0.0; rows * stride],
+            im: vec![0.0; rows * stride],
             rows,
             cols,
+            stride,
         }
     }
 
     pub fn from_complex(a: ArrayView2<C64>) -> Self {
-        let (rows, cols) = a.dim();
-        let mut p = Planes::zeros(rows, cols);
-        for ((z, r), i) in a.iter().zip(p.re.iter_mut()).zip(p.im.iter_mut()) {
-            *r = z.re;
-            *i = z.im;
-        }
+        let mut p = Planes::zeros(a.nrows(), a.ncols());
+        p.fill_from(a);
         p
+    }
+
+    /// [`from_complex`](Self::from_complex) into padded rows.
+    pub fn from_complex_padded(a: ArrayView2<C64>) -> Self {
+        let mut p = Planes::padded(a.nrows(), a.ncols());
+        p.fill_from(a);
+        p
+    }
+
+    fn fill_from(&mut self, a: ArrayView2<C64>) {
+        for (r, row) in a.outer_iter().enumerate() {
+            let o = r * self.stride;
+            for ((z, re), im) in row
+                .iter()
+                .zip(&mut self.re[o..o + self.cols])
+                .zip(&mut self.im[o..o + self.cols])
+            {
+                *re = z.re;
+                *im = z.im;
+            }
+        }
     }
 
     pub fn to_complex(&self) -> Array2<C64> {
@@ -45,12 +75,12 @@ impl Planes {
     }
 
     pub fn get(&self, r: usize, c: usize) -> C64 {
-        C64::new(self.re[r * self.cols + c], self.im[r * self.cols + c])
+        C64::new(self.re[r * self.stride + c], self.im[r * self.stride + c])
     }
 
     /// Multiplies row `r` by `z`.
     pub fn scale_row(&mut self, r: usize, z: C64) {
-        let s = r * self.cols..(r + 1) * self.cols;
+        let s = r * self.stride..r * self.stride + self.cols;
         for (a, b) in self.re[s.clone()].iter_mut().zip(&mut self.im[s]) {
             let (x, y) = (*a, *b);
             *a = z.re * x - z.im * y;
@@ -59,8 +89,9 @@ impl Planes {
     }
 
     /// Rows `m` and `m + 1`, restricted to columns `lo..hi`, as `(m.re, m.im, m1.re, m1.im)`.
+    #[inline]
     fn pair_mut(&mut self, m: usize, lo: usize, hi: usize) -> RowPair<'_> {
-        let c = self.cols;
+        let c = self.stride;
         let (re_a, re_b) = self.re[m * c..(m + 2) * c].split_at_mut(c);
         let (im_a, im_b) = self.im[m * c..(m + 2) * c].split_at_mut(c);
         (
@@ -69,16 +100,6 @@ impl Planes {
             &mut re_b[lo..hi],
             &mut im_b[lo..hi],
         )
-    }
-
-    fn pair(&self, m: usize, lo: usize, hi: usize) -> [&[f64]; 4] {
-        let c = self.cols;
-        [
-            &self.re[m * c + lo..m * c + hi],
-            &self.im[m * c + lo..m * c + hi],
-            &self.re[(m + 1) * c + lo..(m + 1) * c + hi],
-            &self.im[(m + 1) * c + lo..(m + 1) * c + hi],
-        ]
     }
 
     /// Rows `(m, m+1) ← t · rows(m, m+1)` on columns `lo..hi`; `t` is row-major 2×2.
@@ -93,76 +114,176 @@ impl Planes {
         rotate_kernel::<Plain>(t, ar, ai, br, bi);
     }
 
-    /// Sets row `r` to zero outside `lo..hi` within `span_lo..span_hi`.
-    pub fn clear_outside(&mut self, r: usize, span: (usize, usize), keep: (usize, usize)) {
-        let c = self.cols;
-        for range in [span.0..keep.0.max(span.0), keep.1.min(span.1)..span.1] {
-            for j in range {
-                self.re[r * c + j] = 0.0;
-                self.im[r * c + j] = 0.0;
-            }
+    /// Appends rows `m`, `m + 1` on columns `lo..hi` to `tape` as `[m.re, m.im, m1.re, m1.im]`.
+    pub fn record(&self, m: usize, lo: usize, hi: usize, tape: &mut Vec<f64>) {
+        let c = self.stride;
+        for r in [m, m + 1] {
+            tape.extend_from_slice(&self.re[r * c + lo..r * c + hi]);
+            tape.extend_from_slice(&self.im[r * c + lo..r * c + hi]);
         }
+    }
+
+    /// [`rotate`](Self::rotate) on whole 4-lane vectors (`lo`, `hi` multiples of 4), first
+    /// appending the rows' old values to `tape` as [`record`](Self::record) does. Both
+    /// modes compute the same rotated values.
+    #[inline]
+    pub fn rotate_block(
+        &mut self,
+        m: usize,
+        t: &[C64; 4],
+        lo: usize,
+        hi: usize,
+        tape: Option<&mut Vec<f64>>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() && lo.is_multiple_of(4) && hi.is_multiple_of(4) {
+            let w = hi - lo;
+            let (ar, ai, br, bi) = self.pair_mut(m, lo, hi);
+            match tape {
+                Some(tape) => {
+                    tape.reserve(4 * w);
+                    let spare = &mut tape.spare_capacity_mut()[..4 * w];
+                    // SAFETY: the CPU supports AVX2 and FMA (checked above); the kernel
+                    // writes all 4w spare values, so they are initialised for `set_len`.
+                    unsafe {
+                        avx2::rotate_record([ar, ai, br, bi], t, Some(spare));
+                        tape.set_len(tape.len() + 4 * w);
+                    }
+                }
+                // SAFETY: as above.
+                None => unsafe { avx2::rotate_record([ar, ai, br, bi], t, None) },
+            }
+            return;
+        }
+        if let Some(tape) = tape {
+            self.record(m, lo, hi, tape);
+        }
+        self.rotate(m, t, lo, hi);
     }
 }
 
 type RowPair<'a> = (&'a mut [f64], &'a mut [f64], &'a mut [f64], &'a mut [f64]);
 
-/// The 2×2 block `H[r][c] = Σ_j y_{m+r, j} · conj(b_{m+c, j})` over columns `lo..hi`,
-/// row-major.
-pub(crate) fn cross_block(y: &Planes, b: &Planes, m: usize, lo: usize, hi: usize) -> [C64; 4] {
-    let ys = y.pair(m, lo, hi);
-    let bs = b.pair(m, lo, hi);
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { avx2::cross_block(ys, bs) };
-    }
-    cross_block_portable(ys, bs)
-}
-
-/// One step of the reverse sweep for the MZI on rows `(m, m+1)`:
-/// `B[m..m+2, lo..hi] ← inv · B[..]`, then `H = Y[m..m+2, lo..hi] · B[m..m+2, lo..hi]†`
-/// (returned, row-major), then `Y[m..m+2, :] ← adj · Y[..]`. Fused into one pass over the
-/// live columns on AVX2; three passes otherwise.
-pub(crate) fn reverse_step(
-    b: &mut Planes,
+/// One step of the reverse sweep for the MZI on rows `(m, m+1)`, given its recorded input
+/// rows `q = [q0.re, q0.im, q1.re, q1.im]` on columns `lo..lo + q[0].len()` (zero elsewhere):
+/// returns `H = Y[m..m+2, ·] · Q†` (row-major 2×2), then sets `Y[m..m+2, cols] ← adj · Y[..]`
+/// on the columns `cols`, which must contain the segment. One pass over the rows;
+/// vectorised when all these bounds are whole 4-lane vectors.
+#[inline]
+pub(crate) fn reverse_tape_step(
     y: &mut Planes,
     m: usize,
-    inv: &[C64; 4],
-    adj: &[C64; 4],
+    q: [&[f64]; 4],
     lo: usize,
-    hi: usize,
+    cols: (usize, usize),
+    adj: &[C64; 4],
 ) -> [C64; 4] {
+    let (a, b) = cols;
+    let (yr, yi, ybr, ybi) = y.pair_mut(m, a, b);
+    let lo = lo - a;
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() && lo < hi {
-        let n = y.cols;
-        y.rotate(m, adj, 0, lo);
-        y.rotate(m, adj, hi, n);
-        let (br, bi, bbr, bbi) = b.pair_mut(m, lo, hi);
-        let (yr, yi, ybr, ybi) = y.pair_mut(m, lo, hi);
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { avx2::reverse_fused([br, bi, bbr, bbi], [yr, yi, ybr, ybi], inv, adj) };
+    if has_avx2_fma()
+        && (b - a).is_multiple_of(4)
+        && lo.is_multiple_of(4)
+        && q[0].len().is_multiple_of(4)
+    {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above); lengths are asserted
+        // inside.
+        return unsafe { avx2::reverse_tape([yr, yi, ybr, ybi], q, lo, adj) };
     }
-    b.rotate(m, inv, lo, hi);
-    let h = cross_block(y, b, m, lo, hi);
-    let n = y.cols;
-    y.rotate(m, adj, 0, n);
+    reverse_tape_portable([yr, yi, ybr, ybi], q, lo, adj)
+}
+
+pub(crate) fn reverse_tape_portable(
+    y: [&mut [f64]; 4],
+    q: [&[f64]; 4],
+    lo: usize,
+    adj: &[C64; 4],
+) -> [C64; 4] {
+    let [y0r, y0i, y1r, y1i] = y;
+    let w = q[0].len();
+    let mut h = [C64::new(0.0, 0.0); 4];
+    for j in 0..y0r.len() {
+        let u = C64::new(y0r[j], y0i[j]);
+        let v = C64::new(y1r[j], y1i[j]);
+        if (lo..lo + w).contains(&j) {
+            let o = j - lo;
+            let q0 = C64::new(q[0][o], -q[1][o]);
+            let q1 = C64::new(q[2][o], -q[3][o]);
+            h[0] += u * q0;
+            h[1] += u * q1;
+            h[2] += v * q0;
+            h[3] += v * q1;
+        }
+        let (nu, nv) = (adj[0] * u + adj[1] * v, adj[2] * u + adj[3] * v);
+        (y0r[j], y0i[j], y1r[j], y1i[j]) = (nu.re, nu.im, nv.re, nv.im);
+    }
     h
 }
 
-fn cross_block_portable(ys: [&[f64]; 4], bs: [&[f64]; 4]) -> [C64; 4] {
-    let mut out = [C64::new(0.0, 0.0); 4];
-    for j in 0..ys[0].len() {
-        let y0 = C64::new(ys[0][j], ys[1][j]);
-        let y1 = C64::new(ys[2][j], ys[3][j]);
-        let b0 = C64::new(bs[0][j], -bs[1][j]);
-        let b1 = C64::new(bs[2][j], -bs[3][j]);
-        out[0] += y0 * b0;
-        out[1] += y0 * b1;
-        out[2] += y1 * b0;
-        out[3] += y1 * b1;
+/// `out ← G X†` into padded planes (`G`: `rows × b`, `X`: `cols × b`, `out`: `rows × cols`):
+/// the gradient of a real loss of `Y = M X` with respect to `M`, given `G = G_Y`.
+pub(crate) fn outer_grad(g: ArrayView2<C64>, x: ArrayView2<C64>, out: &mut Planes) {
+    let (rows, b) = g.dim();
+    let cols = x.nrows();
+    debug_assert!(x.ncols() == b && out.rows == rows && out.cols == cols);
+    let s = out.stride;
+    // Xᵀ as planes, b × stride (padding zero), so a row of the output is a vector sweep.
+    let mut xt = Planes::with_stride(b, cols, s);
+    let x = x.as_standard_layout();
+    if let Some(xs) = x.as_slice() {
+        for (j, (re, im)) in xt
+            .re
+            .chunks_exact_mut(s)
+            .zip(xt.im.chunks_exact_mut(s))
+            .enumerate()
+        {
+            for (c, (re, im)) in re[..cols].iter_mut().zip(&mut im[..cols]).enumerate() {
+                let z = xs[c * b + j];
+                (*re, *im) = (z.re, z.im);
+            }
+        }
     }
-    out
+    let g = g.as_standard_layout();
+    let gs = g.as_slice().unwrap_or(&[]);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() && s.is_multiple_of(4) && gs.len() == rows * b {
+        // SAFETY: the CPU supports AVX2 and FMA; `gs` is rows × b, `xt` b × s, `out` rows × s.
+        unsafe { avx2::outer_grad(gs, rows, b, &xt.re, &xt.im, s, &mut out.re, &mut out.im) };
+        return;
+    }
+    for r in 0..rows {
+        let (or, oi) = (
+            &mut out.re[r * s..(r + 1) * s],
+            &mut out.im[r * s..(r + 1) * s],
+        );
+        or.fill(0.0);
+        oi.fill(0.0);
+        for (j, gz) in g.row(r).iter().enumerate() {
+            let (xr, xi) = (&xt.re[j * s..(j + 1) * s], &xt.im[j * s..(j + 1) * s]);
+            for c in 0..s {
+                // g · conj(x)
+                or[c] += gz.re * xr[c] + gz.im * xi[c];
+                oi[c] += gz.im * xr[c] - gz.re * xi[c];
+            }
+        }
+    }
+}
+
+/// Runs `f` compiled for AVX2 + FMA when the CPU has them, so the kernels it calls inline
+/// into its loop and its scalar arithmetic uses fused multiply-adds; plainly otherwise.
+#[inline(always)]
+pub(crate) fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { run(f) };
+    }
+    f()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -277,42 +398,91 @@ pub(crate) fn gemm3m(
     });
 }
 
-/// A fixed complex matrix laid out for `Y = A X`: the matrix itself, plus (when the CPU has
-/// AVX2 and FMA) its packing in two-row blocks for the fused 3M kernel.
+/// A fixed complex matrix (or its conjugate transpose) laid out for `Y = A X`: when the CPU
+/// has AVX2 and FMA, packed in two-row blocks for the fused 3M kernel; otherwise empty, and
+/// the product runs on the matrix itself.
 #[derive(Clone, Debug)]
 pub(crate) struct Packed {
-    a: Array2<C64>,
+    rows: usize,
+    cols: usize,
+    /// Whether this is the conjugate transpose of the matrix passed to `apply_into`.
+    adjoint: bool,
     /// Empty when the portable path is used.
     blocks: Vec<f64>,
 }
 
 impl Packed {
-    pub fn new(a: Array2<C64>) -> Self {
+    /// `A` (`adjoint = false`) or `A†` of `a`.
+    pub fn new(a: ArrayView2<C64>, adjoint: bool) -> Self {
+        if adjoint {
+            Self::from_fn(a.ncols(), a.nrows(), true, |i, k| a[[k, i]].conj())
+        } else {
+            Self::from_fn(a.nrows(), a.ncols(), false, |i, k| a[[i, k]])
+        }
+    }
+
+    /// The `rows × cols` matrix with entries `at(i, k)`.
+    pub fn from_fn(
+        rows: usize,
+        cols: usize,
+        adjoint: bool,
+        at: impl Fn(usize, usize) -> C64,
+    ) -> Self {
+        Self::from_fn_in(rows, cols, adjoint, at, Vec::new())
+    }
+
+    /// [`from_fn`](Self::from_fn) into the allocation of `buf` (its contents are ignored).
+    pub fn from_fn_in(
+        rows: usize,
+        cols: usize,
+        adjoint: bool,
+        at: impl Fn(usize, usize) -> C64,
+        buf: Vec<f64>,
+    ) -> Self {
         #[cfg(target_arch = "x86_64")]
         if has_avx2_fma() {
-            let (rows, cols) = a.dim();
-            let mut v = vec![0.0; rows.div_ceil(2) * cols * avx2::PACK];
-            for ((i, k), z) in a.indexed_iter() {
-                let base = ((i / 2) * cols + k) * avx2::PACK + i % 2;
-                v[base] = z.re;
-                v[base + 2] = z.im;
-                v[base + 4] = z.re + z.im;
+            let mut v = buf;
+            v.clear();
+            v.reserve(rows.div_ceil(2) * cols * avx2::PACK);
+            let zero = C64::new(0.0, 0.0);
+            for i in (0..rows).step_by(2) {
+                for k in 0..cols {
+                    // Rows i and i + 1 (zero past the end), as `avx2::PACK` lays them out.
+                    let (a, b) = (at(i, k), if i + 1 < rows { at(i + 1, k) } else { zero });
+                    v.extend_from_slice(&[a.re, b.re, a.im, b.im, a.re + a.im, b.re + b.im]);
+                }
             }
-            return Packed { a, blocks: v };
+            return Packed {
+                rows,
+                cols,
+                adjoint,
+                blocks: v,
+            };
         }
+        let _ = (at, buf);
         Packed {
-            a,
+            rows,
+            cols,
+            adjoint,
             blocks: Vec::new(),
         }
     }
 
-    pub fn matrix(&self) -> &Array2<C64> {
-        &self.a
+    /// The packing's allocation, for reuse.
+    pub fn into_blocks(self) -> Vec<f64> {
+        self.blocks
     }
 
-    /// `y ← A x`; shapes are checked by the caller (`x`: cols × b, `y`: rows × b).
-    pub fn apply_into(&self, x: ArrayView2<C64>, mut y: ArrayViewMut2<C64>) {
-        let (rows, cols) = self.a.dim();
+    /// `y ← A x` (or `A† x`) with `a` giving the matrix this was made from (only the
+    /// portable path calls it); shapes are checked by the caller (`x`: cols × b, `y`:
+    /// rows × b).
+    pub fn apply_into<'m>(
+        &self,
+        a: impl FnOnce() -> ArrayView2<'m, C64>,
+        x: ArrayView2<C64>,
+        mut y: ArrayViewMut2<C64>,
+    ) {
+        let (rows, cols) = (self.rows, self.cols);
         let b = x.ncols();
         if rows == 0 || b == 0 {
             return;
@@ -331,17 +501,48 @@ impl Packed {
                 return;
             }
             let mut tmp = Array2::<C64>::zeros((rows, b));
-            self.apply_into(x.view(), tmp.view_mut());
+            self.apply_into(a, x.view(), tmp.view_mut());
             y.assign(&tmp);
             return;
         }
-        self.apply_portable(x, y);
+        self.apply_portable(a(), x, y);
+    }
+
+    /// `A x` as a new array when the fused kernel is available (writing every entry of
+    /// fresh memory, so nothing is zeroed first); `None` on the portable path. `x` must have
+    /// `cols` rows.
+    pub fn apply_new(&self, x: ArrayView2<C64>) -> Option<Array2<C64>> {
+        #[cfg(target_arch = "x86_64")]
+        if !self.blocks.is_empty() && self.rows > 0 && self.cols > 0 {
+            let b = x.ncols();
+            let x = x.as_standard_layout();
+            let xs = x.as_slice()?;
+            let mut out = Vec::<C64>::with_capacity(self.rows * b);
+            // SAFETY: blocks exist only when AVX2 and FMA were detected; they pack a
+            // rows × cols matrix, `xs` holds cols × b values, and the kernel writes all
+            // rows × b outputs to the reserved capacity before `set_len`.
+            unsafe {
+                if b > 0 {
+                    let y = out.spare_capacity_mut().as_mut_ptr().cast();
+                    avx2::gemm_3m(&self.blocks, self.rows, self.cols, xs, b, y);
+                }
+                out.set_len(self.rows * b);
+            }
+            return Array2::from_shape_vec((self.rows, b), out).ok();
+        }
+        let _ = x;
+        None
     }
 
     /// `y ← A x` through three matrixmultiply dgemm calls on strided views.
-    fn apply_portable(&self, x: ArrayView2<C64>, y: ArrayViewMut2<C64>) {
-        let re = self.a.mapv(|z| z.re);
-        let im = self.a.mapv(|z| z.im);
+    fn apply_portable(&self, a: ArrayView2<C64>, x: ArrayView2<C64>, y: ArrayViewMut2<C64>) {
+        let a = if self.adjoint {
+            a.t().mapv(|z| z.conj())
+        } else {
+            a.to_owned()
+        };
+        let re = a.mapv(|z| z.re);
+        let im = a.mapv(|z| z.im);
         let sum = &re + &im;
         let parts = x.split_complex();
         gemm3m(
@@ -410,63 +611,106 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fused_reverse_step_matches_the_three_separate_passes() {
-        let mut rng = StdRng::seed_from_u64(5);
-        let (b0, y0) = (random(5, 11, &mut rng), random(5, 11, &mut rng));
-        let t = |rng: &mut StdRng| {
-            let v = random(1, 4, rng);
-            [v[[0, 0]], v[[0, 1]], v[[0, 2]], v[[0, 3]]]
-        };
-        let (inv, adj) = (t(&mut rng), t(&mut rng));
-        for (lo, hi) in [(0, 11), (2, 9), (3, 4), (5, 5)] {
-            let (mut b1, mut y1) = (
-                Planes::from_complex(b0.view()),
-                Planes::from_complex(y0.view()),
-            );
-            let h1 = reverse_step(&mut b1, &mut y1, 2, &inv, &adj, lo, hi);
-            let (mut b2, mut y2) = (
-                Planes::from_complex(b0.view()),
-                Planes::from_complex(y0.view()),
-            );
-            b2.rotate(2, &inv, lo, hi);
-            let h2 = cross_block_portable(y2.pair(2, lo, hi), b2.pair(2, lo, hi));
-            y2.rotate(2, &adj, 0, 11);
-            for k in 0..4 {
-                assert!((h1[k] - h2[k]).norm() < 1e-14);
+    /// `H = Y[m..m+2] Q†` and `adj · Y[m..m+2]` by plain complex arithmetic.
+    fn reverse_naive(
+        y: &Array2<C64>,
+        q: &Array2<C64>,
+        m: usize,
+        adj: &[C64; 4],
+    ) -> ([C64; 4], Array2<C64>) {
+        let mut h = [C64::new(0.0, 0.0); 4];
+        for r in 0..2 {
+            for c in 0..2 {
+                h[2 * r + c] = (0..y.ncols())
+                    .map(|j| y[[m + r, j]] * q[[c, j]].conj())
+                    .sum();
             }
-            for (u, v) in b1
-                .re
-                .iter()
-                .chain(&b1.im)
-                .chain(&y1.re)
-                .chain(&y1.im)
-                .zip(b2.re.iter().chain(&b2.im).chain(&y2.re).chain(&y2.im))
-            {
-                assert!((u - v).abs() < 1e-14);
+        }
+        let mut out = y.clone();
+        for j in 0..y.ncols() {
+            let (u, v) = (y[[m, j]], y[[m + 1, j]]);
+            out[[m, j]] = adj[0] * u + adj[1] * v;
+            out[[m + 1, j]] = adj[2] * u + adj[3] * v;
+        }
+        (h, out)
+    }
+
+    #[test]
+    fn reverse_tape_step_matches_complex_arithmetic_on_both_paths() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let coeffs = random(1, 4, &mut rng);
+        let adj = [
+            coeffs[[0, 0]],
+            coeffs[[0, 1]],
+            coeffs[[0, 2]],
+            coeffs[[0, 3]],
+        ];
+        // (columns, segment lo, segment hi): padded and ragged strides, full and partial
+        // segments; the recorded rows are zero outside the segment.
+        for (cols, lo, hi) in [(16, 0, 16), (16, 4, 12), (12, 8, 12), (7, 2, 5), (9, 0, 0)] {
+            let y0 = random(5, cols, &mut rng);
+            let mut q = random(2, cols, &mut rng);
+            for j in (0..cols).filter(|j| !(lo..hi).contains(j)) {
+                q[[0, j]] = C64::new(0.0, 0.0);
+                q[[1, j]] = C64::new(0.0, 0.0);
+            }
+            let (h_want, y_want) = reverse_naive(&y0, &q, 2, &adj);
+            let mut tape = Vec::new();
+            Planes::from_complex(q.view()).record(0, lo, hi, &mut tape);
+            let w = hi - lo;
+            let seg = [
+                &tape[..w],
+                &tape[w..2 * w],
+                &tape[2 * w..3 * w],
+                &tape[3 * w..],
+            ];
+            let mut fast = Planes::from_complex(y0.view());
+            let h_fast = reverse_tape_step(&mut fast, 2, seg, lo, (0, cols), &adj);
+            let mut plain = Planes::from_complex(y0.view());
+            let (a, b, c, d) = plain.pair_mut(2, 0, cols);
+            let h_plain = reverse_tape_portable([a, b, c, d], seg, lo, &adj);
+            for (h, y) in [(h_fast, &fast), (h_plain, &plain)] {
+                for k in 0..4 {
+                    assert!((h[k] - h_want[k]).norm() < 1e-13, "{cols} {lo} {hi}");
+                }
+                assert!(
+                    y.to_complex()
+                        .iter()
+                        .zip(&y_want)
+                        .all(|(u, v)| (u - v).norm() < 1e-14),
+                    "{cols} {lo} {hi}"
+                );
             }
         }
     }
 
     #[test]
-    fn cross_block_matches_naive_sums() {
+    fn outer_grad_matches_the_complex_product_on_padded_rows() {
         let mut rng = StdRng::seed_from_u64(4);
-        for n in [1, 4, 7, 16, 23] {
-            let y = random(4, n, &mut rng);
-            let b = random(4, n, &mut rng);
-            let (py, pb) = (
-                Planes::from_complex(y.view()),
-                Planes::from_complex(b.view()),
-            );
-            let h = cross_block(&py, &pb, 2, 0, n);
-            let h_plain = cross_block_portable(py.pair(2, 0, n), pb.pair(2, 0, n));
-            for r in 0..2 {
-                for c in 0..2 {
-                    let e: C64 = (0..n).map(|j| y[[2 + r, j]] * b[[2 + c, j]].conj()).sum();
-                    assert!((h[2 * r + c] - e).norm() < 1e-13);
-                    assert!((h_plain[2 * r + c] - e).norm() < 1e-13);
+        for (rows, cols, b) in [(16, 16, 32), (10, 10, 7), (3, 5, 1), (4, 9, 0), (5, 8, 300)] {
+            let g = random(rows, b, &mut rng);
+            let x = random(cols, b, &mut rng);
+            let want = g.dot(&x.t().mapv(|z| z.conj()));
+            let mut out = Planes::padded(rows, cols);
+            out.re.fill(7.0); // stale contents are overwritten
+            outer_grad(g.view(), x.view(), &mut out);
+            let got = out.to_complex();
+            for (u, v) in got.iter().zip(&want) {
+                assert!((u - v).norm() < 1e-13, "{rows} {cols} {b}");
+            }
+            for r in 0..rows {
+                for c in cols..out.stride {
+                    assert_eq!(out.get(r, c), C64::new(0.0, 0.0));
                 }
             }
+            // Column-major inputs give the same result.
+            let mut out2 = Planes::padded(rows, cols);
+            let (gf, xf) = (
+                g.t().as_standard_layout().t().to_owned(),
+                x.t().as_standard_layout().t().to_owned(),
+            );
+            outer_grad(gf.view(), xf.view(), &mut out2);
+            assert_eq!(out2.re, out.re);
         }
     }
 
@@ -476,19 +720,19 @@ mod tests {
         for &(m, k, b) in &[(1, 1, 1), (5, 3, 9), (4, 7, 8), (7, 7, 17), (2, 5, 0)] {
             let a = random(m, k, &mut rng);
             let x = random(k, b, &mut rng);
-            let p = Packed::new(a.clone());
+            let p = Packed::new(a.view(), false);
             let want = a.dot(&x);
             let run = |x: ArrayView2<C64>, portable: bool| {
                 let mut y = Array2::<C64>::from_elem((m, x.ncols()), C64::new(9.0, 9.0));
                 if portable {
-                    p.apply_portable(x, y.view_mut());
+                    p.apply_portable(a.view(), x, y.view_mut());
                 } else {
-                    p.apply_into(x, y.view_mut());
+                    p.apply_into(|| a.view(), x, y.view_mut());
                 }
                 y
             };
             let mut fortran = Array2::<C64>::from_elem((m, b).f(), C64::new(9.0, 9.0));
-            p.apply_into(x.view(), fortran.view_mut());
+            p.apply_into(|| a.view(), x.view(), fortran.view_mut());
             for y in [run(x.view(), false), run(x.view(), true), fortran] {
                 assert_eq!(y.dim(), (m, b));
                 for (u, v) in y.iter().zip(want.iter()) {

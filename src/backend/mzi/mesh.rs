@@ -1,7 +1,7 @@
 //! Mesh phases, realisations, the forward collapse, batched application and reverse mode.
 
 use super::cell::{splitter_products, Cell, I};
-use super::kernels::{gemm3m, plane_sum, reverse_step, Packed, Planes, Signed};
+use super::kernels::{outer_grad, reverse_tape_step, with_simd, Packed, Planes};
 use super::layout::NONE;
 use super::trig::sincos;
 use super::{MeshLayout, MziError, NonIdeal};
@@ -139,6 +139,19 @@ impl MeshLayout {
         ni: &NonIdeal,
         rng: &mut R,
     ) -> Result<Realisation, MziError> {
+        self.realise_reusing(nominal, ni, rng, None)
+    }
+
+    /// [`realise`](Self::realise) into the buffers of an `old` realisation of a mesh of this
+    /// size (any other is dropped), so a training loop allocates nothing per mini-batch.
+    /// The result does not depend on `old`.
+    pub fn realise_reusing<R: Rng + ?Sized>(
+        &self,
+        nominal: &MeshPhases,
+        ni: &NonIdeal,
+        rng: &mut R,
+        old: Option<Realisation>,
+    ) -> Result<Realisation, MziError> {
         nominal.check(self)?;
         ni.validate()?;
         let eps = splitter_errors(self.mzi_count(), ni, rng);
@@ -163,28 +176,42 @@ impl MeshLayout {
         }
         Ok(Realisation::assemble(
             self,
-            &theta,
-            &phi,
+            [&theta, &phi, &gamma],
             &eps,
             ni.amplitude(),
-            gamma,
             ni.crosstalk,
+            self.spare_of(old),
         ))
     }
 
     /// The ideal mesh (bit-identical to `realise` with [`NonIdeal::IDEAL`]).
     pub fn ideal(&self, phases: &MeshPhases) -> Result<Realisation, MziError> {
+        self.ideal_reusing(phases, None)
+    }
+
+    /// [`ideal`](Self::ideal) into the buffers of `old`, as in
+    /// [`realise_reusing`](Self::realise_reusing).
+    pub fn ideal_reusing(
+        &self,
+        phases: &MeshPhases,
+        old: Option<Realisation>,
+    ) -> Result<Realisation, MziError> {
         phases.check(self)?;
-        let eps = vec![[0.0; 2]; self.mzi_count()];
         Ok(Realisation::assemble(
             self,
-            &phases.theta,
-            &phases.phi,
-            &eps,
+            [&phases.theta, &phases.phi, &phases.gamma],
+            &[],
             1.0,
-            phases.gamma.clone(),
             0.0,
+            self.spare_of(old),
         ))
+    }
+
+    /// The buffers of `old` if it realised a mesh of this size.
+    fn spare_of(&self, old: Option<Realisation>) -> Spare {
+        old.filter(|r| r.layout.ports() == self.ports() && r.cells.len() == self.mzi_count())
+            .map(Realisation::into_spare)
+            .unwrap_or_default()
     }
 }
 
@@ -199,61 +226,151 @@ pub struct Realisation {
     screen: Vec<C64>,
     crosstalk: f64,
     transfer: OnceLock<Transfer>,
+    /// The rows each MZI received during the collapse (see [`MeshLayout::segments`]),
+    /// recorded when a reverse pass is expected.
+    tape: OnceLock<Vec<f64>>,
+    /// Buffers of an earlier realisation, for [`prepare`](Self::prepare) to fill.
+    spare: Spare,
+}
+
+/// Allocations one realisation hands to the next (see [`MeshLayout::realise_reusing`]).
+#[derive(Clone, Debug, Default)]
+struct Spare {
+    cells: Vec<Cell>,
+    gamma: Vec<f64>,
+    screen: Vec<C64>,
+    /// Sines and cosines while assembling.
+    trig: Vec<f64>,
+    planes: Option<Planes>,
+    tape: Vec<f64>,
+    fwd: Vec<f64>,
+    adj: Vec<f64>,
 }
 
 impl Realisation {
+    /// The cells and input screen from effective `[θ, φ, γ]`; `eps` empty means ideal
+    /// splitters.
     fn assemble(
         layout: &MeshLayout,
-        theta: &[f64],
-        phi: &[f64],
+        [theta, phi, gamma]: [&[f64]; 3],
         eps: &[[f64; 2]],
         amp: f64,
-        gamma: Vec<f64>,
         crosstalk: f64,
+        mut spare: Spare,
     ) -> Self {
-        let k = theta.len();
-        let mut sin = vec![0.0; 2 * k];
-        let mut cos = vec![0.0; 2 * k];
-        let (st, sp) = sin.split_at_mut(k);
-        let (ct, cp) = cos.split_at_mut(k);
+        let (k, n) = (theta.len(), gamma.len());
+        let mut trig = std::mem::take(&mut spare.trig);
+        // Overwritten below: no need to clear a reused buffer.
+        trig.resize(4 * k + 2 * n, 0.0);
+        let (st, rest) = trig.split_at_mut(k);
+        let (ct, rest) = rest.split_at_mut(k);
+        let (sp, rest) = rest.split_at_mut(k);
+        let (cp, rest) = rest.split_at_mut(k);
+        let (gs, gc) = rest.split_at_mut(n);
         sincos(theta, st, ct);
         sincos(phi, sp, cp);
+        sincos(gamma, gs, gc);
         let ideal_splitters = eps.iter().all(|e| e[0] == 0.0 && e[1] == 0.0);
-        let mut split = vec![[0.5; 4]; k];
-        if !ideal_splitters {
+        let split: Vec<[f64; 4]> = if ideal_splitters {
+            Vec::new()
+        } else {
             let angles: Vec<f64> = eps
                 .iter()
                 .flat_map(|e| [FRAC_PI_4 + e[0], FRAC_PI_4 + e[1]])
                 .collect();
             let (mut s, mut c) = (vec![0.0; 2 * k], vec![0.0; 2 * k]);
             sincos(&angles, &mut s, &mut c);
-            for (i, sp) in split.iter_mut().enumerate() {
-                let ideal = eps[i][0] == 0.0 && eps[i][1] == 0.0;
-                *sp = splitter_products(ideal, (s[2 * i], c[2 * i]), (s[2 * i + 1], c[2 * i + 1]));
-            }
-        }
-        let cells = (0..k)
-            .map(|i| {
-                Cell::from_parts(
-                    theta[i],
-                    phi[i],
-                    C64::new(ct[i], st[i]),
-                    C64::new(cp[i], sp[i]),
-                    split[i],
-                    amp,
-                )
-            })
-            .collect();
-        let (mut gs, mut gc) = (vec![0.0; gamma.len()], vec![0.0; gamma.len()]);
-        sincos(&gamma, &mut gs, &mut gc);
-        let screen = gc.iter().zip(&gs).map(|(&c, &s)| C64::new(c, s)).collect();
+            (0..k)
+                .map(|i| {
+                    let ideal = eps[i][0] == 0.0 && eps[i][1] == 0.0;
+                    splitter_products(ideal, (s[2 * i], c[2 * i]), (s[2 * i + 1], c[2 * i + 1]))
+                })
+                .collect()
+        };
+        let mut cells = std::mem::take(&mut spare.cells);
+        cells.clear();
+        cells.extend((0..k).map(|i| {
+            Cell::from_parts(
+                theta[i],
+                phi[i],
+                C64::new(ct[i], st[i]),
+                C64::new(cp[i], sp[i]),
+                split.get(i).copied().unwrap_or([0.5; 4]),
+                amp,
+            )
+        }));
+        let mut screen = std::mem::take(&mut spare.screen);
+        screen.clear();
+        screen.extend(gc.iter().zip(gs.iter()).map(|(&c, &s)| C64::new(c, s)));
+        let mut gamma_eff = std::mem::take(&mut spare.gamma);
+        gamma_eff.clear();
+        gamma_eff.extend_from_slice(gamma);
+        spare.trig = trig;
         Realisation {
             layout: layout.clone(),
             cells,
-            gamma,
+            gamma: gamma_eff,
             screen,
             crosstalk,
             transfer: OnceLock::new(),
+            tape: OnceLock::new(),
+            spare,
+        }
+    }
+
+    /// Every allocation of this realisation, for the next one.
+    fn into_spare(self) -> Spare {
+        let mut spare = self.spare;
+        spare.cells = self.cells;
+        spare.gamma = self.gamma;
+        spare.screen = self.screen;
+        if let Some(t) = self.tape.into_inner() {
+            spare.tape = t;
+        }
+        if let Some(t) = self.transfer.into_inner() {
+            let (planes, fwd, adj) = t.into_parts();
+            spare.planes = planes.or(spare.planes);
+            spare.fwd = fwd;
+            if let Some(a) = adj {
+                spare.adj = a;
+            }
+        }
+        spare
+    }
+
+    /// Collapses the mesh now, into the buffers this realisation was built from (see
+    /// [`MeshLayout::realise_reusing`]); with `for_backward`, also records what the reverse
+    /// pass needs and packs `M†`. Afterwards [`transfer`](Self::transfer) and
+    /// [`backward`](Self::backward) do no O(N³) work of their own. Does nothing if done.
+    pub fn prepare(&mut self, for_backward: bool) {
+        let done = self.transfer.get().is_some();
+        if done && (!for_backward || self.tape.get().is_some()) {
+            return;
+        }
+        let n = self.layout.ports();
+        let mut planes = match self.spare.planes.take() {
+            Some(mut p) if p.rows == n && p.cols == n => {
+                p.re.fill(0.0);
+                p.im.fill(0.0);
+                p
+            }
+            _ => Planes::padded(n, n),
+        };
+        let mut tape = std::mem::take(&mut self.spare.tape);
+        tape.clear();
+        self.collapse_into(&mut planes, for_backward.then_some(&mut tape));
+        let transfer = Transfer::from_planes(
+            planes,
+            std::mem::take(&mut self.spare.fwd),
+            for_backward.then(|| std::mem::take(&mut self.spare.adj)),
+        );
+        // If a transfer was set already, it holds the same values (the collapse is
+        // deterministic).
+        let _ = self.transfer.set(transfer);
+        if for_backward {
+            let _ = self.tape.set(tape);
+        } else {
+            self.spare.tape = tape;
         }
     }
 
@@ -273,7 +390,29 @@ impl Realisation {
     /// The collapsed transfer matrix with its fast product; computed on first use, O(N³).
     pub fn transfer(&self) -> &Transfer {
         self.transfer
-            .get_or_init(|| Transfer::new(self.collapse().to_complex()))
+            .get_or_init(|| Transfer::from_planes(self.collapse(None), Vec::new(), None))
+    }
+
+    /// [`transfer`](Self::transfer), also recording what the reverse pass
+    /// ([`backward`](Self::backward)) needs, so it does not collapse the mesh again. Call it
+    /// instead of `transfer` when gradients will follow.
+    pub fn transfer_for_backward(&self) -> &Transfer {
+        self.tape();
+        self.transfer()
+    }
+
+    /// The rows each MZI received in the collapse; collapses (again) to record them.
+    fn tape(&self) -> &[f64] {
+        if let Some(t) = self.tape.get() {
+            return t;
+        }
+        let mut t = Vec::with_capacity(self.layout.tape_len());
+        let b = self.collapse(Some(&mut t));
+        // Either set already holds the same values (the collapse is deterministic).
+        let _ = self
+            .transfer
+            .set(Transfer::from_planes(b, Vec::new(), None));
+        self.tape.get_or_init(|| t)
     }
 
     /// The `N×N` transfer matrix `M`.
@@ -282,19 +421,32 @@ impl Realisation {
     }
 
     /// `M` by sweeping the MZIs over `D`, touching only entries inside each row's light cone
-    /// (rows start as `e_j` and spread by one mode per MZI; see `MeshLayout::cones`).
-    fn collapse(&self) -> Planes {
+    /// (rows start as `e_j` and spread by one mode per MZI; see `MeshLayout::cones`), widened
+    /// to whole vectors: outside a cone the rows are exact zeros, and stay so. With `tape`,
+    /// appends the two rows each MZI receives, on its segment, for the reverse pass.
+    fn collapse(&self, tape: Option<&mut Vec<f64>>) -> Planes {
         let n = self.layout.ports();
-        let mut b = Planes::zeros(n, n);
+        let mut b = Planes::padded(n, n);
+        self.collapse_into(&mut b, tape);
+        b
+    }
+
+    /// [`collapse`](Self::collapse) into zeroed padded `N×N` planes.
+    fn collapse_into(&self, b: &mut Planes, mut tape: Option<&mut Vec<f64>>) {
+        if let Some(t) = tape.as_deref_mut() {
+            t.reserve(self.layout.tape_len());
+        }
         for (j, z) in self.screen.iter().enumerate() {
-            b.re[j * n + j] = z.re;
-            b.im[j * n + j] = z.im;
+            b.re[j * b.stride + j] = z.re;
+            b.im[j * b.stride + j] = z.im;
         }
         let sites = self.layout.sites();
-        for ((cell, site), c) in self.cells.iter().zip(sites).zip(self.layout.cones()) {
-            b.rotate(site.top, &cell.t, c[0].min(c[2]), c[1].max(c[3]));
-        }
-        b
+        let segments = self.layout.segments();
+        with_simd(|| {
+            for ((cell, site), &[lo, hi, _]) in self.cells.iter().zip(sites).zip(segments) {
+                b.rotate_block(site.top, &cell.t, lo, hi, tape.as_deref_mut());
+            }
+        });
     }
 
     /// `Y = M X` for an `N×B` block of fields (columns are samples). Below `B = N/2` it
@@ -349,8 +501,9 @@ impl Realisation {
     ///
     /// With `M = P_k T_k Q_k` for MZI `k`, `∂L/∂p = Re Σ conj(H) ∘ ∂T_k/∂p` where
     /// `H = P_k† G Q_k†` restricted to the MZI's 2×2 block. One backward sweep keeps
-    /// `Y = P_k† G` (row updates by `T†`) and `Q_k` (peeled from `M` by `T⁻¹ = T†/a²`), so the
-    /// whole pass is O(N³) with two `N×N` buffers and no allocation per MZI.
+    /// `Y = P_k† G` (row updates by `T†`) and reads the two rows of `Q_k` the collapse
+    /// recorded (see [`transfer_for_backward`](Self::transfer_for_backward)), so the pass is
+    /// O(N³) with one `N×N` buffer.
     pub fn backward_effective(&self, g: ArrayView2<C64>) -> Result<MeshPhases, MziError> {
         let n = self.layout.ports();
         if g.dim() != (n, n) {
@@ -360,47 +513,82 @@ impl Realisation {
                 got: g.dim(),
             });
         }
-        let k_total = self.cells.len();
-        // Q_{K+1} = M, from the cached transfer matrix (collapsed here if not yet).
-        let mut b = Planes::from_complex(self.matrix().view());
-        let mut y = Planes::from_complex(g);
-        let mut grad_theta = vec![0.0; k_total];
-        let mut grad_phi = vec![0.0; k_total];
-        let sites = self.layout.sites();
-        let cones = self.layout.cones();
-        for k in (0..k_total).rev() {
-            let cell = &self.cells[k];
-            let m = sites[k].top;
-            let [lo_a, hi_a, lo_b, hi_b] = cones[k];
-            let (lo, hi) = (lo_a.min(lo_b), hi_a.max(hi_b));
-            // Peel T_k off Q (exact zeros restored outside the cones), take the 2×2 block
-            // of Y Q†, and move Y past T_k: one fused pass.
-            let h = reverse_step(&mut b, &mut y, m, &cell.inverse(), &cell.adjoint(), lo, hi);
-            b.clear_outside(m, (lo, hi), (lo_a, hi_a));
-            b.clear_outside(m + 1, (lo, hi), (lo_b, hi_b));
-            let (dt, dp) = (cell.d_theta(), cell.d_phi());
-            let re_dot = |d: [C64; 4]| -> f64 {
-                h[0].re * d[0].re
-                    + h[0].im * d[0].im
-                    + h[1].re * d[1].re
-                    + h[1].im * d[1].im
-                    + h[2].re * d[2].re
-                    + h[2].im * d[2].im
-                    + h[3].re * d[3].re
-                    + h[3].im * d[3].im
-            };
-            grad_theta[k] = re_dot(dt);
-            grad_phi[k] = re_dot(dp);
+        Ok(self.sweep(Planes::from_complex_padded(g)))
+    }
+
+    /// Reverse mode of [`apply`](Self::apply) in one call: given the input `X` (`N×B`) and
+    /// `G_Y` for the output, returns `∂L/∂(nominal phases)` (as [`backward`](Self::backward)
+    /// of `G_M = G_Y X†`) and `G_X = M† G_Y`. Forms `G_M` directly in the sweep's layout.
+    pub fn backward_apply(
+        &self,
+        x: ArrayView2<C64>,
+        gy: ArrayView2<C64>,
+    ) -> Result<(MeshPhases, Array2<C64>), MziError> {
+        let n = self.layout.ports();
+        check_rows("input fields", n, x.nrows())?;
+        check_rows("output gradient", n, gy.nrows())?;
+        if x.ncols() != gy.ncols() {
+            return Err(MziError::Shape {
+                what: "output gradient (same batch as the input)",
+                expected: (n, x.ncols()),
+                got: gy.dim(),
+            });
         }
+        let mut gm = Planes::padded(n, n);
+        outer_grad(gy, x, &mut gm);
+        let eff = self.sweep(gm);
+        let gx = self.transfer_for_backward().apply_adjoint(gy)?;
+        Ok((self.chain_to_nominal(eff), gx))
+    }
+
+    /// The reverse sweep from `Y = G` (padded planes, consumed).
+    fn sweep(&self, mut y: Planes) -> MeshPhases {
+        let n = self.layout.ports();
+        let tape = self.tape();
+        let k_total = self.cells.len();
+        // The 2×2 blocks first, the gradients from them after: off the sweep's critical path.
+        let mut blocks = vec![[C64::new(0.0, 0.0); 4]; k_total];
+        let steps = self
+            .cells
+            .iter()
+            .zip(self.layout.sites())
+            .zip(self.layout.segments())
+            .zip(self.layout.sweep())
+            .zip(blocks.iter_mut())
+            .rev();
+        with_simd(|| {
+            for ((((cell, site), &[lo, hi, at]), &[a, b]), h) in steps {
+                let w = hi - lo;
+                let (q0, rest) = tape[at..at + 4 * w].split_at(w);
+                let (q1, rest) = rest.split_at(w);
+                let (q2, q3) = rest.split_at(w);
+                // The 2×2 block of Y Q_k†, then Y moves past T_k on the columns still read
+                // (see `MeshLayout::sweep`): one pass over the two rows.
+                *h = reverse_tape_step(
+                    &mut y,
+                    site.top,
+                    [q0, q1, q2, q3],
+                    lo,
+                    (a, b),
+                    &cell.adjoint(),
+                );
+            }
+        });
+        let (grad_theta, grad_phi) = self
+            .cells
+            .iter()
+            .zip(&blocks)
+            .map(|(cell, h)| cell.phase_grads(h))
+            .unzip();
         // Y = (T_K ⋯ T_1)† G; ∂M/∂γ_j = (T_K ⋯ T_1) e_j e_jᵀ i e^{iγ_j}.
         let grad_gamma = (0..n)
             .map(|j| (y.get(j, j).conj() * I * self.screen[j]).re)
             .collect();
-        Ok(MeshPhases {
+        MeshPhases {
             theta: grad_theta,
             phi: grad_phi,
             gamma: grad_gamma,
-        })
+        }
     }
 
     fn chain_to_nominal(&self, eff: MeshPhases) -> MeshPhases {
@@ -432,6 +620,11 @@ fn check_rows(what: &'static str, expected: usize, got: usize) -> Result<(), Mzi
 /// has them, matrixmultiply's dgemm otherwise). The adjoint is packed on first use.
 #[derive(Clone, Debug)]
 pub struct Transfer {
+    rows: usize,
+    cols: usize,
+    /// The matrix as given, or built on first use from the collapse's `planes`.
+    m: OnceLock<Array2<C64>>,
+    planes: Option<Planes>,
     fwd: Packed,
     adj: OnceLock<Packed>,
 }
@@ -440,36 +633,88 @@ impl Transfer {
     /// Prepares any `rows × cols` complex matrix.
     pub fn new(m: Array2<C64>) -> Self {
         Transfer {
-            fwd: Packed::new(m),
+            rows: m.nrows(),
+            cols: m.ncols(),
+            fwd: Packed::new(m.view(), false),
+            m: OnceLock::from(m),
+            planes: None,
             adj: OnceLock::new(),
         }
     }
 
+    /// From a collapse's planes, packing straight from them into the allocations `fwd` and,
+    /// when given, `adj` (then `M†` is packed now rather than on first use).
+    fn from_planes(p: Planes, fwd: Vec<f64>, adj: Option<Vec<f64>>) -> Self {
+        let fwd = Packed::from_fn_in(p.rows, p.cols, false, |i, k| p.get(i, k), fwd);
+        let adj = match adj {
+            Some(buf) => OnceLock::from(Packed::from_fn_in(
+                p.cols,
+                p.rows,
+                true,
+                |i, k| p.get(k, i).conj(),
+                buf,
+            )),
+            None => OnceLock::new(),
+        };
+        Transfer {
+            rows: p.rows,
+            cols: p.cols,
+            m: OnceLock::new(),
+            planes: Some(p),
+            fwd,
+            adj,
+        }
+    }
+
+    /// The allocations of [`from_planes`](Self::from_planes), for reuse.
+    fn into_parts(self) -> (Option<Planes>, Vec<f64>, Option<Vec<f64>>) {
+        (
+            self.planes,
+            self.fwd.into_blocks(),
+            self.adj.into_inner().map(Packed::into_blocks),
+        )
+    }
+
     pub fn matrix(&self) -> &Array2<C64> {
-        self.fwd.matrix()
+        self.m.get_or_init(|| match &self.planes {
+            Some(p) => p.to_complex(),
+            None => Array2::zeros((self.rows, self.cols)),
+        })
     }
 
     /// `M X` for `X` with `cols(M)` rows.
     pub fn apply(&self, x: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
-        let mut y = Array2::<C64>::zeros((self.matrix().nrows(), x.ncols()));
+        check_rows("input fields", self.cols, x.nrows())?;
+        if let Some(y) = self.fwd.apply_new(x) {
+            return Ok(y);
+        }
+        let mut y = Array2::<C64>::zeros((self.rows, x.ncols()));
         self.apply_into(x, y.view_mut())?;
         Ok(y)
     }
 
     /// `Y ← M X` into a caller's buffer (reuse it across batches to avoid fresh pages).
     pub fn apply_into(&self, x: ArrayView2<C64>, y: ArrayViewMut2<C64>) -> Result<(), MziError> {
-        let (rows, cols) = self.matrix().dim();
-        check_rows("input fields", cols, x.nrows())?;
-        check_shape("output buffer", (rows, x.ncols()), y.dim())?;
-        self.fwd.apply_into(x, y);
+        check_rows("input fields", self.cols, x.nrows())?;
+        check_shape("output buffer", (self.rows, x.ncols()), y.dim())?;
+        self.fwd.apply_into(|| self.matrix().view(), x, y);
         Ok(())
     }
 
     /// `M† G` for `G` with `rows(M)` rows.
     pub fn apply_adjoint(&self, g: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
-        let mut y = Array2::<C64>::zeros((self.matrix().ncols(), g.ncols()));
+        check_rows("output gradient", self.rows, g.nrows())?;
+        if let Some(y) = self.adjoint_packed().apply_new(g) {
+            return Ok(y);
+        }
+        let mut y = Array2::<C64>::zeros((self.cols, g.ncols()));
         self.apply_adjoint_into(g, y.view_mut())?;
         Ok(y)
+    }
+
+    fn adjoint_packed(&self) -> &Packed {
+        self.adj
+            .get_or_init(|| Packed::new(self.matrix().view(), true))
     }
 
     /// `Y ← M† G` into a caller's buffer.
@@ -478,13 +723,10 @@ impl Transfer {
         g: ArrayView2<C64>,
         y: ArrayViewMut2<C64>,
     ) -> Result<(), MziError> {
-        let (rows, cols) = self.matrix().dim();
-        check_rows("output gradient", rows, g.nrows())?;
-        check_shape("output buffer", (cols, g.ncols()), y.dim())?;
-        let adj = self
-            .adj
-            .get_or_init(|| Packed::new(self.matrix().t().mapv(|z| z.conj())));
-        adj.apply_into(g, y);
+        check_rows("output gradient", self.rows, g.nrows())?;
+        check_shape("output buffer", (self.cols, g.ncols()), y.dim())?;
+        self.adjoint_packed()
+            .apply_into(|| self.matrix().view(), g, y);
         Ok(())
     }
 }
@@ -506,7 +748,8 @@ fn check_shape(
 }
 
 /// `G_M = G_Y X†`: the gradient with respect to `M` of a real loss of `Y = M X`, given `G_Y`
-/// (both in the `∂L/∂Re + i ∂L/∂Im` convention). Feed it to [`Realisation::backward`].
+/// (both in the `∂L/∂Re + i ∂L/∂Im` convention). Feed it to [`Realisation::backward`], or
+/// use [`Realisation::backward_apply`], which skips this intermediate matrix.
 pub fn matrix_grad(x: ArrayView2<C64>, grad_y: ArrayView2<C64>) -> Result<Array2<C64>, MziError> {
     if x.ncols() != grad_y.ncols() {
         return Err(MziError::Shape {
@@ -515,21 +758,7 @@ pub fn matrix_grad(x: ArrayView2<C64>, grad_y: ArrayView2<C64>) -> Result<Array2
             got: grad_y.dim(),
         });
     }
-    let mut out = Array2::<C64>::zeros((grad_y.nrows(), x.nrows()));
-    let g = grad_y.split_complex();
-    let xs = x.split_complex();
-    // X† = xrᵀ − i xiᵀ.
-    gemm3m(
-        g.re,
-        Signed { m: g.im, sign: 1.0 },
-        plane_sum(grad_y, 1.0).view(),
-        xs.re.t(),
-        Signed {
-            m: xs.im.t(),
-            sign: -1.0,
-        },
-        plane_sum(x, -1.0).t(),
-        out.view_mut(),
-    );
-    Ok(out)
+    let mut out = Planes::padded(grad_y.nrows(), x.nrows());
+    outer_grad(grad_y, x, &mut out);
+    Ok(out.to_complex())
 }

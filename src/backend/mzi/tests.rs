@@ -430,6 +430,14 @@ fn apply_and_adjoint_match_the_matrix_on_both_paths() {
     );
     let gm = matrix_grad(x.view(), g.view()).unwrap();
     assert!(max_abs_diff(gm.view(), g.dot(&adjoint(&x)).view()) < 1e-14);
+    // Empty batches, and a column-major input.
+    assert_eq!(t.apply(Array2::zeros((3, 0)).view()).unwrap().dim(), (5, 0));
+    assert_eq!(
+        t.apply_adjoint(Array2::zeros((5, 0)).view()).unwrap().dim(),
+        (3, 0)
+    );
+    let xf = x.t().as_standard_layout().t().to_owned();
+    assert_eq!(t.apply(xf.view()).unwrap(), t.apply(x.view()).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -810,5 +818,145 @@ fn svd_gradients_match_finite_differences() {
         let gy = random_matrix(rows, 4, &mut r);
         let want = adjoint(&mm).dot(&gy);
         assert!(max_abs_diff(m.apply_adjoint(gy.view()).unwrap().view(), want.view()) < 1e-12);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The reverse sweep against dense products, and buffer reuse
+
+/// `T` of MZI `k` embedded in an `N×N` identity.
+fn embedded(n: usize, top: usize, t: &[C64; 4]) -> Array2<C64> {
+    let mut e = Array2::<C64>::eye(n);
+    e[[top, top]] = t[0];
+    e[[top, top + 1]] = t[1];
+    e[[top + 1, top]] = t[2];
+    e[[top + 1, top + 1]] = t[3];
+    e
+}
+
+#[test]
+fn reverse_sweep_matches_dense_partial_products() {
+    // ∂L/∂p_k = Re Σ conj(G) ∘ (P_k ∂T_k/∂p Q_k) with P_k, Q_k the dense products after and
+    // before MZI k; ∂L/∂γ_j = Re Σ_r conj(G_rj) i M_rj. Loss and phase noise, no splitter
+    // errors, so the cells follow from the effective phases and the amplitude.
+    let ni = NonIdeal {
+        phase_sigma: 0.05,
+        loss_db_per_mzi: 0.4,
+        ..NonIdeal::IDEAL
+    };
+    let mut r = rng(31);
+    for topo in TOPOLOGIES {
+        for n in [2usize, 6, 9, 16] {
+            let layout = MeshLayout::new(topo, n).unwrap();
+            let p = random_phases(&layout, &mut r, 0.0, TAU);
+            let m = layout.realise(&p, &ni, &mut r).unwrap();
+            let g = random_matrix(n, n, &mut r);
+            let got = m.backward_effective(g.view()).unwrap();
+            let eff = m.effective_phases();
+            let cells: Vec<cell::Cell> = (0..layout.mzi_count())
+                .map(|k| cell::Cell::new(eff.theta[k], eff.phi[k], 0.0, 0.0, ni.amplitude()))
+                .collect();
+            let sites = layout.sites();
+            let screen = Array2::from_diag(&ndarray::Array1::from_shape_fn(n, |j| {
+                C64::from_polar(1.0, eff.gamma[j])
+            }));
+            // prefix[k] = T_k ⋯ T_1 D (prefix[0] = D); suffix[k] = T_K ⋯ T_{k+1}.
+            let mut prefix = vec![screen];
+            for (c, s) in cells.iter().zip(sites) {
+                let next = embedded(n, s.top, &c.t).dot(prefix.last().unwrap());
+                prefix.push(next);
+            }
+            let mut suffix = vec![Array2::<C64>::eye(n); cells.len() + 1];
+            for k in (0..cells.len()).rev() {
+                suffix[k] = suffix[k + 1].dot(&embedded(n, sites[k].top, &cells[k].t));
+            }
+            let contract = |d: Array2<C64>| -> f64 {
+                g.iter().zip(d.iter()).map(|(a, b)| (a.conj() * b).re).sum()
+            };
+            let scale = got
+                .theta
+                .iter()
+                .chain(&got.phi)
+                .chain(&got.gamma)
+                .fold(0.0f64, |a, v| a.max(v.abs()));
+            for (k, (c, s)) in cells.iter().zip(sites).enumerate() {
+                let zero = [C64::new(0.0, 0.0); 4];
+                for (d, want) in [(c.d_theta(), got.theta[k]), (c.d_phi(), got.phi[k])] {
+                    // ∂T/∂p embedded: zero outside the 2×2 block.
+                    let mut e = embedded(n, s.top, &zero);
+                    e[[s.top, s.top]] = d[0];
+                    e[[s.top, s.top + 1]] = d[1];
+                    e[[s.top + 1, s.top]] = d[2];
+                    e[[s.top + 1, s.top + 1]] = d[3];
+                    for j in (0..n).filter(|&j| j != s.top && j != s.top + 1) {
+                        e[[j, j]] = C64::new(0.0, 0.0);
+                    }
+                    let reference = contract(suffix[k + 1].dot(&e).dot(&prefix[k]));
+                    assert!(
+                        (reference - want).abs() < 1e-12 * scale,
+                        "{topo:?} N={n} MZI {k}: {want} vs {reference}"
+                    );
+                }
+            }
+            let full = prefix.last().unwrap();
+            for j in 0..n {
+                let reference: f64 = (0..n)
+                    .map(|row| (g[[row, j]].conj() * C64::i() * full[[row, j]]).re)
+                    .sum();
+                assert!(
+                    (reference - got.gamma[j]).abs() < 1e-12 * scale,
+                    "{topo:?} N={n} γ{j}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reused_buffers_and_eager_collapse_change_no_bit() {
+    let ni = NonIdeal::worst_case();
+    let mut r = rng(32);
+    for topo in TOPOLOGIES {
+        for n in [3usize, 8, 10] {
+            let layout = MeshLayout::new(topo, n).unwrap();
+            let p = random_phases(&layout, &mut r, 0.0, TAU);
+            let x = random_matrix(n, 13, &mut r);
+            let gy = random_matrix(n, 13, &mut r);
+            let fresh = layout.realise(&p, &ni, &mut rng(7)).unwrap();
+            let (want_d, want_gx) = fresh.backward_apply(x.view(), gy.view()).unwrap();
+            let want_y = fresh.apply(x.view()).unwrap();
+            // An old realisation of other phases and noise, used forward and backward; one
+            // of another size; and none.
+            let mut old = layout
+                .realise(&random_phases(&layout, &mut r, 0.0, TAU), &ni, &mut r)
+                .unwrap();
+            old.prepare(true);
+            old.backward_apply(x.view(), gy.view()).unwrap();
+            let other = MeshLayout::new(topo, n + 1).unwrap();
+            let stranger = other.ideal(&MeshPhases::zeros(&other)).unwrap();
+            for (spare, eager) in [(Some(old), true), (Some(stranger), false), (None, true)] {
+                let mut m = layout.realise_reusing(&p, &ni, &mut rng(7), spare).unwrap();
+                if eager {
+                    m.prepare(true);
+                }
+                assert_eq!(m.matrix(), fresh.matrix());
+                assert_eq!(m.apply(x.view()).unwrap(), want_y);
+                let (d, gx) = m.backward_apply(x.view(), gy.view()).unwrap();
+                assert_eq!((d, gx), (want_d.clone(), want_gx.clone()));
+            }
+            // backward_apply is matrix_grad, then backward, then apply_adjoint.
+            let gm = matrix_grad(x.view(), gy.view()).unwrap();
+            assert_eq!(fresh.backward(gm.view()).unwrap(), want_d);
+            assert_eq!(fresh.apply_adjoint(gy.view()).unwrap(), want_gx);
+            // Ideal meshes too, preparing forward only and then backward.
+            let mut ideal = layout.ideal_reusing(&p, Some(fresh)).unwrap();
+            ideal.prepare(false);
+            let plain = layout.ideal(&p).unwrap();
+            assert_eq!(ideal.matrix(), plain.matrix());
+            assert_eq!(
+                ideal.backward(gm.view()).unwrap(),
+                plain.backward(gm.view()).unwrap()
+            );
+        }
     }
 }
