@@ -12,6 +12,10 @@
 //! waits for) and in this thread's CPU time (which excludes the time other processes hold
 //! the core, so it is the steadier figure on a shared machine); the ratio of the two says
 //! how loaded the machine was.
+//!
+//! "training" is the default path (each `linear` trained as a matrix, then programmed onto
+//! phases, see `uhc::train::WeightSpace`); "training on phases" is `--phase-space`, the mesh
+//! path noise-aware training also takes.
 
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
@@ -115,6 +119,21 @@ fn main() {
     });
     let samples_per_s = (epochs * n) as f64 / train_s;
 
+    // The same on the phases (`--phase-space`; the path noise-aware training takes through
+    // meshes): every batch realises four meshes and differentiates through them.
+    let phase_trainer = Trainer::new(TrainOptions {
+        weight_space: false,
+        ..TrainOptions::default()
+    });
+    let (phase_s, phase_cpu) = median_times(reps, || {
+        black_box(
+            phase_trainer
+                .run(graph, hw, task, &spec, 0, 99, None, None)
+                .expect("training runs"),
+        );
+    });
+    let phase_rate = (epochs * n) as f64 / phase_s;
+
     // Baseline: the same shapes as free complex matrices, same samples and batches.
     let x = data.train_x.t().mapv(|v| C64::new(v, 0.0));
     let w1 = Array2::from_shape_fn((16, 16), |(r, c)| C64::new(0.1 * r as f64, 0.05 * c as f64));
@@ -133,6 +152,11 @@ fn main() {
         );
         println!(
             "  training            {samples_per_s:>10.0} samples/s  ({epochs} epochs in {train_s:.3} s [{train_cpu:.3} s])"
+        );
+        println!(
+            "  training on phases  {phase_rate:>10.0} samples/s  ({epochs} epochs in {phase_s:.3} s [{phase_cpu:.3} s]), {:.2}× [{:.2}×] the baseline's time",
+            phase_s / base_s,
+            phase_cpu / base_cpu
         );
         println!(
             "  baseline (ndarray)  {base_rate:>10.0} samples/s  ({epochs} epochs in {base_s:.3} s [{base_cpu:.3} s])"
