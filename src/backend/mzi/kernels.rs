@@ -364,7 +364,17 @@ pub(crate) fn outer_grad(g: ArrayView2<C64>, x: ArrayView2<C64>, out: &mut Plane
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(test)]
+    if PORTABLE.with(std::cell::Cell::get) {
+        return false;
+    }
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by a test to run this thread on the portable kernels.
+    pub(crate) static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// `a·b + c`, fused or not.
