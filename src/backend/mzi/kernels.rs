@@ -371,7 +371,7 @@ pub(crate) fn has_avx2_fma() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 thread_local! {
     /// Set by a test to run this thread on the portable kernels.
     pub(crate) static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
