@@ -40,6 +40,14 @@
 //! detector reading is `|z|² (1 + σ_d ξ)`, ξ standard normal per sample and port. Without a
 //! draw the optical hardware is ideal (continuous phases). Digital hardware has no noise;
 //! its number format (see [`quant`]) applies to every run.
+//!
+//! # Buffers
+//!
+//! A training loop runs thousands of mini-batches of the same shapes. Passing a
+//! [`Workspace`] to [`Program::forward_tape_in`] and handing each tape back with
+//! [`Workspace::recycle`] after the backward pass lets the meshes reuse their realisation,
+//! collapse and packing buffers and their output arrays ([`MeshLayout::realise_reusing`]);
+//! results are bit-identical to [`Program::forward_tape`].
 
 pub mod quant;
 

@@ -5,6 +5,7 @@
 //! whose lengths are asserted on entry, or through pointers whose extents are stated in the
 //! SAFETY comments.
 
+use super::layout::Step;
 use num_complex::Complex64 as C64;
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
@@ -213,8 +214,7 @@ unsafe fn reduce_block(re: [__m256d; 4], im: [__m256d; 4]) -> [C64; 4] {
 
 /// One reverse-sweep step on planar rows `y = [y0.re, y0.im, y1.re, y1.im]` (length `n`):
 /// accumulates `H = Σ y · conj(q)` over the recorded rows `q` (columns `lo..lo + w`), then
-/// sets `y ← adj · y` on all columns. `n`, `lo` and `w` are multiples of 4. Two passes (the
-/// block, then the rotation) so neither runs out of the 16 vector registers.
+/// sets `y ← adj · y` on all columns. `n`, `lo` and `w` are multiples of 4.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) unsafe fn reverse_tape(
@@ -227,13 +227,36 @@ pub(crate) unsafe fn reverse_tape(
     let w = q[0].len();
     assert!(y.iter().all(|s| s.len() == n) && q.iter().all(|s| s.len() == w));
     assert!(n.is_multiple_of(4) && lo.is_multiple_of(4) && w.is_multiple_of(4) && lo + w <= n);
-    let [y0r, y0i, y1r, y1i] = y.map(<[f64]>::as_mut_ptr);
-    let [q0r, q0i, q1r, q1i] = q.map(<[f64]>::as_ptr);
+    // SAFETY: the lengths were just checked.
+    reverse_core(
+        y.map(<[f64]>::as_mut_ptr),
+        n,
+        q.map(<[f64]>::as_ptr),
+        lo,
+        w,
+        adj,
+    )
+}
+
+/// [`reverse_tape`] on raw rows: `y` four rows of `n` doubles, `q` four of `w`, `lo + w ≤ n`,
+/// all multiples of 4. Two passes (the block, then the rotation) so neither runs out of the
+/// 16 vector registers.
+#[inline(always)]
+unsafe fn reverse_core(
+    y: [*mut f64; 4],
+    n: usize,
+    q: [*const f64; 4],
+    lo: usize,
+    w: usize,
+    adj: &[C64; 4],
+) -> [C64; 4] {
+    let [y0r, y0i, y1r, y1i] = y;
+    let [q0r, q0i, q1r, q1i] = q;
     let mut re = [_mm256_setzero_pd(); 4];
     let mut im = [_mm256_setzero_pd(); 4];
     let mut o = 0;
     while o < w {
-        // SAFETY: o + 4 ≤ w for the recorded rows, and lo + o + 4 ≤ n for y.
+        // SAFETY (caller): o + 4 ≤ w for the recorded rows, and lo + o + 4 ≤ n for y.
         let j = lo + o;
         let yx = [_mm256_loadu_pd(y0r.add(j)), _mm256_loadu_pd(y0i.add(j))];
         let yy = [_mm256_loadu_pd(y1r.add(j)), _mm256_loadu_pd(y1i.add(j))];
@@ -252,7 +275,7 @@ pub(crate) unsafe fn reverse_tape(
     let (a0, a1, a2, a3) = (splat(adj[0]), splat(adj[1]), splat(adj[2]), splat(adj[3]));
     let mut j = 0;
     while j < n {
-        // SAFETY: j + 4 ≤ n for the four rows of y.
+        // SAFETY (caller): j + 4 ≤ n for the four rows of y.
         let yx = [_mm256_loadu_pd(y0r.add(j)), _mm256_loadu_pd(y0i.add(j))];
         let yy = [_mm256_loadu_pd(y1r.add(j)), _mm256_loadu_pd(y1i.add(j))];
         let ny0 = cmix(a0, a1, yx, yy);
@@ -264,6 +287,97 @@ pub(crate) unsafe fn reverse_tape(
         j += 4;
     }
     reduce_block(re, im)
+}
+
+/// Row pointers `[m.re, m.im, m1.re, m1.im]` of planes `re`, `im` (rows `stride` apart),
+/// offset to column `c`.
+#[inline(always)]
+unsafe fn row_pair(re: *mut f64, im: *mut f64, stride: usize, m: usize, c: usize) -> [*mut f64; 4] {
+    let (a, b) = (m * stride + c, (m + 1) * stride + c);
+    [re.add(a), im.add(a), re.add(b), im.add(b)]
+}
+
+/// Checks an MZI's step against planes of `rows × stride` and a record of `tape` doubles:
+/// its rows exist, its ranges are whole vectors inside the row, the segment inside the
+/// sweep range, and its record inside the tape.
+#[inline(always)]
+fn check_step(st: &Step, rows: usize, stride: usize, tape: usize) {
+    let w = st.hi - st.lo;
+    assert!(
+        st.top + 1 < rows
+            && st.a <= st.lo
+            && st.lo <= st.hi
+            && st.hi <= st.b
+            && st.b <= stride
+            && (st.a | st.lo | st.hi | st.b).is_multiple_of(4)
+            && st.at + 4 * w <= tape,
+        "inconsistent mesh step"
+    );
+}
+
+/// The whole reverse sweep of a mesh (see `Realisation::sweep`): for MZI `k = K−1, …, 0`,
+/// [`reverse_tape`] on rows `(top, top+1)` of `y` over columns `a..b`, reading its record
+/// at `tape[at..]`; `blocks[k]` receives the 2×2 block and `adj(k)` gives `T_k†`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn sweep(
+    y: (&mut [f64], &mut [f64]),
+    rows: usize,
+    stride: usize,
+    steps: &[Step],
+    adj: impl Fn(usize) -> [C64; 4],
+    tape: &[f64],
+    blocks: &mut [[C64; 4]],
+) {
+    let (re, im) = y;
+    assert!(re.len() == rows * stride && im.len() == rows * stride);
+    assert!(blocks.len() == steps.len());
+    let (re, im) = (re.as_mut_ptr(), im.as_mut_ptr());
+    for (k, (st, h)) in steps.iter().zip(blocks.iter_mut()).enumerate().rev() {
+        check_step(st, rows, stride, tape.len());
+        let w = st.hi - st.lo;
+        let q = tape.as_ptr().add(st.at);
+        // SAFETY: `check_step` puts the rows, both ranges and the record in bounds.
+        *h = reverse_core(
+            row_pair(re, im, stride, st.top, st.a),
+            st.b - st.a,
+            [q, q.add(w), q.add(2 * w), q.add(3 * w)],
+            st.lo - st.a,
+            w,
+            &adj(k),
+        );
+    }
+}
+
+/// The whole collapse (see `Realisation::collapse_into`): for MZI `k` in order, rows
+/// `(top, top+1)` of the planes become `t(k)` times themselves on columns `lo..hi`; with
+/// `tape`, their old values are first written to `tape[at..at + 4(hi − lo)]`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn collapse(
+    planes: (&mut [f64], &mut [f64]),
+    rows: usize,
+    stride: usize,
+    steps: &[Step],
+    t: impl Fn(usize) -> [C64; 4],
+    tape: Option<&mut [MaybeUninit<f64>]>,
+) {
+    let (re, im) = planes;
+    assert!(re.len() == rows * stride && im.len() == rows * stride);
+    let (out, len) = match tape {
+        Some(s) => (s.as_mut_ptr().cast::<f64>(), s.len()),
+        None => (std::ptr::null_mut(), usize::MAX),
+    };
+    let (re, im) = (re.as_mut_ptr(), im.as_mut_ptr());
+    for (k, st) in steps.iter().enumerate() {
+        check_step(st, rows, stride, len);
+        let rec = if out.is_null() { out } else { out.add(st.at) };
+        // SAFETY: `check_step` puts the rows, the segment and the record in bounds.
+        rotate_core(
+            row_pair(re, im, stride, st.top, st.lo),
+            st.hi - st.lo,
+            &t(k),
+            rec,
+        );
+    }
 }
 
 /// `R` rows × `V` vectors of `out = G X†` at row `r`, column `c`, summing samples
@@ -391,11 +505,19 @@ pub(crate) unsafe fn rotate_record(
         }
         None => std::ptr::null_mut(),
     };
-    let [b0r, b0i, b1r, b1i] = b.map(<[f64]>::as_mut_ptr);
+    // SAFETY: the lengths were just checked.
+    rotate_core(b.map(<[f64]>::as_mut_ptr), n, t, out);
+}
+
+/// [`rotate_record`] on raw rows of `n` doubles (a multiple of 4) and a record of `4n`
+/// doubles at `out`, or none if it is null.
+#[inline(always)]
+unsafe fn rotate_core(b: [*mut f64; 4], n: usize, t: &[C64; 4], out: *mut f64) {
+    let [b0r, b0i, b1r, b1i] = b;
     let (t0, t1, t2, t3) = (splat(t[0]), splat(t[1]), splat(t[2]), splat(t[3]));
     let mut j = 0;
     while j < n {
-        // SAFETY: j + 4 ≤ n for the four rows, and for each quarter of the tape.
+        // SAFETY (caller): j + 4 ≤ n for the four rows, and for each quarter of the record.
         let x = [_mm256_loadu_pd(b0r.add(j)), _mm256_loadu_pd(b0i.add(j))];
         let y = [_mm256_loadu_pd(b1r.add(j)), _mm256_loadu_pd(b1i.add(j))];
         if !out.is_null() {

@@ -7,7 +7,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx2;
-use super::layout::padded_width;
+use super::layout::{padded_width, Step};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 use num_complex::Complex64 as C64;
@@ -221,6 +221,98 @@ pub(crate) fn reverse_tape_portable(
     h
 }
 
+/// The collapse's sweep over all MZIs (see `Realisation::collapse_into`): rows
+/// `(top, top+1)` of `b` become `t(k)` times themselves on the segment `lo..hi`, MZI by MZI;
+/// with `tape` (emptied first), their old values are recorded there, segment after segment.
+/// One AVX2 loop over the whole mesh when the CPU has it.
+pub(crate) fn collapse_steps(
+    b: &mut Planes,
+    steps: &[Step],
+    t: impl Fn(usize) -> [C64; 4],
+    tape: Option<&mut Vec<f64>>,
+) {
+    // The records tile the tape: each starts where the previous one ends.
+    let mut len = 0;
+    for st in steps {
+        assert!(st.at == len && st.lo <= st.hi, "inconsistent mesh steps");
+        len += 4 * (st.hi - st.lo);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() && b.stride.is_multiple_of(4) {
+        let (rows, stride) = (b.rows, b.stride);
+        let planes = (&mut b.re[..], &mut b.im[..]);
+        match tape {
+            Some(tape) => {
+                tape.clear();
+                tape.reserve(len);
+                // SAFETY: the CPU supports AVX2 and FMA (checked above); the kernel checks
+                // every step against the planes and the reserved length, and the records
+                // tile all `len` values (checked above), so they are initialised for
+                // `set_len`.
+                unsafe {
+                    avx2::collapse(
+                        planes,
+                        rows,
+                        stride,
+                        steps,
+                        t,
+                        Some(&mut tape.spare_capacity_mut()[..len]),
+                    );
+                    tape.set_len(len);
+                }
+            }
+            // SAFETY: as above.
+            None => unsafe { avx2::collapse(planes, rows, stride, steps, t, None) },
+        }
+        return;
+    }
+    let mut tape = tape;
+    if let Some(tape) = tape.as_deref_mut() {
+        tape.clear();
+        tape.reserve(len);
+    }
+    for (k, st) in steps.iter().enumerate() {
+        b.rotate_block(st.top, &t(k), st.lo, st.hi, tape.as_deref_mut());
+    }
+}
+
+/// The reverse sweep over all MZIs, `k = K−1, …, 0` (see `Realisation::sweep`): the 2×2
+/// block of MZI `k` into `blocks[k]`, then its rows of `y` moved past it (`adj(k)` = `T_k†`)
+/// on its sweep range. One AVX2 loop over the whole mesh when the CPU has it.
+pub(crate) fn sweep_steps(
+    y: &mut Planes,
+    steps: &[Step],
+    adj: impl Fn(usize) -> [C64; 4],
+    tape: &[f64],
+    blocks: &mut [[C64; 4]],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() && y.stride.is_multiple_of(4) {
+        let (rows, stride) = (y.rows, y.stride);
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above); the kernel checks
+        // every step against the planes and the tape.
+        unsafe {
+            avx2::sweep(
+                (&mut y.re, &mut y.im),
+                rows,
+                stride,
+                steps,
+                adj,
+                tape,
+                blocks,
+            )
+        };
+        return;
+    }
+    for (k, (st, h)) in steps.iter().zip(blocks.iter_mut()).enumerate().rev() {
+        let w = st.hi - st.lo;
+        let (q0, rest) = tape[st.at..st.at + 4 * w].split_at(w);
+        let (q1, rest) = rest.split_at(w);
+        let (q2, q3) = rest.split_at(w);
+        *h = reverse_tape_step(y, st.top, [q0, q1, q2, q3], st.lo, (st.a, st.b), &adj(k));
+    }
+}
+
 /// `out ← G X†` into padded planes (`G`: `rows × b`, `X`: `cols × b`, `out`: `rows × cols`):
 /// the gradient of a real loss of `Y = M X` with respect to `M`, given `G = G_Y`.
 pub(crate) fn outer_grad(g: ArrayView2<C64>, x: ArrayView2<C64>, out: &mut Planes) {
@@ -270,25 +362,19 @@ pub(crate) fn outer_grad(g: ArrayView2<C64>, x: ArrayView2<C64>, out: &mut Plane
     }
 }
 
-/// Runs `f` compiled for AVX2 + FMA when the CPU has them, so the kernels it calls inline
-/// into its loop and its scalar arithmetic uses fused multiply-adds; plainly otherwise.
-#[inline(always)]
-pub(crate) fn with_simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { run(f) };
-    }
-    f()
-}
-
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(test)]
+    if PORTABLE.with(std::cell::Cell::get) {
+        return false;
+    }
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+thread_local! {
+    /// Set by a test to run this thread on the portable kernels.
+    pub(crate) static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// `a·b + c`, fused or not.

@@ -44,19 +44,29 @@ struct Inner {
     lookup: Vec<usize>,
     /// The MZIs directly above and below in the same column (`NONE` if absent).
     neighbours: Vec<[usize; 2]>,
-    /// Per MZI, `[lo, hi, offset]`: the columns outside which its two rows of the partial
-    /// product `T_{k−1} ⋯ T_1 D` are exactly zero (the union of their light cones), widened
-    /// to whole 4-lane vectors within the padded row, and where those rows start in the
-    /// collapse's record for the reverse pass.
-    segments: Vec<[usize; 3]>,
-    /// Per MZI, the columns `[lo, hi)` (whole vectors, containing its segment) of its two
-    /// rows that the reverse sweep must keep: see [`MeshLayout::sweep_ranges`].
-    sweep: Vec<[usize; 2]>,
+    /// Per MZI, the column ranges of the collapse and the reverse sweep (see [`Step`]).
+    steps: Vec<Step>,
     /// Length of that tape: `Σ 4 (hi − lo)` doubles.
     tape_len: usize,
 }
 
 pub(crate) const NONE: usize = usize::MAX;
+
+/// What the collapse and the reverse sweep do at one MZI, in padded columns: its upper row
+/// `top`; its segment `lo..hi`, the columns outside which its two rows of the partial
+/// product `T_{k−1} ⋯ T_1 D` are exactly zero (the union of their light cones, widened to
+/// whole 4-lane vectors), recorded at `at` in the collapse's tape for the reverse pass; and
+/// its sweep range `a..b ⊇ lo..hi`, the columns of its two rows the reverse sweep must keep
+/// (see `sweep_ranges`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Step {
+    pub top: usize,
+    pub lo: usize,
+    pub hi: usize,
+    pub at: usize,
+    pub a: usize,
+    pub b: usize,
+}
 
 /// The reverse sweep's column range per MZI. The sweep runs `k = K−1, …, 0` over
 /// `Y = P_k† G`, reading rows `(m, m+1)` of `Y` on MZI `k`'s segment and finally the diagonal
@@ -170,6 +180,19 @@ impl MeshLayout {
             })
             .collect::<Vec<_>>();
         let sweep = sweep_ranges(n, &sites, &segments);
+        let steps = sites
+            .iter()
+            .zip(&segments)
+            .zip(&sweep)
+            .map(|((s, &[lo, hi, at]), &[a, b])| Step {
+                top: s.top,
+                lo,
+                hi,
+                at,
+                a,
+                b,
+            })
+            .collect();
         Ok(MeshLayout {
             inner: Arc::new(Inner {
                 topology,
@@ -178,8 +201,7 @@ impl MeshLayout {
                 depth,
                 lookup,
                 neighbours,
-                segments,
-                sweep,
+                steps,
                 tape_len,
             }),
         })
@@ -230,12 +252,8 @@ impl MeshLayout {
             .filter(|&j| j != NONE)
     }
 
-    pub(crate) fn segments(&self) -> &[[usize; 3]] {
-        &self.inner.segments
-    }
-
-    pub(crate) fn sweep(&self) -> &[[usize; 2]] {
-        &self.inner.sweep
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.inner.steps
     }
 
     pub(crate) fn tape_len(&self) -> usize {
@@ -331,9 +349,15 @@ mod tests {
                     .map(|r| (0..stride).map(|c| c == r).collect())
                     .collect();
                 let mut width = 0;
-                for ((s, seg), &[a, b]) in l.sites().iter().zip(l.segments()).zip(l.sweep()) {
+                let mut at = 0;
+                for (s, st) in l.sites().iter().zip(l.steps()) {
+                    let (seg, a, b) = ([st.lo, st.hi], st.a, st.b);
+                    assert_eq!(st.top, s.top);
                     assert!(a.is_multiple_of(4) && b.is_multiple_of(4));
                     assert!(a <= seg[0] && seg[1] <= b);
+                    // Records tile the tape.
+                    assert_eq!(st.at, at);
+                    at += 4 * (st.hi - st.lo);
                     assert!(b <= stride, "{topo:?} N={n}");
                     let out: Vec<bool> = (0..stride)
                         .map(|c| valid[s.top][c] || valid[s.top + 1][c])
@@ -348,6 +372,7 @@ mod tests {
                     valid[s.top + 1] = before;
                     width += b - a;
                 }
+                assert_eq!(at, l.tape_len());
                 // The ranges pay off: a Clements mesh of 16 updates under 80 % of full rows
                 // (1472 of 1920 columns).
                 if topo == Topology::Clements && n == 16 {

@@ -1,7 +1,7 @@
 //! Mesh phases, realisations, the forward collapse, batched application and reverse mode.
 
 use super::cell::{splitter_products, Cell, I};
-use super::kernels::{outer_grad, reverse_tape_step, with_simd, Packed, Planes};
+use super::kernels::{collapse_steps, outer_grad, sweep_steps, Packed, Planes};
 use super::layout::NONE;
 use super::trig::sincos;
 use super::{MeshLayout, MziError, NonIdeal};
@@ -226,7 +226,7 @@ pub struct Realisation {
     screen: Vec<C64>,
     crosstalk: f64,
     transfer: OnceLock<Transfer>,
-    /// The rows each MZI received during the collapse (see [`MeshLayout::segments`]),
+    /// The rows each MZI received during the collapse (its segment, see `layout::Step`),
     /// recorded when a reverse pass is expected.
     tape: OnceLock<Vec<f64>>,
     /// Buffers of an earlier realisation, for [`prepare`](Self::prepare) to fill.
@@ -421,7 +421,7 @@ impl Realisation {
     }
 
     /// `M` by sweeping the MZIs over `D`, touching only entries inside each row's light cone
-    /// (rows start as `e_j` and spread by one mode per MZI; see `MeshLayout::cones`), widened
+    /// (rows start as `e_j` and spread by one mode per MZI; see `layout::Step`), widened
     /// to whole vectors: outside a cone the rows are exact zeros, and stay so. With `tape`,
     /// appends the two rows each MZI receives, on its segment, for the reverse pass.
     fn collapse(&self, tape: Option<&mut Vec<f64>>) -> Planes {
@@ -432,21 +432,12 @@ impl Realisation {
     }
 
     /// [`collapse`](Self::collapse) into zeroed padded `N×N` planes.
-    fn collapse_into(&self, b: &mut Planes, mut tape: Option<&mut Vec<f64>>) {
-        if let Some(t) = tape.as_deref_mut() {
-            t.reserve(self.layout.tape_len());
-        }
+    fn collapse_into(&self, b: &mut Planes, tape: Option<&mut Vec<f64>>) {
         for (j, z) in self.screen.iter().enumerate() {
             b.re[j * b.stride + j] = z.re;
             b.im[j * b.stride + j] = z.im;
         }
-        let sites = self.layout.sites();
-        let segments = self.layout.segments();
-        with_simd(|| {
-            for ((cell, site), &[lo, hi, _]) in self.cells.iter().zip(sites).zip(segments) {
-                b.rotate_block(site.top, &cell.t, lo, hi, tape.as_deref_mut());
-            }
-        });
+        collapse_steps(b, self.layout.steps(), |k| self.cells[k].t, tape);
     }
 
     /// `Y = M X` for an `N×B` block of fields (columns are samples). Below `B = N/2` it
@@ -547,33 +538,15 @@ impl Realisation {
         let tape = self.tape();
         let k_total = self.cells.len();
         // The 2×2 blocks first, the gradients from them after: off the sweep's critical path.
+        // Rows are updated only on the columns still read (the steps' sweep ranges).
         let mut blocks = vec![[C64::new(0.0, 0.0); 4]; k_total];
-        let steps = self
-            .cells
-            .iter()
-            .zip(self.layout.sites())
-            .zip(self.layout.segments())
-            .zip(self.layout.sweep())
-            .zip(blocks.iter_mut())
-            .rev();
-        with_simd(|| {
-            for ((((cell, site), &[lo, hi, at]), &[a, b]), h) in steps {
-                let w = hi - lo;
-                let (q0, rest) = tape[at..at + 4 * w].split_at(w);
-                let (q1, rest) = rest.split_at(w);
-                let (q2, q3) = rest.split_at(w);
-                // The 2×2 block of Y Q_k†, then Y moves past T_k on the columns still read
-                // (see `MeshLayout::sweep`): one pass over the two rows.
-                *h = reverse_tape_step(
-                    &mut y,
-                    site.top,
-                    [q0, q1, q2, q3],
-                    lo,
-                    (a, b),
-                    &cell.adjoint(),
-                );
-            }
-        });
+        sweep_steps(
+            &mut y,
+            self.layout.steps(),
+            |k| self.cells[k].adjoint(),
+            tape,
+            &mut blocks,
+        );
         let (grad_theta, grad_phi) = self
             .cells
             .iter()

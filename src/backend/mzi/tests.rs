@@ -836,9 +836,55 @@ fn embedded(n: usize, top: usize, t: &[C64; 4]) -> Array2<C64> {
 
 #[test]
 fn reverse_sweep_matches_dense_partial_products() {
-    // ∂L/∂p_k = Re Σ conj(G) ∘ (P_k ∂T_k/∂p Q_k) with P_k, Q_k the dense products after and
-    // before MZI k; ∂L/∂γ_j = Re Σ_r conj(G_rj) i M_rj. Loss and phase noise, no splitter
-    // errors, so the cells follow from the effective phases and the amplitude.
+    sweep_against_dense_products();
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn portable_kernels_match_dense_products_and_the_simd_kernels() {
+    let ni = NonIdeal::worst_case();
+    let mut r = rng(33);
+    let cases: Vec<_> = [(Topology::Clements, 16usize), (Topology::Reck, 7)]
+        .into_iter()
+        .map(|(topo, n)| {
+            let layout = MeshLayout::new(topo, n).unwrap();
+            let p = random_phases(&layout, &mut r, 0.0, TAU);
+            let (x, gy) = (random_matrix(n, 20, &mut r), random_matrix(n, 20, &mut r));
+            (layout, p, x, gy)
+        })
+        .collect();
+    // Per mesh: M, M X, the phase gradients and M† G_Y.
+    type Outputs = (Array2<C64>, Array2<C64>, MeshPhases, Array2<C64>);
+    let run = || -> Vec<Outputs> {
+        cases
+            .iter()
+            .map(|(layout, p, x, gy)| {
+                let mut m = layout.realise(p, &ni, &mut rng(3)).unwrap();
+                m.prepare(true);
+                let (d, gx) = m.backward_apply(x.view(), gy.view()).unwrap();
+                (m.matrix().clone(), m.apply(x.view()).unwrap(), d, gx)
+            })
+            .collect()
+    };
+    let simd = run();
+    kernels::PORTABLE.with(|f| f.set(true));
+    let plain = run();
+    sweep_against_dense_products();
+    kernels::PORTABLE.with(|f| f.set(false));
+    for ((m, y, d, gx), (m2, y2, d2, gx2)) in simd.iter().zip(&plain) {
+        assert!(max_abs_diff(m.view(), m2.view()) < 1e-13);
+        assert!(max_abs_diff(y.view(), y2.view()) < 1e-12);
+        assert!(max_abs_diff(gx.view(), gx2.view()) < 1e-12);
+        let (a, b) = (flatten(d), flatten(d2));
+        let scale = a.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+        assert!(a.iter().zip(&b).all(|(u, v)| (u - v).abs() < 1e-12 * scale));
+    }
+}
+
+/// ∂L/∂p_k = Re Σ conj(G) ∘ (P_k ∂T_k/∂p Q_k) with P_k, Q_k the dense products after and
+/// before MZI k; ∂L/∂γ_j = Re Σ_r conj(G_rj) i M_rj. Loss and phase noise, no splitter
+/// errors, so the cells follow from the effective phases and the amplitude.
+fn sweep_against_dense_products() {
     let ni = NonIdeal {
         phase_sigma: 0.05,
         loss_db_per_mzi: 0.4,
