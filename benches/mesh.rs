@@ -12,18 +12,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use uhc::backend::mzi::{matrix_grad, MeshLayout, NonIdeal, Topology};
 
-/// CPU time of this thread in seconds: on a shared machine it excludes the time other
-/// processes hold the core, which wall-clock time would charge to us.
-fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID unavailable");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+mod common;
+use common::thread_cpu;
 
 /// Median CPU seconds per call over `runs` runs of at least `min_time` each, the ratio of
 /// wall-clock to CPU time in that run (≈ 1 on an idle machine), and the fastest run.

@@ -24,6 +24,9 @@ use std::time::Instant;
 use uhc::check::model::TrainSpec;
 use uhc::train::{TrainOptions, Trainer};
 
+mod common;
+use common::thread_cpu;
+
 const FILE: &str = include_str!("../examples/digits_small.uh");
 
 /// One epoch of the baseline over `n` samples in batches of `b`.
@@ -54,18 +57,6 @@ fn baseline_epoch(w1: &Array2<C64>, w2: &Array2<C64>, x: &Array2<C64>, b: usize)
         start = end;
     }
     acc
-}
-
-/// CPU time of this thread in seconds.
-fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID unavailable");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Median wall-clock and median CPU seconds of `reps` calls of `f`.

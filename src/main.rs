@@ -58,51 +58,8 @@ enum Command {
     },
     /// Run (or resume) a co-design search: the main job.
     Search {
-        file: PathBuf,
-        /// The `search` item (optional when the file has one).
-        #[arg(long)]
-        search: Option<String>,
-        /// The run's store (default: SEARCH_NAME.sqlite in the current folder).
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// Evaluations in total (overrides the search item).
-        #[arg(long)]
-        budget: Option<usize>,
-        /// Candidates evaluated in parallel.
-        #[arg(long)]
-        jobs: Option<usize>,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Operator mix, e.g. `mutate=0.5,crossover=0.3,llm_mutate=0.2`.
-        #[arg(long)]
-        operators: Option<String>,
-        /// `replay:RUN.sqlite` replays a previous run's LLM exchanges (no network).
-        #[arg(long)]
-        llm: Option<String>,
-        /// OpenAI-compatible base URL (or UHC_LLM_URL / OPENAI_BASE_URL).
-        #[arg(long)]
-        llm_url: Option<String>,
-        /// Model name (or UHC_LLM_MODEL).
-        #[arg(long)]
-        llm_model: Option<String>,
-        /// `full` (hosted models) or `compact` (small local models) prompts (or
-        /// UHC_LLM_PROMPT; default full).
-        #[arg(long)]
-        llm_prompt: Option<String>,
-        /// Bound on every request's prompt tokens (or UHC_LLM_MAX_PROMPT_TOKENS; default
-        /// 6000 full, 2048 compact).
-        #[arg(long)]
-        llm_max_prompt_tokens: Option<String>,
-        /// Field of the reply cap: auto, max_tokens, max_completion_tokens or both (or
-        /// UHC_LLM_TOKEN_PARAM; default auto).
-        #[arg(long)]
-        llm_token_param: Option<String>,
-        /// Stop cleanly once the LLM has used this many tokens.
-        #[arg(long)]
-        max_tokens_total: Option<u64>,
-        /// Stop cleanly once the LLM has cost this much (needs prices).
-        #[arg(long)]
-        max_cost: Option<f64>,
+        #[command(flatten)]
+        args: cli::search::SearchArgs,
     },
     /// Write a Markdown + HTML report (with SVG figures) of one or more search runs.
     Report {
@@ -163,40 +120,7 @@ fn main() -> ExitCode {
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
         Command::Report { dbs, out } => cli::report::run(&dbs, &out),
-        Command::Search {
-            file,
-            search,
-            db,
-            budget,
-            jobs,
-            seed,
-            operators,
-            llm,
-            llm_url,
-            llm_model,
-            llm_prompt,
-            llm_max_prompt_tokens,
-            llm_token_param,
-            max_tokens_total,
-            max_cost,
-        } => {
-            let args = cli::search::SearchArgs {
-                file,
-                search,
-                db,
-                budget,
-                jobs,
-                seed,
-                operators,
-                llm,
-                llm_url,
-                llm_model,
-                llm_prompt,
-                llm_max_prompt_tokens,
-                llm_token_param,
-                max_tokens_total,
-                max_cost,
-            };
+        Command::Search { args } => {
             cli::search::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
         Command::Train { common, out } => cli::train::train(&common, &out),

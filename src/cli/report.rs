@@ -6,20 +6,10 @@ use std::path::{Path, PathBuf};
 use uhc::search::report::{self, RunData};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
-const STATES: &[CandidateState] = &[
-    CandidateState::Proposed,
-    CandidateState::Rejected,
-    CandidateState::Queued,
-    CandidateState::Running,
-    CandidateState::Done,
-    CandidateState::Failed,
-    CandidateState::Timeout,
-];
-
 fn load(path: &Path) -> Result<RunData, String> {
     let store = Store::open(path, StoreOptions::default()).map_err(|e| e.to_string())?;
     let mut candidates = Vec::new();
-    for &s in STATES {
+    for s in CandidateState::ALL {
         candidates.extend(store.candidates_in_state(s).map_err(|e| e.to_string())?);
     }
     candidates.sort_by_key(|c| c.id);

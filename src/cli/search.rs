@@ -9,22 +9,53 @@ use uhc::search::engine::{self, Evaluator, Event, Overrides, Proposer, SearchCon
 use uhc::search::store::{Opened, Store, StoreOptions};
 use uhc::Sources;
 
+/// `uhc search`'s arguments.
+#[derive(clap::Args, Debug)]
 pub struct SearchArgs {
     pub file: PathBuf,
+    /// The `search` item (optional when the file has one).
+    #[arg(long)]
     pub search: Option<String>,
+    /// The run's store (default: SEARCH_NAME.sqlite in the current folder).
+    #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Evaluations in total (overrides the search item).
+    #[arg(long)]
     pub budget: Option<usize>,
+    /// Candidates evaluated in parallel.
+    #[arg(long)]
     pub jobs: Option<usize>,
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Operator mix, e.g. `mutate=0.5,crossover=0.3,llm_mutate=0.2`.
+    #[arg(long)]
     pub operators: Option<String>,
-    /// `replay:RUN.sqlite` to replay a previous run's LLM exchanges.
+    /// `replay:RUN.sqlite` replays a previous run's LLM exchanges (no network).
+    #[arg(long)]
     pub llm: Option<String>,
+    /// OpenAI-compatible base URL (or UHC_LLM_URL / OPENAI_BASE_URL).
+    #[arg(long)]
     pub llm_url: Option<String>,
+    /// Model name (or UHC_LLM_MODEL).
+    #[arg(long)]
     pub llm_model: Option<String>,
+    /// `full` (hosted models) or `compact` (small local models) prompts (or
+    /// UHC_LLM_PROMPT; default full).
+    #[arg(long)]
     pub llm_prompt: Option<String>,
+    /// Bound on every request's prompt tokens (or UHC_LLM_MAX_PROMPT_TOKENS; default
+    /// 6000 full, 2048 compact).
+    #[arg(long)]
     pub llm_max_prompt_tokens: Option<String>,
+    /// Field of the reply cap: auto, max_tokens, max_completion_tokens or both (or
+    /// UHC_LLM_TOKEN_PARAM; default auto).
+    #[arg(long)]
     pub llm_token_param: Option<String>,
+    /// Stop cleanly once the LLM has used this many tokens.
+    #[arg(long)]
     pub max_tokens_total: Option<u64>,
+    /// Stop cleanly once the LLM has cost this much (needs prices).
+    #[arg(long)]
     pub max_cost: Option<f64>,
 }
 

@@ -311,11 +311,7 @@ impl Program {
                 Prim::Input => (Exec::Input { offset: offsets[i] }, vec![]),
                 Prim::Encode { mode } => (Exec::Encode(*mode), vec![]),
                 Prim::Mesh { layout } => {
-                    let topo = match layout {
-                        MeshKind::Clements => Topology::Clements,
-                        MeshKind::Reck => Topology::Reck,
-                    };
-                    let l = MeshLayout::new(topo, w)?;
+                    let l = MeshLayout::new(topology(*layout), w)?;
                     let p = l.haar_phases(&mut rng);
                     let block = [p.theta, p.phi, p.gamma].concat();
                     (Exec::Mesh(l), block)
@@ -453,6 +449,25 @@ impl Program {
                 _ => {}
             }
         }
+    }
+
+    /// A complex parameter block `[Re…, Im…]` of `n` values each and the input `z`, both
+    /// rounded to the digital number format (unchanged on optical hardware).
+    fn rounded_complex(
+        &self,
+        p: &[f64],
+        n: usize,
+        z: &Array2<C64>,
+    ) -> (Vec<f64>, Vec<f64>, Array2<C64>) {
+        let (re, im) = p.split_at(n);
+        let (mut re, mut im) = (re.to_vec(), im.to_vec());
+        let mut xz = z.clone();
+        if let Some(dt) = self.dtype {
+            quant::quantise(dt, &mut re);
+            quant::quantise(dt, &mut im);
+            quantise_complex(dt, &mut xz);
+        }
+        (re, im, xz)
     }
 
     /// Scores (`samples × outputs`) for features `x` (`samples × input_width`, a row per
@@ -659,28 +674,12 @@ impl Program {
                 }
                 (Exec::MatMul { complex: true }, Some(z)) => {
                     let nin = node.in_width;
-                    let (re, im) = p.split_at(w * nin);
-                    let (mut re, mut im) = (re.to_vec(), im.to_vec());
-                    let mut xz = z.clone();
-                    if let Some(dt) = self.dtype {
-                        quant::quantise(dt, &mut re);
-                        quant::quantise(dt, &mut im);
-                        quantise_complex(dt, &mut xz);
-                    }
-                    let wm = Array2::from_shape_fn((w, nin), |(r, c)| {
-                        C64::new(re[r * nin + c], im[r * nin + c])
-                    });
+                    let (re, im, xz) = self.rounded_complex(p, w * nin, z);
+                    let wm = complex_matrix(&re, &im, w, nin);
                     (wm.dot(&xz), Aux::CDense { w: wm, x: xz })
                 }
                 (Exec::Scale, Some(z)) => {
-                    let (re, im) = p.split_at(w);
-                    let (mut re, mut im) = (re.to_vec(), im.to_vec());
-                    let mut xz = z.clone();
-                    if let Some(dt) = self.dtype {
-                        quant::quantise(dt, &mut re);
-                        quant::quantise(dt, &mut im);
-                        quantise_complex(dt, &mut xz);
-                    }
+                    let (re, im, xz) = self.rounded_complex(p, w, z);
                     let c: Vec<C64> = re.iter().zip(&im).map(|(&a, &b)| C64::new(a, b)).collect();
                     let mut y = xz.clone();
                     for (mut row, &cj) in y.outer_iter_mut().zip(&c) {
@@ -913,6 +912,22 @@ fn check_like(graph: &Graph, a: &Params, b: &Params) -> Result<(), RuntimeError>
         }
     }
     Ok(())
+}
+
+/// The mesh topology of a lowered `mesh` prim.
+pub(crate) fn topology(kind: MeshKind) -> Topology {
+    match kind {
+        MeshKind::Clements => Topology::Clements,
+        MeshKind::Reck => Topology::Reck,
+    }
+}
+
+/// The `rows × cols` complex matrix stored row-major as real parts `re` and imaginary
+/// parts `im` (the layout of a complex `MatMul` block).
+pub(crate) fn complex_matrix(re: &[f64], im: &[f64], rows: usize, cols: usize) -> Array2<C64> {
+    Array2::from_shape_fn((rows, cols), |(r, c)| {
+        C64::new(re[r * cols + c], im[r * cols + c])
+    })
 }
 
 fn split_phases(l: &MeshLayout, p: &[f64]) -> MeshPhases {

@@ -17,9 +17,9 @@
 //! Noise-aware training stays in phase space, where the noise lives.
 
 use crate::backend::mzi::{svd_full, MeshLayout, MziError, Topology};
-use crate::check::model::{DType, HardwareProfile, MeshKind};
+use crate::check::model::{DType, HardwareProfile};
 use crate::ir::{Graph, Prim};
-use crate::runtime::{Params, Program, RuntimeError};
+use crate::runtime::{complex_matrix, topology, Params, Program, RuntimeError};
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
 
@@ -110,11 +110,10 @@ fn weight_graph(graph: &Graph) -> Option<(Graph, Vec<Linear>, Vec<usize>)> {
     Some((g, linears, origin))
 }
 
-fn topology(kind: &Prim) -> Topology {
-    match kind {
-        Prim::Mesh {
-            layout: MeshKind::Reck,
-        } => Topology::Reck,
+/// The topology of mesh node `i` (Clements for anything else; only meshes are asked).
+fn mesh_topology(graph: &Graph, i: usize) -> Topology {
+    match graph.nodes[i].prim {
+        Prim::Mesh { layout } => topology(layout),
         _ => Topology::Clements,
     }
 }
@@ -200,13 +199,12 @@ impl WeightSpace {
             let node = &weights.graph().nodes[l.matrix];
             let (rows, cols) = (node.ty.width, node.in_width);
             let block = &weights.params.blocks[l.matrix];
-            let w = Array2::from_shape_fn((rows, cols), |(r, c)| {
-                C64::new(block[r * cols + c], block[rows * cols + r * cols + c])
-            });
+            let (re, im) = block.split_at(rows * cols);
+            let w = complex_matrix(re, im, rows, cols);
             let (u, sigma, vh) = svd_full(w.view())?;
             let top = sigma.first().copied().unwrap_or(0.0).max(1.0);
-            let vl = MeshLayout::new(topology(&g.nodes[l.v].prim), cols)?;
-            let ul = MeshLayout::new(topology(&g.nodes[l.u].prim), rows)?;
+            let vl = MeshLayout::new(mesh_topology(g, l.v), cols)?;
+            let ul = MeshLayout::new(mesh_topology(g, l.u), rows)?;
             let vp = vl.decompose(vh.view())?;
             let up = ul.decompose(u.view())?;
             p.blocks[l.v] = [vp.theta, vp.phi, vp.gamma].concat();
@@ -221,7 +219,7 @@ impl WeightSpace {
 fn phase_matrix(phase: &Program, l: &Linear) -> Result<Array2<C64>, RuntimeError> {
     let g = phase.graph();
     let mesh = |i: usize| -> Result<Array2<C64>, RuntimeError> {
-        let layout = MeshLayout::new(topology(&g.nodes[i].prim), g.nodes[i].ty.width)?;
+        let layout = MeshLayout::new(mesh_topology(g, i), g.nodes[i].ty.width)?;
         let phases = phase
             .mesh_phases(i)
             .ok_or(RuntimeError::Mzi(MziError::NonFinite { what: "mesh node" }))?;
