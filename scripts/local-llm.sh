@@ -27,6 +27,10 @@
 #        LLM_SEARCH_TIMEOUT  time cap of the search, `timeout` syntax (default 20m)
 #        LLM_INSTALL_TIMEOUT time cap of the venv build (default 25m)
 #        LLM_THREADS  the server's threads (default 2)
+#        LLM_SEED     the search's seed (default 0)
+#        LLM_DB       keep the run store here (default: a temporary folder)
+#        LLM_OPERATORS  the operator mix (default llm_mutate=1)
+#        LLM_EXTRA_ARGS  more `uhc search` flags, e.g. `--llm-grammar off`
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -94,7 +98,7 @@ phase "model: $MODEL"
 # 3. A free port on 127.0.0.1, then the server.
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/uhc-local-llm.XXXXXX")"
-DB="$WORK/run.sqlite"
+DB="${LLM_DB:-$WORK/run.sqlite}"
 "$PY" -m llama_cpp.server --model "$MODEL" --model_alias smollm2 --host 127.0.0.1 --port "$PORT" \
     --n_threads "${LLM_THREADS:-2}" --n_ctx 8192 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
@@ -131,9 +135,10 @@ phase "server up on 127.0.0.1:$PORT (log: $WORK/server.log)"
 phase "search: $SEARCH_FILE, budget $BUDGET evaluations, prompts $PROMPT_STYLE, token cap ${LLM_MAX_TOKENS:-20000}"
 status=0
 timeout --foreground "${LLM_SEARCH_TIMEOUT:-20m}" \
-    "$UHC_BIN" search "$SEARCH_FILE" --budget "$BUDGET" --operators llm_mutate=1 \
+    "$UHC_BIN" search "$SEARCH_FILE" --budget "$BUDGET" --operators "${LLM_OPERATORS:-llm_mutate=1}" \
     --llm-url "http://127.0.0.1:$PORT/v1" --llm-model smollm2 --llm-prompt "$PROMPT_STYLE" \
-    --db "$DB" --max-tokens-total "${LLM_MAX_TOKENS:-20000}" || status=$?
+    --db "$DB" --max-tokens-total "${LLM_MAX_TOKENS:-20000}" --seed "${LLM_SEED:-0}" \
+    ${LLM_EXTRA_ARGS:-} || status=$?
 if [[ $status -eq 124 ]]; then
     die "the search did not finish within ${LLM_SEARCH_TIMEOUT:-20m}"
 elif [[ $status -ne 0 ]]; then
@@ -142,46 +147,17 @@ elif [[ $status -ne 0 ]]; then
 fi
 phase "search done"
 
-# 5. Validity and repair rates and per-call figures from the store (no sqlite3 CLI
-#    needed). Outcomes are `[repair:]ok|duplicate|invalid:<reason>|no_program|error:<kind>`
-#    (src/llm/operators.rs). Exits 1 when no call got a reply.
+# 5. Rates from the store. `uhc report` tallies the exchange log the one way the code
+#    does (valid, valid after fixes and repair, new and valid, duplicates, calls per new
+#    candidate); the per-call token and latency figures come from the rows here (no
+#    sqlite3 CLI needed). Exits 1 when no call got a reply.
+"$UHC_BIN" report "$DB" --out "$WORK/report" || die "uhc report failed on $DB"
 "$PY" - "$DB" <<'EOF'
-import collections, sqlite3, sys
+import sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute(
     "SELECT operator, outcome, prompt_tokens, completion_tokens, latency_ms FROM exchanges ORDER BY id").fetchall()
-proposals, first, repaired, errors = 0, 0, 0, 0
-reasons = collections.Counter()
-current = None  # [valid on first try, valid in any round]
-def close():
-    global proposals, first, repaired
-    if current is not None:
-        proposals += 1
-        first += current[0]
-        repaired += (not current[0]) and current[1]
-for op, outcome, *_ in rows:
-    if op == "llm_notes":
-        errors += outcome != "notes"
-        continue
-    repair = outcome.startswith("repair:")
-    o = outcome[len("repair:"):] if repair else outcome
-    valid = o in ("ok", "duplicate")
-    if o.startswith("invalid:"):
-        reasons[o[len("invalid:"):]] += 1
-    if not repair:
-        close()
-        current = None
-        if o.startswith("error:"):
-            errors += 1
-            continue
-        current = [valid, valid]
-    else:
-        if o.startswith("error:"):
-            errors += 1
-        if current is not None:
-            current[1] = current[1] or valid
-close()
 answered = [r for r in rows if "error:" not in r[1]]
-print(f"LLM exchanges: {len(rows)} ({len(answered)} answered, {errors} failed)")
+print(f"LLM exchanges: {len(rows)} ({len(answered)} answered, {len(rows) - len(answered)} failed)")
 if answered:
     n = len(answered)
     prompt = [r[2] for r in answered]
@@ -190,13 +166,7 @@ if answered:
           f"tokens in all: {sum(r[2] + r[3] for r in rows)}")
     lat = sorted(r[4] for r in answered)
     print(f"latency per call: mean {sum(lat) / n / 1000:.1f} s, median {lat[n // 2] / 1000:.1f} s, max {lat[-1] / 1000:.1f} s")
-print(f"proposals: {proposals}")
-if proposals:
-    print(f"valid on first try: {first}/{proposals} = {first / proposals:.1%}")
-    print(f"valid after repair: {first + repaired}/{proposals} = {(first + repaired) / proposals:.1%}")
-for reason, n in reasons.most_common(8):
-    print(f"  rejected ({reason}): {n}")
-if not answered or proposals == 0:
+if not answered:
     sys.exit("local-llm: FAILED: no LLM reply was recorded: the server or the client is broken")
 EOF
 phase "done (store: $DB)"

@@ -35,6 +35,14 @@ pub enum Emit {
     Energy,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum GrammarFormat {
+    Gbnf,
+    Lark,
+}
+
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Check `.uh` files (folders are searched recursively) against their hardware.
@@ -89,6 +97,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the decoding grammar of a search's candidates (one `arch` on its hardware for
+    /// its task), as the LLM operators send it to servers that constrain sampling.
+    Grammar {
+        file: PathBuf,
+        /// The `search` item (optional when the file has one).
+        #[arg(long)]
+        search: Option<String>,
+        /// gbnf (llama.cpp, llama-cpp-python) or lark (vLLM guided decoding).
+        #[arg(long, value_enum, default_value_t = GrammarFormat::Gbnf)]
+        format: GrammarFormat,
+        /// Layer lines an architecture may have.
+        #[arg(long, default_value_t = uhc::check::grammar::DEFAULT_MAX_LAYERS as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
+        max_layers: u32,
+    },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
         #[arg(required = true)]
@@ -118,6 +140,18 @@ fn main() -> ExitCode {
             deny_warnings,
         } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
+        Command::Grammar {
+            file,
+            search,
+            format,
+            max_layers,
+        } => {
+            let dialect = match format {
+                GrammarFormat::Gbnf => uhc::check::grammar::cfg::Dialect::Gbnf,
+                GrammarFormat::Lark => uhc::check::grammar::cfg::Dialect::Lark,
+            };
+            cli::grammar::run(&file, search.as_deref(), dialect, max_layers as usize)
+        }
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
         Command::Report { dbs, out } => cli::report::run(&dbs, &out),
         Command::Search { args } => {

@@ -3,6 +3,7 @@
 //! [`Resolver`], and every problem found is reported, not only the first.
 
 mod arch;
+pub mod grammar;
 mod hardware;
 pub mod model;
 pub mod ops;
@@ -12,6 +13,7 @@ pub mod units;
 mod values;
 
 pub use model::*;
+pub use plan::task_shape;
 
 use crate::diag::{code, Diagnostic, FileId, Sources};
 use crate::syntax::{self, Ident, Item, Span};

@@ -451,9 +451,26 @@ pub struct SearchSpec {
     /// Wall-clock limit per candidate evaluation, s.
     pub timeout: f64,
     pub seed: u64,
+    /// The `llm { … }` section: settings of the LLM operators (flags beat them).
+    pub llm: LlmSpec,
     #[serde(skip)]
     pub span: Span,
 }
+
+/// How the LLM operators of a search sample. `None` leaves the choice to the flags, then
+/// the defaults (grammar `auto`, a per-operator temperature, concurrency by endpoint).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LlmSpec {
+    /// `auto`, `gbnf`, `lark` or `off`: the decoding grammar sent with each request.
+    pub grammar: Option<String>,
+    /// Sampling temperature for every LLM operator.
+    pub temperature: Option<f64>,
+    /// LLM calls in flight at once within a generation.
+    pub concurrency: Option<usize>,
+}
+
+/// Values of the `llm { grammar = … }` setting.
+pub const GRAMMAR_MODES: &[&str] = &["auto", "gbnf", "lark", "off"];
 
 /// Everything a file (with its imports) defines, checked.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -1,7 +1,7 @@
 //! The operation vocabulary: one table that the checker, the book and the LLM prompt's
 //! language reference are all generated from, so they cannot drift apart.
 
-use super::model::BackendKind;
+use super::model::{BackendKind, Domain};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
@@ -134,4 +134,27 @@ pub fn supported_list(kind: BackendKind) -> String {
         .map(|o| format!("`{}`", o.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The domain of `op`'s result for an input in `input` on a `kind` backend, or `None`
+/// where the checker refuses the pairing (`detect` of a real value, `relu` of light,
+/// `encode` of light). Every op keeps its input's width except `linear`. Optical ops take
+/// real inputs through an implicit `encode`. The decoding grammar is built from this
+/// table; a test holds it to the checker.
+pub fn result_domain(op: &str, kind: BackendKind, input: Domain) -> Option<Domain> {
+    match (op, input) {
+        ("encode", Domain::Real) => Some(Domain::Complex),
+        ("encode", Domain::Complex) => None,
+        ("linear", Domain::Real) if kind == BackendKind::Digital => Some(Domain::Real),
+        ("linear" | "unitary" | "diag" | "modrelu" | "eo_activation", _) => Some(Domain::Complex),
+        ("detect", Domain::Complex) => Some(Domain::Real),
+        ("relu" | "tanh" | "sigmoid", Domain::Real) => Some(Domain::Real),
+        _ => None,
+    }
+}
+
+/// Whether `op` sets its output width (from its `Width` parameter) rather than keeping
+/// its input's.
+pub fn sets_width(op: &str) -> bool {
+    lookup(op).is_some_and(|o| o.params.iter().any(|p| p.kind == ParamKind::Width))
 }

@@ -25,7 +25,9 @@ const SEARCH_FIELDS: &[&str] = &[
     "operators",
     "timeout",
     "seed",
+    "llm",
 ];
+const LLM_FIELDS: &[&str] = &["grammar", "temperature", "concurrency"];
 const TRAIN_FIELDS: &[&str] = &["epochs", "batch", "lr", "noise_aware"];
 const EVAL_FIELDS: &[&str] = &["draws"];
 /// Built-in data sets: name, feature count, image side.
@@ -596,6 +598,7 @@ impl Cx<'_> {
                 },
             ],
             timeout: 600.0,
+            llm: LlmSpec::default(),
             seed: 0,
             span: s.node.span,
         };
@@ -616,6 +619,39 @@ impl Cx<'_> {
             true,
         ) {
             let name = key.name.as_str();
+            if name == "llm" {
+                let Some(body) = self.section_body(file, e) else {
+                    continue;
+                };
+                for (k, e2) in keyed(self, file, body, LLM_FIELDS, "`llm`", false) {
+                    let Some(v) = self.field_value(file, e2) else {
+                        continue;
+                    };
+                    match k.name.as_str() {
+                        "grammar" => {
+                            spec.llm.grammar = self
+                                .choice(file, v, "grammar", GRAMMAR_MODES)
+                                .map(str::to_string)
+                        }
+                        "temperature" => {
+                            spec.llm.temperature = self.number_in(
+                                file,
+                                v,
+                                "temperature",
+                                Dim::None,
+                                (0.0, 2.0),
+                                "a sampling temperature is from 0 to 2",
+                            )
+                        }
+                        _ => {
+                            spec.llm.concurrency = self
+                                .integer(file, v, "concurrency", Dim::None, 1, 64)
+                                .map(|x| x as usize)
+                        }
+                    }
+                }
+                continue;
+            }
             if name == "train" || name == "eval" {
                 let Some(body) = self.section_body(file, e) else {
                     continue;
@@ -1053,4 +1089,54 @@ impl Cx<'_> {
         }
         Some(out)
     }
+}
+
+/// An architecture against a task's data: its input width must be the task's feature
+/// count and its output width the task's classes. The search applies this to every
+/// candidate (so a wrong width is a compile error the LLM can repair from, never an
+/// evaluation failure), and `uhc train`/`eval` before they load data.
+pub fn task_shape(g: &ArchGraph, t: &TaskSpec) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if let (Some(f), Some(&input)) = (t.features, g.inputs.first()) {
+        if g.input_width() != f {
+            let at = g.nodes[input].span;
+            out.push(
+                Diagnostic::error(
+                    code::SHAPE,
+                    g.file,
+                    at,
+                    format!(
+                        "`{}` takes {} inputs but task `{}` has {f} features",
+                        g.name,
+                        g.input_width(),
+                        t.name
+                    ),
+                )
+                .with_label(format!("{} inputs", g.input_width()))
+                .with_help(format!(
+                    "declare `input x: real[{f}]`, or change the task's encoders"
+                )),
+            );
+        }
+    }
+    let width = g.output_type().width;
+    if width != t.classes {
+        out.push(
+            Diagnostic::error(
+                code::SHAPE,
+                g.file,
+                g.nodes[g.output].span,
+                format!(
+                    "`{}` has {width} outputs but task `{}` has {} classes",
+                    g.name, t.name, t.classes
+                ),
+            )
+            .with_label(format!("{width} outputs"))
+            .with_help(format!(
+                "make the last width-setting layer {} wide, e.g. `linear(h, {})`",
+                t.classes, t.classes
+            )),
+        );
+    }
+    out
 }

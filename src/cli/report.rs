@@ -3,11 +3,36 @@
 use super::{EXIT_OK, EXIT_USAGE};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use uhc::llm::operators::{tally, LlmStats};
 use uhc::search::report::{self, RunData};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
-fn load(path: &Path) -> Result<RunData, String> {
+/// A run and what its LLM operators did (none when it used none).
+struct Loaded {
+    data: RunData,
+    llm: Option<LlmRun>,
+}
+
+/// The LLM exchange log of a run, tallied.
+struct LlmRun {
+    stats: LlmStats,
+    tokens: u64,
+}
+
+fn load(path: &Path) -> Result<Loaded, String> {
     let store = Store::open(path, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let exchanges = store.exchanges().map_err(|e| e.to_string())?;
+    let llm = (!exchanges.is_empty()).then(|| LlmRun {
+        stats: tally(
+            exchanges
+                .iter()
+                .map(|r| (r.exchange.operator.as_str(), r.exchange.outcome.as_str())),
+        ),
+        tokens: exchanges
+            .iter()
+            .map(|r| r.exchange.prompt_tokens + r.exchange.completion_tokens)
+            .sum(),
+    });
     let mut candidates = Vec::new();
     for s in CandidateState::ALL {
         candidates.extend(store.candidates_in_state(s).map_err(|e| e.to_string())?);
@@ -25,20 +50,26 @@ fn load(path: &Path) -> Result<RunData, String> {
             ))
         })
         .unwrap_or_else(|| path.display().to_string());
-    Ok(RunData { label, candidates })
+    let label = format!("{label} ({})", path.display());
+    Ok(Loaded {
+        data: RunData { label, candidates },
+        llm,
+    })
 }
 
 pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
-    let mut runs = Vec::new();
+    let mut loaded = Vec::new();
     for db in dbs {
         match load(db) {
-            Ok(r) => runs.push(r),
+            Ok(r) => loaded.push(r),
             Err(e) => {
                 eprintln!("error: {}: {e}", db.display());
                 return EXIT_USAGE;
             }
         }
     }
+    let llm: Vec<Option<LlmRun>> = loaded.iter_mut().map(|l| l.llm.take()).collect();
+    let runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
     let reference = report::reference_energy(&runs);
     let mut curves = Vec::new();
     for run in &runs {
@@ -72,7 +103,65 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
             }
         }
     }
-    let md = report::markdown(&runs, reference);
+    let mut md = report::markdown(&runs, reference);
+    // One line per run on stdout: the figures to compare, all against one reference, at
+    // an equal number of evaluations (the smallest any run reached) and at the end.
+    let evaluated = |r: &RunData| {
+        r.candidates
+            .iter()
+            .filter(|c| c.evaluation.is_some())
+            .count()
+    };
+    let common = runs.iter().map(evaluated).min().unwrap_or(0);
+    println!(
+        "hypervolume in (error, log10 energy/pJ) against error 1 and energy {:.4e} pJ; equal budget: {common} evaluations",
+        reference
+    );
+    for (run, llm) in runs.iter().zip(&llm) {
+        let curve = report::hypervolume_curve(run, reference);
+        let at = |n: usize| {
+            curve
+                .iter()
+                .take_while(|p| p.0 <= n)
+                .last()
+                .map_or(0.0, |p| p.1)
+        };
+        println!(
+            "{}: {} evaluated, hypervolume {:.4} at {common}, {:.4} at the end, front {}",
+            run.label,
+            evaluated(run),
+            at(common),
+            curve.last().map_or(0.0, |p| p.1),
+            report::front(run).len()
+        );
+        if let Some(l) = llm {
+            println!("  LLM: {}; {} tokens", l.stats.summary(), l.tokens);
+        }
+    }
+    if llm.iter().any(Option::is_some) {
+        md.push_str("\n## LLM operators\n\nA proposal is valid when it compiles, new when it is also not a copy of a design already proposed: only new valid proposals cost an evaluation.\n\n| run | proposals | calls | valid, first reply | valid after fixes | valid after repair | new and valid | new and valid without repair | duplicates | replies parsed | calls per new candidate | tokens |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (run, l) in runs.iter().zip(&llm) {
+            let Some(l) = l else { continue };
+            let s = &l.stats;
+            let pct = |n: usize| 100.0 * n as f64 / s.proposals.max(1) as f64;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {} | {:.0}% | {:.2} | {} |",
+                run.label,
+                s.proposals,
+                s.calls,
+                pct(s.valid_first_try),
+                pct(s.valid_first_try + s.valid_after_fixes),
+                100.0 * s.final_rate(),
+                pct(s.new_valid),
+                pct(s.new_first_round),
+                s.duplicates,
+                100.0 * s.parse_rate(),
+                s.calls_per_new(),
+                l.tokens
+            );
+        }
+    }
     let pareto = report::pareto_svg(&runs);
     let hv = report::hypervolume_svg(&curves);
     if let Err(e) = std::fs::create_dir_all(out) {

@@ -51,12 +51,38 @@ pub struct SearchArgs {
     /// UHC_LLM_TOKEN_PARAM; default auto).
     #[arg(long)]
     pub llm_token_param: Option<String>,
+    /// Decoding grammar sent with LLM requests: auto (GBNF to loopback servers, none to
+    /// hosted APIs), gbnf, lark or off (or the search's `llm { grammar }`, then
+    /// UHC_LLM_GRAMMAR).
+    #[arg(long)]
+    pub llm_grammar: Option<String>,
+    /// Sampling temperature of every LLM operator (default per operator: llm_mutate 0.8,
+    /// llm_crossover 0.7, best_of_n 1.0; or the search's `llm { temperature }`).
+    #[arg(long, value_parser = parse_temperature)]
+    pub llm_temperature: Option<f64>,
+    /// LLM calls in flight at once within a generation (default 1 for a loopback server,
+    /// 4 for a hosted one; or the search's `llm { concurrency }`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub llm_concurrency: Option<u32>,
+    /// Propose each generation while the previous one is evaluated: a steady-state step
+    /// whose parents do not yet see the batch in evaluation. Wall time per generation
+    /// approaches max(proposal, evaluation) instead of their sum; worth it when the LLM
+    /// runs elsewhere (a hosted endpoint), not when it shares this machine's cores.
+    #[arg(long)]
+    pub pipeline: bool,
     /// Stop cleanly once the LLM has used this many tokens.
     #[arg(long)]
     pub max_tokens_total: Option<u64>,
     /// Stop cleanly once the LLM has cost this much (needs prices).
     #[arg(long)]
     pub max_cost: Option<f64>,
+}
+
+fn parse_temperature(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
+        _ => Err(format!("`{s}` is not a temperature from 0 to 2")),
+    }
 }
 
 /// Parses `mutate=0.7,crossover=0.3` (weights optional).
@@ -153,7 +179,8 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             || args.llm_model.is_some()
             || args.llm_prompt.is_some()
             || args.llm_max_prompt_tokens.is_some()
-            || args.llm_token_param.is_some();
+            || args.llm_token_param.is_some()
+            || args.llm_grammar.is_some();
         let budget = uhc::llm::Budget {
             max_tokens_total: args.max_tokens_total,
             max_cost: args.max_cost,
@@ -165,9 +192,18 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             token_param: args.llm_token_param.clone(),
             prompt: args.llm_prompt.clone(),
             max_prompt_tokens: args.llm_max_prompt_tokens.clone(),
+            grammar: args.llm_grammar.clone().or(cx.spec.llm.grammar.clone()),
         };
         match uhc::llm::operators::LlmSetup::from_flags(args.llm.as_deref(), &overrides, budget) {
-            Ok(setup) => {
+            Ok(mut setup) => {
+                setup.temperature = args.llm_temperature.or(cx.spec.llm.temperature);
+                if let Some(n) = args
+                    .llm_concurrency
+                    .map(|n| n as usize)
+                    .or(cx.spec.llm.concurrency)
+                {
+                    setup.concurrency = n;
+                }
                 llm_stats = Some(setup.stats());
                 match uhc::llm::operators::llm_proposers(&llm_ops, setup) {
                     Ok(ps) => proposers.extend(ps),
@@ -236,6 +272,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         budget: args.budget,
         jobs: args.jobs,
         seed: args.seed,
+        pipeline: args.pipeline,
     };
     let mut on_event = |e: Event| match e {
         Event::Evaluated {
@@ -289,15 +326,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
                 );
             }
             if let Some(stats) = &llm_stats {
-                let st = stats.get();
-                eprintln!(
-                    "LLM: {} proposals, {:.0}% valid on the first try, {:.0}% after repair, {} duplicates, {} failed calls",
-                    st.proposals,
-                    100.0 * st.first_try_rate(),
-                    100.0 * st.final_rate(),
-                    st.duplicates,
-                    st.errors
-                );
+                eprintln!("LLM (this session): {}", stats.get().summary());
             }
             eprintln!(
                 "run stored in {}; `uhc report {}` writes the report",

@@ -1,7 +1,7 @@
 //! The one interface the search talks to: a live server or a recorded run.
 
 use super::exchange::{ChatFailure, Completion};
-use super::types::ChatRequest;
+use super::types::{ChatRequest, Dialect};
 
 /// Something that answers chat requests synchronously and records each exchange.
 /// Implemented by [`LlmClient`](super::LlmClient) (HTTP) and [`Replay`](super::Replay)
@@ -13,4 +13,14 @@ pub trait ChatBackend: Send + Sync {
 
     /// Answers one request. Both arms carry the [`Exchange`](super::Exchange) to store.
     fn chat(&self, request: &ChatRequest) -> Result<Completion, ChatFailure>;
+
+    /// The decoding-grammar dialect this backend's requests should carry, if any.
+    fn grammar_dialect(&self) -> Option<Dialect> {
+        None
+    }
+
+    /// Proposals worth keeping in flight at once when nobody says otherwise.
+    fn default_concurrency(&self) -> usize {
+        1
+    }
 }

@@ -59,6 +59,8 @@ pub struct LlmOverrides {
     pub prompt: Option<String>,
     /// A positive integer: the bound on every request's prompt tokens.
     pub max_prompt_tokens: Option<String>,
+    /// `auto`, `gbnf`, `lark` or `off` ([`GrammarMode`]).
+    pub grammar: Option<String>,
 }
 
 /// Environment variables read by [`LlmConfig::resolve`] and [`PromptConfig::resolve`],
@@ -69,6 +71,7 @@ pub const ENV_API_KEY: [&str; 2] = ["UHC_LLM_API_KEY", "OPENAI_API_KEY"];
 pub const ENV_TOKEN_PARAM: [&str; 1] = ["UHC_LLM_TOKEN_PARAM"];
 pub const ENV_PROMPT: [&str; 1] = ["UHC_LLM_PROMPT"];
 pub const ENV_MAX_PROMPT_TOKENS: [&str; 1] = ["UHC_LLM_MAX_PROMPT_TOKENS"];
+pub const ENV_GRAMMAR: [&str; 1] = ["UHC_LLM_GRAMMAR"];
 
 /// The first non-empty value: the explicit one, then the variables in order.
 fn pick(
@@ -127,6 +130,49 @@ impl std::str::FromStr for TokenParam {
             "both" => Ok(TokenParam::Both),
             _ => Err(LlmError::config(format!(
                 "token parameter `{s}` is not one of {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// Whether requests carry a decoding grammar, and in which dialect. llama.cpp's server
+/// and llama-cpp-python's take GBNF in the field `grammar`; vLLM takes Lark EBNF for
+/// guided decoding; hosted OpenAI-style APIs take JSON schemas, not grammars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GrammarMode {
+    /// GBNF to loopback servers (llama.cpp and friends), nothing to other hosts. A
+    /// server that refuses the field (a 4xx naming it) is sent no grammar from then on.
+    #[default]
+    Auto,
+    Gbnf,
+    Lark,
+    Off,
+}
+
+impl GrammarMode {
+    pub const NAMES: [&'static str; 4] = ["auto", "gbnf", "lark", "off"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GrammarMode::Auto => "auto",
+            GrammarMode::Gbnf => "gbnf",
+            GrammarMode::Lark => "lark",
+            GrammarMode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for GrammarMode {
+    type Err = LlmError;
+    fn from_str(s: &str) -> Result<Self, LlmError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(GrammarMode::Auto),
+            "gbnf" => Ok(GrammarMode::Gbnf),
+            "lark" => Ok(GrammarMode::Lark),
+            "off" | "none" => Ok(GrammarMode::Off),
+            _ => Err(LlmError::config(format!(
+                "grammar mode `{s}` is not one of {}",
                 Self::NAMES.join(", ")
             ))),
         }
@@ -272,6 +318,8 @@ pub struct LlmConfig {
     pub max_response_bytes: usize,
     /// The request field of the reply-length cap.
     pub token_param: TokenParam,
+    /// Whether requests carry the decoding grammar.
+    pub grammar: GrammarMode,
 }
 
 impl LlmConfig {
@@ -287,6 +335,7 @@ impl LlmConfig {
             retry: RetryPolicy::default(),
             max_response_bytes: 2 * 1024 * 1024,
             token_param: TokenParam::Auto,
+            grammar: GrammarMode::Auto,
         }
     }
 
@@ -319,9 +368,14 @@ impl LlmConfig {
             .map(|s| s.parse::<TokenParam>())
             .transpose()?
             .unwrap_or_default();
+        let grammar = pick(&overrides.grammar, &ENV_GRAMMAR)
+            .map(|s| s.parse::<GrammarMode>())
+            .transpose()?
+            .unwrap_or_default();
         let config = LlmConfig {
             api_key,
             token_param,
+            grammar,
             ..LlmConfig::new(url, model)
         };
         config.endpoint()?;

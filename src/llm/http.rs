@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::backend::ChatBackend;
-use super::config::{LlmConfig, TokenParam};
+use super::config::{GrammarMode, LlmConfig, TokenParam};
 use super::error::LlmError;
 use super::exchange::{ChatFailure, Completion, InvalidReason, Recorder};
 use super::ledger::Ledger;
-use super::types::{ChatRequest, Message, Usage};
+use super::types::{ChatRequest, Dialect, Message, Usage};
 
 /// Error bodies are read up to this size for their message; the rest is dropped.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -40,6 +40,8 @@ struct Inner {
     /// The [`TokenField`] requests use now; with [`TokenParam::Auto`] it changes once if
     /// the server rejects the first choice.
     token_field: AtomicU8,
+    /// Set once the server refused the grammar field: requests go without it from then on.
+    grammar_refused: AtomicBool,
 }
 
 /// The request field(s) that carry [`ChatRequest::max_tokens`] on the wire.
@@ -113,6 +115,18 @@ impl TokenField {
             && refusal.iter().any(|w| text.contains(w)))
         .then_some(other)
     }
+}
+
+/// Whether `error` is a server refusing the grammar field (or the grammar in it): HTTP
+/// 400 or 422 whose message names `grammar` (llama.cpp: "Failed to parse grammar";
+/// strict servers: "grammar: Extra inputs are not permitted"; vLLM: `guided_grammar` or
+/// `structured_outputs`).
+fn refuses_grammar(error: &LlmError) -> bool {
+    let LlmError::Http { status, body } = error else {
+        return false;
+    };
+    let text = body.to_ascii_lowercase();
+    matches!(status, 400 | 422) && (text.contains("grammar") || text.contains("structured_outputs"))
 }
 
 impl fmt::Debug for AsyncLlmClient {
@@ -192,12 +206,32 @@ impl AsyncLlmClient {
                 config,
                 ledger,
                 token_field: AtomicU8::new(token_field),
+                grammar_refused: AtomicBool::new(false),
             }),
         })
     }
 
     pub fn config(&self) -> &LlmConfig {
         &self.inner.config
+    }
+
+    /// The grammar dialect requests should carry now: by [`GrammarMode`] (under `auto`,
+    /// GBNF for loopback servers only), and none once the server refused the field.
+    pub fn grammar_dialect(&self) -> Option<Dialect> {
+        if self.grammar_refused() {
+            return None;
+        }
+        match self.inner.config.grammar {
+            GrammarMode::Auto => is_loopback(&self.inner.endpoint).then_some(Dialect::Gbnf),
+            GrammarMode::Gbnf => Some(Dialect::Gbnf),
+            GrammarMode::Lark => Some(Dialect::Lark),
+            GrammarMode::Off => None,
+        }
+    }
+
+    /// True once the server refused the grammar field.
+    pub fn grammar_refused(&self) -> bool {
+        self.inner.grammar_refused.load(Ordering::Relaxed)
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {
@@ -210,6 +244,16 @@ impl AsyncLlmClient {
         let model = &self.inner.config.model;
         let rec = Recorder::start(model, request);
         let field = TokenField::from_u8(self.inner.token_field.load(Ordering::Relaxed));
+        let stripped;
+        let request = if request.grammar.is_some() && self.grammar_refused() {
+            stripped = ChatRequest {
+                grammar: None,
+                ..request.clone()
+            };
+            &stripped
+        } else {
+            request
+        };
         let body = match wire_body(model, request, field) {
             Ok(b) => b,
             Err(e) => return Err(rec.fail(e, 0)),
@@ -244,6 +288,7 @@ impl AsyncLlmClient {
         let policy = self.inner.config.retry;
         let mut attempts = 0;
         let mut switched = false;
+        let mut grammar_dropped = false;
         loop {
             attempts += 1;
             let (error, retry_after) = match self.attempt_with_timeout(&body).await {
@@ -259,13 +304,34 @@ impl AsyncLlmClient {
                 switched = true;
                 field = other;
                 self.inner.token_field.store(other as u8, Ordering::Relaxed);
-                match wire_body(&self.inner.config.model, request, field) {
+                let resend = ChatRequest {
+                    grammar: request.grammar.clone().filter(|_| !grammar_dropped),
+                    ..request.clone()
+                };
+                match wire_body(&self.inner.config.model, &resend, field) {
                     Ok(b) => body = b,
                     Err(e) => return (Err(e), attempts),
                 }
                 continue;
             }
-            if !error.is_retryable() || attempts - u32::from(switched) >= policy.max_attempts {
+            if request.grammar.is_some() && !grammar_dropped && refuses_grammar(&error) {
+                // Answered at once without the grammar; later calls leave it out too.
+                grammar_dropped = true;
+                self.inner.grammar_refused.store(true, Ordering::Relaxed);
+                let plain = ChatRequest {
+                    grammar: None,
+                    ..request.clone()
+                };
+                match wire_body(&self.inner.config.model, &plain, field) {
+                    Ok(b) => body = b,
+                    Err(e) => return (Err(e), attempts),
+                }
+                continue;
+            }
+            if !error.is_retryable()
+                || attempts - u32::from(switched) - u32::from(grammar_dropped)
+                    >= policy.max_attempts
+            {
                 return (Err(error), attempts);
             }
             let delay = policy.delay(attempts - 1, retry_after, rand::random::<f64>());
@@ -465,6 +531,14 @@ struct WireRequest<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    /// GBNF for llama.cpp's server and llama-cpp-python's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grammar: Option<&'a str>,
+    /// Lark for vLLM: `guided_grammar` up to 0.10, `structured_outputs.grammar` after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guided_grammar: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    structured_outputs: Option<serde_json::Value>,
     stream: bool,
 }
 
@@ -492,6 +566,21 @@ fn wire_body(model: &str, request: &ChatRequest, field: TokenField) -> Result<Ve
             .max_tokens
             .filter(|_| field != TokenField::MaxTokens),
         seed: request.seed,
+        grammar: request
+            .grammar
+            .as_ref()
+            .filter(|g| g.dialect == Dialect::Gbnf)
+            .map(|g| g.text.as_str()),
+        guided_grammar: request
+            .grammar
+            .as_ref()
+            .filter(|g| g.dialect == Dialect::Lark)
+            .map(|g| g.text.as_str()),
+        structured_outputs: request
+            .grammar
+            .as_ref()
+            .filter(|g| g.dialect == Dialect::Lark)
+            .map(|g| serde_json::json!({ "grammar": g.text })),
         stream: false,
     })
     .map_err(|e| LlmError::config(format!("cannot encode the request: {e}")))
@@ -679,6 +768,21 @@ impl ChatBackend for LlmClient {
 
     fn chat(&self, request: &ChatRequest) -> Result<Completion, ChatFailure> {
         LlmClient::chat(self, request)
+    }
+
+    fn grammar_dialect(&self) -> Option<Dialect> {
+        self.client.grammar_dialect()
+    }
+
+    /// One call at a time to a loopback server (a local model on a 2-core machine
+    /// computes one reply at a time anyway; parallel calls only split its cores), a few
+    /// to a hosted endpoint, within the client's own connection limit.
+    fn default_concurrency(&self) -> usize {
+        if is_loopback(&self.client.inner.endpoint) {
+            1
+        } else {
+            self.client.config().max_concurrency.clamp(1, 4)
+        }
     }
 }
 

@@ -54,12 +54,13 @@ mod types;
 
 pub use backend::ChatBackend;
 pub use config::{
-    ApiKey, LlmConfig, LlmOverrides, PromptConfig, PromptStyle, RetryPolicy, TokenParam,
-    ENV_API_KEY, ENV_MAX_PROMPT_TOKENS, ENV_MODEL, ENV_PROMPT, ENV_TOKEN_PARAM, ENV_URL,
+    ApiKey, GrammarMode, LlmConfig, LlmOverrides, PromptConfig, PromptStyle, RetryPolicy,
+    TokenParam, ENV_API_KEY, ENV_MAX_PROMPT_TOKENS, ENV_MODEL, ENV_PROMPT, ENV_TOKEN_PARAM,
+    ENV_URL,
 };
 pub use error::LlmError;
 pub use exchange::{ChatFailure, Completion, Exchange, InvalidReason, Outcome};
 pub use http::{AsyncLlmClient, LlmClient};
 pub use ledger::{Budget, Ledger, LedgerTotals, Price};
 pub use replay::{Replay, ReplayMode};
-pub use types::{ChatRequest, Message, Role, Usage};
+pub use types::{ChatRequest, Message, RequestGrammar, Role, Usage};

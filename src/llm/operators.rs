@@ -11,7 +11,7 @@
 //! `ok`, `duplicate`, `invalid:<reason>`, `no_program`, `error:<kind>`; or `notes`,
 //! `notes:error:<kind>` for design-notes calls. [`tally`] turns the log into rates.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,10 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PromptConfig;
 use super::prompt::{self, PromptStyle, Section};
+use super::types::Dialect;
 use super::{
     extract, Budget, ChatBackend, ChatRequest, Exchange, Ledger, LlmClient, LlmConfig, LlmError,
     LlmOverrides, Message, Outcome, Replay, ReplayMode, Usage,
 };
+use crate::check::grammar::ArchGrammar;
 use crate::diag::FileId;
 use crate::search::engine::{self, Proposer, SearchContext};
 use crate::search::store::{self, CandidateRecord, Store, StoreOptions};
@@ -55,10 +57,16 @@ pub struct LlmSetup {
     pub repair_rounds: usize,
     /// Characters of compiler diagnostics sent back in a repair round.
     pub diagnostics_chars: usize,
+    /// Sampling temperature for every operator; `None` uses each operator's default
+    /// ([`default_temperature`]).
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     /// Ask for design notes once per generation.
     pub design_notes: bool,
+    /// Calls in flight at once when a generation asks for several proposals.
+    pub concurrency: usize,
+    /// Layer lines the decoding grammar allows.
+    pub max_layers: usize,
     /// Rejected proposals kept for the prompt, newest last.
     pub recent_failures: usize,
     /// Front members shown in full.
@@ -70,6 +78,7 @@ impl LlmSetup {
     /// The full style's defaults: 6 000-token prompts, 2 repair rounds, temperature 0.8,
     /// 1 024 reply tokens (an arch is a few hundred), design notes on.
     pub fn new(backend: Arc<dyn ChatBackend>) -> Self {
+        let concurrency = backend.default_concurrency();
         LlmSetup {
             backend,
             style: PromptStyle::Full,
@@ -78,17 +87,19 @@ impl LlmSetup {
             max_prompt_chars: prompt::DEFAULT_MAX_PROMPT_CHARS,
             repair_rounds: 2,
             diagnostics_chars: 4000,
-            temperature: Some(0.8),
+            temperature: None,
             max_tokens: Some(1024),
             design_notes: true,
+            concurrency,
+            max_layers: crate::check::grammar::DEFAULT_MAX_LAYERS,
             recent_failures: 6,
             front_shown: 6,
             shared: Arc::default(),
         }
     }
 
-    /// Switches to `style` with its defaults for the prompt bound, the reply cap, the
-    /// temperature, what the prompt shows, and design notes (off in the compact style: one
+    /// Switches to `style` with its defaults for the prompt bound, the reply cap, what
+    /// the prompt shows, and design notes (off in the compact style: one
     /// more call per generation, with another system prompt that evicts the server's
     /// cached prefix, for notes a small model cannot make useful).
     pub fn with_style(mut self, style: PromptStyle) -> Self {
@@ -98,7 +109,6 @@ impl LlmSetup {
                 self.max_prompt_tokens = prompt::DEFAULT_MAX_PROMPT_TOKENS;
                 self.diagnostics_chars = 4000;
                 self.max_tokens = Some(1024);
-                self.temperature = Some(0.8);
                 self.design_notes = true;
                 self.recent_failures = 6;
                 self.front_shown = 6;
@@ -107,7 +117,6 @@ impl LlmSetup {
                 self.max_prompt_tokens = prompt::DEFAULT_MAX_PROMPT_TOKENS_COMPACT;
                 self.diagnostics_chars = 1200;
                 self.max_tokens = Some(COMPACT_MAX_TOKENS);
-                self.temperature = Some(COMPACT_TEMPERATURE);
                 self.design_notes = false;
                 self.recent_failures = 1;
                 self.front_shown = 2;
@@ -201,18 +210,30 @@ impl StatsHandle {
     }
 }
 
-/// Validity and repair counts. A proposal is one first-round call that got a reply, with
-/// its follow-up rounds; `valid` means it compiled (duplicates included).
+/// Validity, novelty and repair counts. A proposal is one first-round call that got a
+/// reply, with its follow-up rounds. `valid` means it compiled (a copy of a known design
+/// included); `new` means valid and not a copy: only those are worth an evaluation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LlmStats {
     /// Chat calls, design notes included.
     pub calls: usize,
+    /// Calls that got a reply (any round, notes excluded).
+    pub replies: usize,
+    /// Replies in which a program was found and parsed.
+    pub replies_parsed: usize,
     pub proposals: usize,
+    /// Proposals whose first reply compiled as written.
     pub valid_first_try: usize,
-    /// Proposals invalid at first and valid after a follow-up round.
+    /// Proposals whose first reply compiled once the compiler's fixes were applied.
+    pub valid_after_fixes: usize,
+    /// Proposals invalid after the first round and valid after a follow-up round.
     pub valid_after_repair: usize,
     /// Proposals still invalid after every round.
     pub invalid: usize,
+    /// Proposals whose first reply (fixes included) was valid and new.
+    pub new_first_round: usize,
+    /// Proposals that ended valid and new, in any round.
+    pub new_valid: usize,
     /// Replies that compiled to a design already known.
     pub duplicates: usize,
     pub no_program: usize,
@@ -224,31 +245,83 @@ pub struct LlmStats {
 }
 
 impl LlmStats {
-    /// Fraction of proposals valid on the first try.
+    /// Fraction of proposals valid on the first reply, as written.
     pub fn first_try_rate(&self) -> f64 {
         self.valid_first_try as f64 / self.proposals.max(1) as f64
     }
-    /// Fraction valid after repair rounds.
+    /// Fraction valid after fixes and repair rounds.
     pub fn final_rate(&self) -> f64 {
-        (self.valid_first_try + self.valid_after_repair) as f64 / self.proposals.max(1) as f64
+        (self.valid_first_try + self.valid_after_fixes + self.valid_after_repair) as f64
+            / self.proposals.max(1) as f64
+    }
+    /// Fraction of proposals that were new and valid without a repair round.
+    pub fn new_first_round_rate(&self) -> f64 {
+        self.new_first_round as f64 / self.proposals.max(1) as f64
+    }
+    /// Fraction of proposals that ended new and valid.
+    pub fn new_rate(&self) -> f64 {
+        self.new_valid as f64 / self.proposals.max(1) as f64
+    }
+    /// Fraction of replies in which a program parsed.
+    pub fn parse_rate(&self) -> f64 {
+        self.replies_parsed as f64 / self.replies.max(1) as f64
+    }
+    /// Chat calls per new valid candidate (what an evaluation costs in calls).
+    pub fn calls_per_new(&self) -> f64 {
+        self.calls as f64 / self.new_valid.max(1) as f64
+    }
+
+    /// The summary line: validity and novelty side by side.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} proposals in {} calls: valid on the first reply {:.0}%, after fixes {:.0}%, after repair {:.0}%; \
+             new and valid {} ({:.0}%, {:.0}% without a repair round); {} duplicates; replies parsed {:.0}%; \
+             {:.2} calls per new candidate; {} failed calls",
+            self.proposals,
+            self.calls,
+            100.0 * self.first_try_rate(),
+            100.0 * (self.valid_first_try + self.valid_after_fixes) as f64 / self.proposals.max(1) as f64,
+            100.0 * self.final_rate(),
+            self.new_valid,
+            100.0 * self.new_rate(),
+            100.0 * self.new_first_round_rate(),
+            self.duplicates,
+            100.0 * self.parse_rate(),
+            self.calls_per_new(),
+            self.errors
+        )
     }
 }
 
 /// Counts outcomes of an exchange log, given as `(operator, outcome)` in call order.
+/// Outcomes are `[repair:][fixed:]ok|duplicate`, `[repair:]invalid:<reason>`,
+/// `[repair:]no_program`, `[repair:]error:<kind>`, and `notes`/`notes:error:<kind>`.
 pub fn tally<'a>(log: impl IntoIterator<Item = (&'a str, &'a str)>) -> LlmStats {
+    /// The open proposal: its first round's verdicts and how it has ended so far.
+    #[derive(Clone, Copy, Default)]
+    struct Open {
+        first_valid: bool,
+        first_fixed: bool,
+        first_new: bool,
+        any_valid: bool,
+        last_new: bool,
+    }
     let mut s = LlmStats::default();
-    // (first round valid, any round valid) of the open proposal.
-    let mut open: Option<(bool, bool)> = None;
-    let close = |s: &mut LlmStats, open: &mut Option<(bool, bool)>| {
-        if let Some((first, any)) = open.take() {
+    let mut open: Option<Open> = None;
+    let close = |s: &mut LlmStats, open: &mut Option<Open>| {
+        if let Some(p) = open.take() {
             s.proposals += 1;
-            if first {
+            if p.first_valid && !p.first_fixed {
                 s.valid_first_try += 1;
-            } else if any {
+            } else if p.first_valid {
+                s.valid_after_fixes += 1;
+            } else if p.any_valid {
                 s.valid_after_repair += 1;
             } else {
                 s.invalid += 1;
             }
+            s.new_first_round += p.first_new as usize;
+            s.new_valid += p.last_new as usize;
         }
     };
     for (op, outcome) in log {
@@ -265,28 +338,48 @@ pub fn tally<'a>(log: impl IntoIterator<Item = (&'a str, &'a str)>) -> LlmStats 
             Some(rest) => (true, rest),
             None => (false, outcome),
         };
+        let (fixed, o) = match o.strip_prefix("fixed:") {
+            Some(rest) => (true, rest),
+            None => (false, o),
+        };
         if !repair {
             close(&mut s, &mut open);
         }
+        if o.starts_with("error:") {
+            s.errors += 1;
+            continue; // no reply: not a proposal, nor a round of one
+        }
+        s.replies += 1;
         let valid = o == "ok" || o == "duplicate";
+        let new = o == "ok";
         if o == "duplicate" {
             s.duplicates += 1;
         }
         if o == "no_program" {
             s.no_program += 1;
         }
+        let parsed = o != "no_program"
+            && !o
+                .strip_prefix("invalid:")
+                .is_some_and(|r| r.starts_with("uh::syntax"));
+        s.replies_parsed += parsed as usize;
         if let Some(reason) = o.strip_prefix("invalid:") {
             *s.rejection_reasons.entry(reason.to_string()).or_default() += 1;
         }
-        if o.starts_with("error:") {
-            s.errors += 1;
-            if !repair {
-                continue; // no reply: not a proposal
-            }
-        }
         match (&mut open, repair) {
-            (None, false) => open = Some((valid, valid)),
-            (Some(p), true) => p.1 |= valid,
+            (None, false) => {
+                open = Some(Open {
+                    first_valid: valid,
+                    first_fixed: fixed,
+                    first_new: new,
+                    any_valid: valid,
+                    last_new: new,
+                })
+            }
+            (Some(p), true) => {
+                p.any_valid |= valid;
+                p.last_new = new;
+            }
             _ => {}
         }
     }
@@ -371,6 +464,8 @@ struct Settings {
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     design_notes: bool,
+    concurrency: usize,
+    max_layers: usize,
     recent_failures: usize,
     front_shown: usize,
 }
@@ -396,6 +491,8 @@ impl Settings {
             temperature: setup.temperature,
             max_tokens: setup.max_tokens,
             design_notes: setup.design_notes,
+            concurrency: setup.concurrency.max(1),
+            max_layers: setup.max_layers,
             recent_failures: setup.recent_failures,
             front_shown: setup.front_shown,
         })
@@ -419,7 +516,16 @@ struct Shared {
     notes_key: Option<usize>,
     failures: VecDeque<Rejected>,
     front: Vec<CandidateRecord>,
-    known_hashes: HashSet<String>,
+    /// Structural hashes of every design proposed or evaluated in the run, with the
+    /// evaluated candidate's id and one line of its figures where known: a duplicate
+    /// reply is told which candidate it copied.
+    known_hashes: HashMap<String, Option<(i64, String)>>,
+    /// Compact chains of the archive's candidates by id, and their parents, for the
+    /// "already tried near the parent" list.
+    tried: HashMap<i64, (Vec<i64>, String)>,
+    /// The decoding grammar rendered for the run's hardware and task, per dialect; or
+    /// why none could be built.
+    grammar: Option<(Dialect, Result<String, String>)>,
     known_names: HashSet<String>,
     fresh: u64,
     /// (operator, outcome) of every exchange, in order.
@@ -446,9 +552,20 @@ struct LlmProposer {
 /// replies ran to 256-470 tokens under the full style's 1 024 cap).
 pub const COMPACT_MAX_TOKENS: u32 = 384;
 
-/// The compact style's sampling temperature: small models' samples degrade quickly as it
-/// rises; 0.2 is what the SmolLM2-135M-Instruct model card generates with.
-pub const COMPACT_TEMPERATURE: f64 = 0.2;
+/// An operator's sampling temperature unless the search or a flag sets one. Low
+/// temperatures make copies: at 0.2 (SmolLM2's model card value) 44 of 68 first replies
+/// of the 135M model were candidates already evaluated. With the decoding grammar
+/// keeping replies well-formed, sampling can explore: 0.8-1.0 gave 22 new valid
+/// architectures in 28 calls (shared/guide/domain.md). `best_of_n` samples
+/// independently from the seeds alone, so it runs hottest; crossover stays closest to
+/// its parents.
+pub fn default_temperature(operator: &str) -> f64 {
+    match operator {
+        "best_of_n" => 1.0,
+        "llm_crossover" => 0.7,
+        _ => 0.8,
+    }
+}
 
 /// Share of the prompt bound a first-round prompt may use; the rest is kept for a repair
 /// round (the refused program and the compiler's diagnostics).
@@ -571,22 +688,198 @@ fn to_llm_exchange(e: &store::Exchange) -> Option<Exchange> {
 }
 
 impl LlmProposer {
-    fn request(&self, messages: Vec<Message>, rng: &mut StdRng) -> ChatRequest {
-        let mut r = ChatRequest::new(messages).with_seed(rng.random::<u32>() as u64);
-        if let Some(t) = self.settings.temperature {
-            r = r.with_temperature(t);
+    /// One proposal with its repair rounds; `&self` so a batch can run several at once.
+    /// Returns the text to store (the last attempt if none compiled) and the exchanges.
+    fn propose_one(
+        &self,
+        cx: &SearchContext,
+        parents: &[&CandidateRecord],
+        rng: &mut StdRng,
+    ) -> (Option<String>, Vec<store::Exchange>) {
+        let mut buf = Vec::new();
+        if lock(&self.shared).exhausted || parents.len() < self.arity() {
+            return (None, buf);
         }
+        let op = self.kind.name();
+        let (system, user) = self.first_prompt(cx, parents);
+        let mut messages = vec![Message::system(system), Message::user(user)];
+        let mut last_invalid: Option<String> = None;
+        for round in 0..=self.settings.repair_rounds {
+            let prefix = if round == 0 { "" } else { "repair:" };
+            let request = self.request(cx, messages.clone(), rng);
+            let reply = match self.settings.backend.chat(&request) {
+                Ok(c) => {
+                    self.calibrate(&c.exchange);
+                    c
+                }
+                Err(f) => {
+                    self.note_failure(&f.error);
+                    self.log(
+                        &mut buf,
+                        op,
+                        &f.exchange,
+                        format!("{prefix}{}", error_outcome(&f.error)),
+                    );
+                    return (last_invalid, buf);
+                }
+            };
+            let found = extract::candidates(&reply.text);
+            if found.is_empty() {
+                self.log(&mut buf, op, &reply.exchange, format!("{prefix}no_program"));
+                messages = self.repair_messages(
+                    &self.refit(cx, parents, messages),
+                    &reply.text,
+                    None,
+                    "Your reply contained no .uh program.",
+                    "",
+                    "Reply with one complete `arch` item in one ```uh block.",
+                );
+                continue;
+            }
+            let (names, mut fresh) = {
+                let s = lock(&self.shared);
+                (s.known_names.clone(), s.fresh)
+            };
+            let mut first_error: Option<(String, String, String)> = None;
+            let mut compiled = None;
+            for cand in &found {
+                let text = prepare(cx, &cand.text, &names, &mut fresh);
+                match cx.compile_candidate(&text) {
+                    Ok(c) => {
+                        compiled = Some((text, c.hash));
+                        break;
+                    }
+                    Err((reason, diags)) => {
+                        first_error.get_or_insert((text, reason, diags));
+                    }
+                }
+            }
+            lock(&self.shared).fresh = fresh;
+            match (compiled, first_error) {
+                (Some((text, hash)), _) => {
+                    let copied = {
+                        let mut s = lock(&self.shared);
+                        match s.known_hashes.get(&hash) {
+                            Some(known) => Some(known.clone()),
+                            None => {
+                                s.known_hashes.insert(hash, None);
+                                None
+                            }
+                        }
+                    };
+                    let duplicate = copied.is_some();
+                    if duplicate && round < self.settings.repair_rounds {
+                        self.log(&mut buf, op, &reply.exchange, format!("{prefix}duplicate"));
+                        // One line, cheaper than a repair round: which design it copied.
+                        let which = match copied.flatten() {
+                            Some((id, line)) => {
+                                format!("That is candidate #{id}, already evaluated: {line}.")
+                            }
+                            None => {
+                                "That design was already proposed in this generation.".to_string()
+                            }
+                        };
+                        messages = self.repair_messages(
+                            &self.refit(cx, parents, messages),
+                            &reply.text,
+                            Some(&text),
+                            &which,
+                            "",
+                            "Make a different change (other widths, depth or operations) and reply in one ```uh block.",
+                        );
+                        last_invalid = Some(text);
+                        continue;
+                    }
+                    self.log(
+                        &mut buf,
+                        op,
+                        &reply.exchange,
+                        format!("{prefix}{}", if duplicate { "duplicate" } else { "ok" }),
+                    );
+                    if let Some(name) = arch_name(&text) {
+                        lock(&self.shared).known_names.insert(name);
+                    }
+                    return (Some(text), buf);
+                }
+                (None, Some((text, reason, diagnostics))) => {
+                    self.log(
+                        &mut buf,
+                        op,
+                        &reply.exchange,
+                        format!("{prefix}invalid:{reason}"),
+                    );
+                    {
+                        let mut s = lock(&self.shared);
+                        s.failures.push_back(Rejected {
+                            operator: op,
+                            reason: reason.clone(),
+                            text: text.clone(),
+                            diagnostics: diagnostics.clone(),
+                        });
+                        while s.failures.len() > self.settings.recent_failures {
+                            s.failures.pop_front();
+                        }
+                    }
+                    messages = self.repair_messages(
+                        &self.refit(cx, parents, messages),
+                        &reply.text,
+                        Some(&text),
+                        &format!("The compiler rejected it ({reason}):\n"),
+                        &diagnostics,
+                        "Fix every error and reply with the whole corrected arch in one ```uh block.",
+                    );
+                    last_invalid = Some(text);
+                }
+                (None, None) => return (last_invalid, buf),
+            }
+        }
+        // Out of rounds: hand back the last attempt so the engine stores it as rejected
+        // (or counts it as a duplicate) with its diagnostics.
+        (last_invalid, buf)
+    }
+
+    /// A proposal request: a fresh seed per call (servers that honour seeds would
+    /// otherwise answer the same prompt the same way), the operator's temperature, the
+    /// reply cap, and the decoding grammar where the backend takes one.
+    fn request(&self, cx: &SearchContext, messages: Vec<Message>, rng: &mut StdRng) -> ChatRequest {
+        let temperature = self
+            .settings
+            .temperature
+            .unwrap_or_else(|| default_temperature(self.kind.name()));
+        let mut r = ChatRequest::new(messages)
+            .with_seed(rng.random::<u32>() as u64)
+            .with_temperature(temperature);
         if let Some(m) = self.settings.max_tokens {
             r = r.with_max_tokens(m);
+        }
+        if let Some((dialect, text)) = self.grammar(cx) {
+            r = r.with_grammar(dialect, text);
         }
         r
     }
 
-    fn log(&mut self, operator: &str, ex: &Exchange, outcome: String) {
+    /// The run's decoding grammar in the backend's dialect, built once.
+    fn grammar(&self, cx: &SearchContext) -> Option<(Dialect, String)> {
+        let dialect = self.settings.backend.grammar_dialect()?;
+        let mut s = lock(&self.shared);
+        if !matches!(&s.grammar, Some((d, _)) if *d == dialect) {
+            let built = ArchGrammar::for_task(&cx.hardware, &cx.task).and_then(|mut g| {
+                g.max_layers = self.settings.max_layers;
+                g.build()
+            });
+            s.grammar = Some((dialect, built.map(|g| g.render(dialect))));
+        }
+        match &s.grammar {
+            Some((d, Ok(text))) => Some((*d, text.clone())),
+            _ => None,
+        }
+    }
+
+    fn log(&self, buf: &mut Vec<store::Exchange>, operator: &str, ex: &Exchange, outcome: String) {
         lock(&self.shared)
             .log
             .push((operator.to_string(), outcome.clone()));
-        self.pending.push(to_store(operator, ex, outcome));
+        buf.push(to_store(operator, ex, outcome));
     }
 
     /// Characters per token for estimates: the densest ratio a server reported in this
@@ -747,6 +1040,14 @@ impl LlmProposer {
             Kind::Mutate => {
                 if let Some(p) = parents.first() {
                     sections.push(Section::keep("Parent", prompt::candidate_block(cx, p)));
+                    let near = tried_near(&shared.tried, p.id, TRIED_SHOWN);
+                    if !near.is_empty() {
+                        sections.push(Section::droppable(
+                            "Already tried from this parent (do not repeat these)",
+                            near,
+                            60,
+                        ));
+                    }
                 }
                 "Write one new architecture derived from the parent: change a few things (widths, depth, activations, operations) \
                  to improve the objectives on this hardware while meeting the constraints. Give it a new name."
@@ -829,11 +1130,12 @@ impl LlmProposer {
         if let Some(m) = self.settings.max_tokens {
             r = r.with_max_tokens(m);
         }
+        let mut buf = Vec::new();
         match self.settings.backend.chat(&r) {
             Ok(c) => {
                 self.calibrate(&c.exchange);
                 let notes = parse_notes(&c.text);
-                self.log(NOTES_OPERATOR, &c.exchange, "notes".into());
+                self.log(&mut buf, NOTES_OPERATOR, &c.exchange, "notes".into());
                 if !notes.is_empty() {
                     lock(&self.shared).notes = notes;
                 }
@@ -841,13 +1143,32 @@ impl LlmProposer {
             Err(f) => {
                 self.note_failure(&f.error);
                 self.log(
+                    &mut buf,
                     NOTES_OPERATOR,
                     &f.exchange,
                     format!("notes:{}", error_outcome(&f.error)),
                 );
             }
         }
+        self.pending.extend(buf);
     }
+}
+
+/// Designs listed as "already tried" near a parent.
+const TRIED_SHOWN: usize = 8;
+
+/// One line per design already derived from `parent` (newest first), `#id: chain`.
+fn tried_near(tried: &HashMap<i64, (Vec<i64>, String)>, parent: i64, max: usize) -> String {
+    let mut near: Vec<(&i64, &String)> = tried
+        .iter()
+        .filter(|(_, (parents, _))| parents.contains(&parent))
+        .map(|(id, (_, chain))| (id, chain))
+        .collect();
+    near.sort_by(|a, b| b.0.cmp(a.0));
+    near.iter()
+        .take(max)
+        .map(|(id, chain)| format!("- #{id}: {chain}\n"))
+        .collect()
 }
 
 /// At most 10 bullet lines of a reply, each at most 240 characters.
@@ -907,119 +1228,45 @@ impl Proposer for LlmProposer {
         parents: &[&CandidateRecord],
         rng: &mut StdRng,
     ) -> Option<String> {
-        if lock(&self.shared).exhausted || parents.len() < self.arity() {
-            return None;
+        let (text, exchanges) = self.propose_one(cx, parents, rng);
+        self.pending.extend(exchanges);
+        text
+    }
+
+    fn concurrency(&self) -> usize {
+        self.settings.concurrency
+    }
+
+    /// Up to `concurrency` proposals in flight at once, one thread each (the HTTP client
+    /// is shared and bounds its own connections). Results come back in job order.
+    fn propose_batch(
+        &mut self,
+        cx: &SearchContext,
+        jobs: &[engine::BatchJob<'_>],
+    ) -> Vec<(Option<String>, Vec<store::Exchange>)> {
+        let this: &LlmProposer = self;
+        let mut out = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(this.settings.concurrency.max(1)) {
+            let results: Vec<(Option<String>, Vec<store::Exchange>)> =
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|job| {
+                            scope.spawn(move || {
+                                let mut rng =
+                                    <StdRng as rand::SeedableRng>::seed_from_u64(job.seed);
+                                this.propose_one(cx, &job.parents, &mut rng)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or((None, Vec::new())))
+                        .collect()
+                });
+            out.extend(results);
         }
-        let op = self.kind.name();
-        let (system, user) = self.first_prompt(cx, parents);
-        let mut messages = vec![Message::system(system), Message::user(user)];
-        let mut last_invalid: Option<String> = None;
-        for round in 0..=self.settings.repair_rounds {
-            let prefix = if round == 0 { "" } else { "repair:" };
-            let request = self.request(messages.clone(), rng);
-            let reply = match self.settings.backend.chat(&request) {
-                Ok(c) => {
-                    self.calibrate(&c.exchange);
-                    c
-                }
-                Err(f) => {
-                    self.note_failure(&f.error);
-                    self.log(
-                        op,
-                        &f.exchange,
-                        format!("{prefix}{}", error_outcome(&f.error)),
-                    );
-                    return last_invalid;
-                }
-            };
-            let found = extract::candidates(&reply.text);
-            if found.is_empty() {
-                self.log(op, &reply.exchange, format!("{prefix}no_program"));
-                messages = self.repair_messages(
-                    &self.refit(cx, parents, messages),
-                    &reply.text,
-                    None,
-                    "Your reply contained no .uh program.",
-                    "",
-                    "Reply with one complete `arch` item in one ```uh block.",
-                );
-                continue;
-            }
-            let (names, mut fresh) = {
-                let s = lock(&self.shared);
-                (s.known_names.clone(), s.fresh)
-            };
-            let mut first_error: Option<(String, String, String)> = None;
-            let mut compiled = None;
-            for cand in &found {
-                let text = prepare(cx, &cand.text, &names, &mut fresh);
-                match cx.compile_candidate(&text) {
-                    Ok(c) => {
-                        compiled = Some((text, c.hash));
-                        break;
-                    }
-                    Err((reason, diags)) => {
-                        first_error.get_or_insert((text, reason, diags));
-                    }
-                }
-            }
-            lock(&self.shared).fresh = fresh;
-            match (compiled, first_error) {
-                (Some((text, hash)), _) => {
-                    let duplicate = !lock(&self.shared).known_hashes.insert(hash);
-                    if duplicate && round < self.settings.repair_rounds {
-                        self.log(op, &reply.exchange, format!("{prefix}duplicate"));
-                        messages = self.repair_messages(
-                            &self.refit(cx, parents, messages),
-                            &reply.text,
-                            Some(&text),
-                            "That design is structurally identical to one already evaluated.",
-                            "",
-                            "Write a structurally different one (other widths, depth or operations) in one ```uh block.",
-                        );
-                        last_invalid = Some(text);
-                        continue;
-                    }
-                    self.log(
-                        op,
-                        &reply.exchange,
-                        format!("{prefix}{}", if duplicate { "duplicate" } else { "ok" }),
-                    );
-                    if let Some(name) = arch_name(&text) {
-                        lock(&self.shared).known_names.insert(name);
-                    }
-                    return Some(text);
-                }
-                (None, Some((text, reason, diagnostics))) => {
-                    self.log(op, &reply.exchange, format!("{prefix}invalid:{reason}"));
-                    {
-                        let mut s = lock(&self.shared);
-                        s.failures.push_back(Rejected {
-                            operator: op,
-                            reason: reason.clone(),
-                            text: text.clone(),
-                            diagnostics: diagnostics.clone(),
-                        });
-                        while s.failures.len() > self.settings.recent_failures {
-                            s.failures.pop_front();
-                        }
-                    }
-                    messages = self.repair_messages(
-                        &self.refit(cx, parents, messages),
-                        &reply.text,
-                        Some(&text),
-                        &format!("The compiler rejected it ({reason}):\n"),
-                        &diagnostics,
-                        "Fix every error and reply with the whole corrected arch in one ```uh block.",
-                    );
-                    last_invalid = Some(text);
-                }
-                (None, None) => return last_invalid,
-            }
-        }
-        // Out of rounds: hand back the last attempt so the engine stores it as rejected
-        // (or counts it as a duplicate) with its diagnostics.
-        last_invalid
+        out
     }
 
     fn observe(&mut self, cx: &SearchContext, archive: &[CandidateRecord]) {
@@ -1028,7 +1275,22 @@ impl Proposer for LlmProposer {
             let mut s = lock(&self.shared);
             for c in archive {
                 if let Some(h) = &c.structural_hash {
-                    s.known_hashes.insert(h.clone());
+                    let known = c
+                        .evaluation
+                        .as_ref()
+                        .map(|_| (c.id, prompt::metrics_line(cx, c)));
+                    match s.known_hashes.get_mut(h) {
+                        Some(slot @ None) => *slot = known,
+                        Some(Some(_)) => {}
+                        None => {
+                            s.known_hashes.insert(h.clone(), known);
+                        }
+                    }
+                }
+                if let std::collections::hash_map::Entry::Vacant(slot) = s.tried.entry(c.id) {
+                    if let Some(chain) = prompt::chain(&c.text) {
+                        slot.insert((c.parents.clone(), chain));
+                    }
                 }
             }
             if s.known_names.is_empty() || s.notes_key != Some(archive.len()) {
@@ -1093,29 +1355,51 @@ mod tests {
     fn tally_groups_rounds_into_proposals() {
         let log = [
             ("llm_mutate", "ok"),
-            ("llm_mutate", "invalid:E0301"),
+            ("llm_mutate", "invalid:uh::check::ports"),
             ("llm_mutate", "repair:ok"),
             ("llm_mutate", "no_program"),
-            ("llm_mutate", "repair:invalid:parse"),
+            ("llm_mutate", "repair:invalid:uh::syntax::parse"),
             ("llm_mutate", "repair:error:http_error:500"),
             ("llm_notes", "notes"),
             ("llm_crossover", "error:timeout"),
             ("llm_crossover", "duplicate"),
+            ("llm_crossover", "repair:duplicate"),
+            ("best_of_n", "fixed:ok"),
+            ("best_of_n", "duplicate"),
+            ("best_of_n", "repair:fixed:ok"),
         ];
         let s = tally(log);
-        assert_eq!(s.calls, 9);
-        assert_eq!(s.proposals, 4);
+        assert_eq!(s.calls, 13);
+        assert_eq!(s.proposals, 6);
         assert_eq!(
-            (s.valid_first_try, s.valid_after_repair, s.invalid),
-            (2, 1, 1)
+            (
+                s.valid_first_try,
+                s.valid_after_fixes,
+                s.valid_after_repair,
+                s.invalid
+            ),
+            (3, 1, 1, 1)
         );
+        // New and valid: `ok`, `repair:ok`, `fixed:ok`, `repair:fixed:ok`; without a
+        // repair round only the first and the third.
+        assert_eq!((s.new_valid, s.new_first_round), (4, 2));
         assert_eq!(
             (s.duplicates, s.no_program, s.errors, s.notes),
-            (1, 1, 2, 1)
+            (3, 1, 2, 1)
         );
-        assert_eq!(s.rejection_reasons.get("E0301"), Some(&1));
-        assert_eq!(s.rejection_reasons.get("parse"), Some(&1));
-        assert!((s.first_try_rate() - 0.5).abs() < 1e-12 && (s.final_rate() - 0.75).abs() < 1e-12);
+        // Replies: 10 (13 calls less the two failed and the notes); two did not parse.
+        assert_eq!((s.replies, s.replies_parsed), (10, 8));
+        assert_eq!(s.rejection_reasons.get("uh::check::ports"), Some(&1));
+        assert_eq!(s.rejection_reasons.get("uh::syntax::parse"), Some(&1));
+        assert!((s.first_try_rate() - 0.5).abs() < 1e-12);
+        assert!((s.final_rate() - 5.0 / 6.0).abs() < 1e-12);
+        assert!((s.calls_per_new() - 13.0 / 4.0).abs() < 1e-12);
+        assert!(
+            s.summary()
+                .contains("new and valid 4 (67%, 33% without a repair round)"),
+            "{}",
+            s.summary()
+        );
     }
 
     fn proposer(max_prompt_tokens: usize) -> LlmProposer {

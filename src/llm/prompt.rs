@@ -4,8 +4,9 @@
 //! for hosted models, and a compact one for small local models. Pure: no I/O.
 
 use crate::check::model::{BackendSpec, Direction, HardwareProfile, Metric};
+use crate::check::units::Dim;
 use crate::check::{ops, units};
-use crate::search::engine::{metric_value, SearchContext};
+use crate::search::engine::SearchContext;
 use crate::search::store::CandidateRecord;
 
 pub use super::config::PromptStyle;
@@ -285,13 +286,25 @@ pub fn task_section(cx: &SearchContext) -> Section {
         .spec
         .constraints
         .iter()
-        .map(|c| format!("{} {} {} (SI)", c.metric.name(), c.op.as_str(), c.bound))
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c.metric.name(),
+                c.op.as_str(),
+                units::format_si(c.bound, metric_dim(c.metric))
+            )
+        })
         .collect();
+    let output = if cx.hardware.backend.kind() == crate::check::model::BackendKind::Mzi {
+        "output detect(y)"
+    } else {
+        "output y"
+    };
     Section::keep(
         format!("Task `{}`", cx.task.name),
         format!(
             "{features} input features, {} classes. A candidate is exactly one item:\n\
-             `arch NAME on {} {{ input x: real[{features}] ... output detect(y) }}` where `y` has width {}.\n\
+             `arch NAME on {} {{ input x: real[{features}] ... {output} }}` where `y` has width {}.\n\
              Objectives: {}. Constraints: {}.",
             cx.task.classes,
             cx.hardware.name,
@@ -302,31 +315,85 @@ pub fn task_section(cx: &SearchContext) -> Section {
     )
 }
 
-/// One line of figures for an evaluated candidate.
-pub fn metrics_line(cx: &SearchContext, c: &CandidateRecord) -> String {
+/// One line of figures for an evaluated candidate, in the units a reader uses.
+pub fn metrics_line(_cx: &SearchContext, c: &CandidateRecord) -> String {
     let Some(e) = &c.evaluation else {
         return format!("#{} (not evaluated)", c.id);
     };
     let m = &e.metrics;
-    let objectives: Vec<String> = cx
-        .spec
-        .objectives
-        .iter()
-        .map(|o| format!("{}={:.4e}", o.metric.name(), metric_value(m, o.metric)))
-        .collect();
+    let violations = if m.violations.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", violates {}",
+            m.violations
+                .iter()
+                .map(|v| v.constraint.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     format!(
-        "#{} accuracy={:.3} noisy_accuracy={:.3} lost_to_noise={:.3} energy={:.3} pJ depth={} mzis={} params={}{} [{}]",
+        "#{} accuracy {:.3}, under noise {:.3} (lost {:.3}), energy {} per inference, depth {}{}, {} parameters{violations}",
         c.id,
         m.accuracy,
         m.noisy_accuracy_mean,
         m.accuracy_drop,
-        m.energy_pj,
+        units::format_si(m.energy_pj * 1e-12, Dim::Energy),
         m.depth,
-        m.mzi_count.map_or("-".into(), |v| v.to_string()),
+        m.mzi_count.map_or(String::new(), |v| format!(", {v} MZIs")),
         m.params,
-        if m.violations.is_empty() { String::new() } else { format!(" violates {}", m.violations.iter().map(|v| v.constraint.as_str()).collect::<Vec<_>>().join(", ")) },
-        objectives.join(" ")
     )
+}
+
+/// The dimension a metric's bound is written in.
+fn metric_dim(metric: Metric) -> Dim {
+    if metric == Metric::Energy {
+        Dim::Energy
+    } else {
+        Dim::None
+    }
+}
+
+/// A candidate's layers in one line, `linear 16 > modrelu > linear 10 > detect`: what a
+/// model needs to tell designs apart, in a few tokens. `None` for text that does not
+/// parse to an `arch`.
+pub fn chain(text: &str) -> Option<String> {
+    use crate::syntax::{Entry, Expr, Item};
+    let (file, _) = crate::syntax::parse(crate::diag::FileId(0), text);
+    let arch = file.items.into_iter().find_map(|i| match i {
+        Item::Arch(a) => Some(a),
+        _ => None,
+    })?;
+    fn calls(e: &Expr, out: &mut Vec<String>) {
+        if let Expr::Call(c) = e {
+            // Inner calls first: `detect(linear(a, 10))` is linear, then detect.
+            if let Some(first) = c.args.first() {
+                calls(&first.value, out);
+            }
+            let width = c
+                .args
+                .iter()
+                .skip(1)
+                .find_map(|a| match (&a.name, &a.value) {
+                    (None, Expr::Quantity(q)) => Some(q.number.text.clone()),
+                    _ => None,
+                });
+            out.push(match width {
+                Some(w) => format!("{} {w}", c.func.name),
+                None => c.func.name.clone(),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for e in &arch.body.entries {
+        match e {
+            Entry::Field(f) => calls(&f.value, &mut out),
+            Entry::Output(o) => calls(&o.value, &mut out),
+            _ => {}
+        }
+    }
+    (!out.is_empty()).then(|| out.join(" > "))
 }
 
 /// A candidate's figures and its text.

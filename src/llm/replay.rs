@@ -7,7 +7,7 @@ use super::backend::ChatBackend;
 use super::error::LlmError;
 use super::exchange::{ChatFailure, Completion, Exchange, Recorder};
 use super::ledger::Ledger;
-use super::types::ChatRequest;
+use super::types::{ChatRequest, Dialect};
 
 /// How a [`Replay`] matches requests to recordings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub enum ReplayMode {
 pub struct Replay {
     mode: ReplayMode,
     model: String,
+    /// The grammar dialect of the recorded requests, so a replay builds the same ones.
+    dialect: Option<Dialect>,
     ledger: Option<Arc<Ledger>>,
     state: Mutex<State>,
 }
@@ -54,6 +56,9 @@ impl Replay {
                 other.model
             )));
         }
+        let dialect = exchanges
+            .iter()
+            .find_map(|e| e.request.grammar.as_ref().map(|g| g.dialect));
         let mut state = State::default();
         match mode {
             ReplayMode::InOrder => state.in_order = exchanges.into(),
@@ -68,6 +73,7 @@ impl Replay {
         Ok(Replay {
             mode,
             model,
+            dialect,
             ledger: None,
             state: Mutex::new(state),
         })
@@ -119,6 +125,10 @@ impl Replay {
 impl ChatBackend for Replay {
     fn model(&self) -> &str {
         &self.model
+    }
+
+    fn grammar_dialect(&self) -> Option<Dialect> {
+        self.dialect
     }
 
     fn chat(&self, request: &ChatRequest) -> Result<Completion, ChatFailure> {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::check::grammar::cfg::Dialect;
+
 /// Who speaks in a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +53,18 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// A decoding grammar the reply must match (servers that refuse it get the request
+    /// again without it). Absent from the JSON when unset, so keys of requests recorded
+    /// before grammars existed are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<RequestGrammar>,
+}
+
+/// A grammar as sent: its dialect and text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestGrammar {
+    pub dialect: Dialect,
+    pub text: String,
 }
 
 impl ChatRequest {
@@ -60,7 +74,15 @@ impl ChatRequest {
             temperature: None,
             max_tokens: None,
             seed: None,
+            grammar: None,
         }
+    }
+    pub fn with_grammar(mut self, dialect: Dialect, text: impl Into<String>) -> Self {
+        self.grammar = Some(RequestGrammar {
+            dialect,
+            text: text.into(),
+        });
+        self
     }
     pub fn with_temperature(mut self, temperature: f64) -> Self {
         self.temperature = Some(temperature);

@@ -192,6 +192,13 @@ impl SearchContext {
                 "the candidate defines no architecture".into(),
             ));
         };
+        let shape = crate::check::task_shape(&arch, &self.task);
+        if !shape.is_empty() {
+            return Err((
+                crate::diag::code::SHAPE.into(),
+                sources.render_plain(&shape),
+            ));
+        }
         let Some(graph) = compiled.graph(&arch.name) else {
             return Err(("lower".into(), "the candidate could not be lowered".into()));
         };
@@ -213,6 +220,8 @@ pub struct Overrides {
     pub budget: Option<usize>,
     pub jobs: Option<usize>,
     pub seed: Option<u64>,
+    /// Propose each generation while the previous one is evaluated (steady state).
+    pub pipeline: bool,
 }
 
 /// A source of new candidate texts. Built-in operators edit genomes; LLM operators write text.
@@ -238,6 +247,33 @@ pub trait Proposer: Send {
     fn exhausted(&self) -> bool {
         false
     }
+    /// How many proposals it makes at once. Above 1, the engine hands it a generation's
+    /// slots together ([`Proposer::propose_batch`]) instead of one at a time.
+    fn concurrency(&self) -> usize {
+        1
+    }
+    /// Proposals for several parent sets, each with its own random stream, in order,
+    /// with the exchanges each made. The default proposes one after another; LLM
+    /// operators override it to keep several calls in flight.
+    fn propose_batch(
+        &mut self,
+        cx: &SearchContext,
+        jobs: &[BatchJob<'_>],
+    ) -> Vec<(Option<String>, Vec<super::store::Exchange>)> {
+        jobs.iter()
+            .map(|job| {
+                let mut rng = StdRng::seed_from_u64(job.seed);
+                let text = self.propose(cx, &job.parents, &mut rng);
+                (text, self.drain_exchanges())
+            })
+            .collect()
+    }
+}
+
+/// One slot of a batch: the parents and the seed of its random stream.
+pub struct BatchJob<'a> {
+    pub parents: Vec<&'a CandidateRecord>,
+    pub seed: u64,
 }
 
 fn parent_genome(cx: &SearchContext, p: &CandidateRecord) -> Option<Genome> {
@@ -443,113 +479,113 @@ pub fn run(
             break;
         }
         let queued = store.candidates_in_state(CandidateState::Queued)?;
+        let next = store.last_generation()?.map_or(1, |g| g + 1);
+        let more_generations =
+            !(next as usize > cx.spec.generations.max(1) && overrides.budget.is_none());
         if !queued.is_empty() {
             let take: Vec<CandidateRecord> = queued.into_iter().take(budget - evaluated).collect();
             let t = Instant::now();
-            evaluate_batch(
-                cx,
-                store,
-                &evaluator,
-                take,
-                jobs,
-                seed,
-                budget,
-                evaluated,
-                &mut summary,
-                on_event,
-            )?;
+            // Pipelined: propose the next generation from the archive as it stands while
+            // this batch is evaluated (a steady-state step: its parents do not yet see
+            // this batch's results). Only where more evaluations will follow, so no
+            // proposal is paid for and then left unevaluated by the budget.
+            let pipelined = overrides.pipeline
+                && !exhausted
+                && more_generations
+                && evaluated + take.len() < budget;
+            let plan = if pipelined {
+                plan_generation(cx, store, proposers, seed, next, on_event)?
+            } else {
+                None
+            };
+            match plan {
+                Some(plan) => {
+                    let need = cx.spec.offspring;
+                    let (proposed, evaluation) = std::thread::scope(|scope| {
+                        let proposing = scope.spawn(|| {
+                            let mut plan = plan;
+                            let mut attempts = 0;
+                            let mut exhausted = false;
+                            let p = propose_round(
+                                cx,
+                                proposers,
+                                &mut plan,
+                                need,
+                                &mut attempts,
+                                &mut exhausted,
+                            );
+                            (p, exhausted)
+                        });
+                        let evaluation = evaluate_batch(
+                            cx,
+                            store,
+                            &evaluator,
+                            take,
+                            jobs,
+                            seed,
+                            budget,
+                            evaluated,
+                            &mut summary,
+                            on_event,
+                        );
+                        (proposing.join(), evaluation)
+                    });
+                    evaluation?;
+                    // A proposer that panicked does so here, as it would have in line.
+                    let (proposed, ran_out) =
+                        proposed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    exhausted |= ran_out;
+                    let before = (summary.rejected, summary.duplicates);
+                    let valid = store_round(cx, store, proposers, proposed, next, &mut summary)?;
+                    on_event(Event::Proposed {
+                        generation: next,
+                        valid,
+                        rejected: summary.rejected - before.0,
+                        duplicates: summary.duplicates - before.1,
+                    });
+                }
+                None => evaluate_batch(
+                    cx,
+                    store,
+                    &evaluator,
+                    take,
+                    jobs,
+                    seed,
+                    budget,
+                    evaluated,
+                    &mut summary,
+                    on_event,
+                )?,
+            }
             summary.evaluation_seconds += t.elapsed().as_secs_f64();
             continue;
         }
-        let generation = store.last_generation()?.map_or(1, |g| g + 1);
-        if exhausted
-            || (generation as usize > cx.spec.generations.max(1) && overrides.budget.is_none())
-        {
+        if exhausted || !more_generations {
             break;
         }
-        let archive = store.load_archive()?;
-        if archive.is_empty() {
+        let Some(mut plan) = plan_generation(cx, store, proposers, seed, next, on_event)? else {
             break;
-        }
-        for (p, _) in proposers.iter_mut() {
-            p.observe(cx, &archive);
-            for e in p.drain_exchanges() {
-                store.record_exchange(&e)?;
-            }
-        }
-        let mut rng = StdRng::seed_from_u64(
-            seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(generation as u64),
-        );
-        let (population, ranking) = select_population(cx, &archive);
-        let (front, hv) = front_and_hypervolume(cx, &archive);
-        on_event(Event::Generation {
-            generation: generation - 1,
-            front: front.len(),
-            hypervolume: hv,
-        });
+        };
         let mut valid = 0;
-        let (mut rejected, mut duplicates) = (summary.rejected, summary.duplicates);
+        let before = (summary.rejected, summary.duplicates);
         let mut attempts = 0;
-        let total_weight: f64 = proposers.iter().map(|p| p.1).sum();
-        while valid < cx.spec.offspring && attempts < cx.spec.offspring * 8 {
-            if proposers.iter().any(|p| p.0.exhausted()) {
-                exhausted = true;
-                break;
-            }
-            attempts += 1;
-            let mut pick = rng.random::<f64>() * total_weight;
-            let mut which = 0;
-            for (i, p) in proposers.iter().enumerate() {
-                if pick < p.1 {
-                    which = i;
-                    break;
-                }
-                pick -= p.1;
-                which = i;
-            }
-            let proposer = &mut proposers[which].0;
-            let picks =
-                nsga2::binary_tournament(&ranking, proposer.arity(), &mut rng).unwrap_or_default();
-            let parents: Vec<&CandidateRecord> =
-                picks.iter().map(|&i| &archive[population[i]]).collect();
-            let proposal = proposer.propose(cx, &parents, &mut rng);
-            let exchanges = proposer.drain_exchanges();
-            let Some(text) = proposal else {
-                for e in &exchanges {
-                    store.record_exchange(e)?;
-                }
-                continue;
-            };
-            let op = proposer.name().to_string();
-            let (queued, id) = add_candidate(
+        while valid < cx.spec.offspring && attempts < cx.spec.offspring * 8 && !exhausted {
+            let need = cx.spec.offspring - valid;
+            let proposed = propose_round(
                 cx,
-                store,
-                &text,
-                parents.iter().map(|p| p.id).collect(),
-                &op,
-                generation,
-                &mut summary,
-            )?;
-            if queued {
-                valid += 1;
-            }
-            // The last exchange wrote the proposal; link it to the stored candidate.
-            let last = exchanges.len().saturating_sub(1);
-            for (i, mut e) in exchanges.into_iter().enumerate() {
-                if i == last {
-                    e.candidate_id = Some(id);
-                }
-                store.record_exchange(&e)?;
-            }
+                proposers,
+                &mut plan,
+                need,
+                &mut attempts,
+                &mut exhausted,
+            );
+            valid += store_round(cx, store, proposers, proposed, next, &mut summary)?;
         }
-        rejected = summary.rejected - rejected;
-        duplicates = summary.duplicates - duplicates;
         on_event(Event::Proposed {
-            generation,
+            generation: next,
             valid,
-            rejected,
-            duplicates,
+            rejected: summary.rejected - before.0,
+            duplicates: summary.duplicates - before.1,
         });
         if valid == 0 && !exhausted {
             break;
@@ -561,6 +597,186 @@ pub fn run(
     summary.hypervolume = hv;
     summary.engine_seconds = engine_start.elapsed().as_secs_f64() - summary.evaluation_seconds;
     Ok(summary)
+}
+
+/// What a generation's proposals are drawn from: the archive as it stood, the selected
+/// population with its ranking, and the generation's random stream.
+struct Plan {
+    archive: Vec<CandidateRecord>,
+    population: Vec<usize>,
+    ranking: nsga2::Ranking,
+    rng: StdRng,
+}
+
+/// Shows the archive to the proposers (logging what they exchanged), selects the
+/// population and reports the front. `None` when nothing is evaluated yet.
+fn plan_generation(
+    cx: &SearchContext,
+    store: &mut Store,
+    proposers: &mut [(Box<dyn Proposer>, f64)],
+    seed: u64,
+    generation: u32,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Option<Plan>, StoreError> {
+    let archive = store.load_archive()?;
+    if archive.is_empty() {
+        return Ok(None);
+    }
+    for (p, _) in proposers.iter_mut() {
+        p.observe(cx, &archive);
+        for e in p.drain_exchanges() {
+            store.record_exchange(&e)?;
+        }
+    }
+    let rng = StdRng::seed_from_u64(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(generation as u64),
+    );
+    let (population, ranking) = select_population(cx, &archive);
+    let (front, hv) = front_and_hypervolume(cx, &archive);
+    on_event(Event::Generation {
+        generation: generation - 1,
+        front: front.len(),
+        hypervolume: hv,
+    });
+    Ok(Some(Plan {
+        archive,
+        population,
+        ranking,
+        rng,
+    }))
+}
+
+/// A proposal of a round: its operator (index), parents, text and exchanges.
+struct Proposed {
+    which: usize,
+    parents: Vec<i64>,
+    text: Option<String>,
+    exchanges: Vec<super::store::Exchange>,
+}
+
+/// Draws up to `need` slots (operator, then parents by binary tournament) and proposes
+/// for them, touching no store. Built-in operators propose in slot order on the plan's
+/// random stream; operators that batch (LLM calls in flight at once) get a seed per slot
+/// and run together once the round is drawn.
+fn propose_round(
+    cx: &SearchContext,
+    proposers: &mut [(Box<dyn Proposer>, f64)],
+    plan: &mut Plan,
+    need: usize,
+    attempts: &mut usize,
+    exhausted: &mut bool,
+) -> Vec<Proposed> {
+    let total_weight: f64 = proposers.iter().map(|p| p.1).sum();
+    let limit = cx.spec.offspring * 8;
+    let mut slots: Vec<(usize, Vec<usize>, SlotResult)> = Vec::new();
+    for _ in 0..need {
+        if *attempts >= limit {
+            break;
+        }
+        if proposers.iter().any(|p| p.0.exhausted()) {
+            *exhausted = true;
+            break;
+        }
+        *attempts += 1;
+        let rng = &mut plan.rng;
+        let mut pick = rng.random::<f64>() * total_weight;
+        let mut which = 0;
+        for (i, p) in proposers.iter().enumerate() {
+            if pick < p.1 {
+                which = i;
+                break;
+            }
+            pick -= p.1;
+            which = i;
+        }
+        let proposer = &mut proposers[which].0;
+        let picks =
+            nsga2::binary_tournament(&plan.ranking, proposer.arity(), rng).unwrap_or_default();
+        let parents: Vec<usize> = picks.iter().map(|&i| plan.population[i]).collect();
+        let result = if proposer.concurrency() > 1 {
+            SlotResult::Deferred(rng.random::<u64>())
+        } else {
+            let refs: Vec<&CandidateRecord> = parents.iter().map(|&i| &plan.archive[i]).collect();
+            let text = proposer.propose(cx, &refs, rng);
+            SlotResult::Done(text, proposer.drain_exchanges())
+        };
+        slots.push((which, parents, result));
+    }
+    for (which, (proposer, _)) in proposers.iter_mut().enumerate() {
+        let idx: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i].0 == which && matches!(slots[i].2, SlotResult::Deferred(_)))
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let jobs: Vec<BatchJob<'_>> = idx
+            .iter()
+            .map(|&i| BatchJob {
+                parents: slots[i].1.iter().map(|&a| &plan.archive[a]).collect(),
+                seed: match slots[i].2 {
+                    SlotResult::Deferred(seed) => seed,
+                    SlotResult::Done(..) => 0,
+                },
+            })
+            .collect();
+        let mut results = proposer.propose_batch(cx, &jobs).into_iter();
+        for &i in &idx {
+            let (text, exchanges) = results.next().unwrap_or((None, Vec::new()));
+            slots[i].2 = SlotResult::Done(text, exchanges);
+        }
+    }
+    slots
+        .into_iter()
+        .filter_map(|(which, parents, result)| match result {
+            SlotResult::Done(text, exchanges) => Some(Proposed {
+                which,
+                parents: parents.iter().map(|&i| plan.archive[i].id).collect(),
+                text,
+                exchanges,
+            }),
+            SlotResult::Deferred(_) => None,
+        })
+        .collect()
+}
+
+enum SlotResult {
+    /// To be proposed in a batch, with this seed.
+    Deferred(u64),
+    Done(Option<String>, Vec<super::store::Exchange>),
+}
+
+/// Stores a round's proposals in slot order, each with its exchanges (the last one,
+/// which wrote the proposal, linked to the stored candidate). Returns how many were
+/// queued for evaluation.
+fn store_round(
+    cx: &SearchContext,
+    store: &mut Store,
+    proposers: &[(Box<dyn Proposer>, f64)],
+    proposed: Vec<Proposed>,
+    generation: u32,
+    summary: &mut Summary,
+) -> Result<usize, StoreError> {
+    let mut valid = 0;
+    for p in proposed {
+        let Some(text) = p.text else {
+            for e in &p.exchanges {
+                store.record_exchange(e)?;
+            }
+            continue;
+        };
+        let op = proposers[p.which].0.name().to_string();
+        let (queued, id) = add_candidate(cx, store, &text, p.parents, &op, generation, summary)?;
+        valid += queued as usize;
+        let last = p.exchanges.len().saturating_sub(1);
+        for (i, mut e) in p.exchanges.into_iter().enumerate() {
+            if i == last {
+                e.candidate_id = Some(id);
+            }
+            store.record_exchange(&e)?;
+        }
+    }
+    Ok(valid)
 }
 
 /// Compiles and stores a proposal. Returns whether it was queued for evaluation, and the

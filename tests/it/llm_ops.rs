@@ -81,6 +81,7 @@ fn run(cx: &SearchContext, db: &PathBuf, setup: LlmSetup, budget: usize) -> engi
         budget: Some(budget),
         jobs: Some(1),
         seed: None,
+        pipeline: false,
     };
     engine::run(
         cx,
@@ -244,7 +245,8 @@ fn search_goes_on_through_every_failure_and_logs_each_outcome() {
         "noisy_accuracy_mean",
         "Hardware `mzi_realistic`",
         "## Parent",
-        "lost_to_noise=",
+        "under noise",
+        "(lost ",
         "- wider first layers help",
         "Current Pareto front",
     ] {
@@ -362,6 +364,7 @@ fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
         budget: Some(11),
         jobs: Some(1),
         seed: None,
+        pipeline: false,
     };
     engine::run(
         &cx,
@@ -502,7 +505,15 @@ fn compact_prompts_hold_a_worked_example_and_stay_under_the_token_bound() {
                 "request {i}: the system prompt never changes"
             );
             assert_eq!(r.body["max_tokens"], 384, "request {i}");
-            assert_eq!(r.body["temperature"], 0.2, "request {i}");
+            // llm_mutate's exploring default, and the decoding grammar (a loopback
+            // server gets GBNF under `auto`).
+            assert_eq!(r.body["temperature"], 0.8, "request {i}");
+            let grammar = r.body["grammar"].as_str().unwrap_or_default();
+            assert!(
+                grammar.starts_with("root ::= \"```uh\\narch \" ident")
+                    && grammar.contains("on mzi_realistic"),
+                "request {i}: {grammar:.200}"
+            );
             assert!(r.body.get("max_completion_tokens").is_none());
             // Each scripted proposal is three rounds (after the script, errors).
             if i < replies.len() && i % 3 > 0 {
@@ -571,4 +582,166 @@ fn reported_usage_tightens_the_prompt_bound_for_the_rest_of_the_run() {
     for (i, &t) in tokens.iter().enumerate().skip(1) {
         assert!(t <= bound, "request {i}: {t} tokens > {bound} ({tokens:?})");
     }
+}
+
+/// With `concurrency` 4, a generation's four LLM proposals are in flight together: the
+/// server holds every reply until four requests are open at once, so a client that
+/// called one at a time would get nothing for 20 s and this test would fail.
+#[test]
+fn a_generation_keeps_its_llm_calls_in_flight_together() {
+    let cx = context_of("examples/digits_search.uh", |t| {
+        t.replace("population = 20", "population = 4")
+            .replace("offspring = 8", "offspring = 4")
+    });
+    let widths = [5, 7, 9, 11];
+    let replies: Vec<Reply> = widths
+        .iter()
+        .map(|w| {
+            Reply::Gate(
+                4,
+                Box::new(Reply::content(
+                    &fenced(&arch(
+                        &format!("wide_{w}"),
+                        &format!(
+                            "    h = linear(x, {w})\n    a = modrelu(h)\n    y = linear(a, 10)"
+                        ),
+                    )),
+                    500,
+                    60,
+                )),
+            )
+        })
+        .collect();
+    let server = ScriptedServer::start(replies);
+    let mut setup = setup(&server, Budget::default()).with_prompt_config(PromptConfig {
+        style: PromptStyle::Compact,
+        max_prompt_tokens: None,
+    });
+    assert_eq!(
+        setup.concurrency, 1,
+        "a loopback server gets one call at a time by default"
+    );
+    setup.concurrency = 4;
+    let stats = setup.stats();
+    let db = temp_db("concurrent");
+    run(&cx, &db, setup, 8);
+    assert_eq!(server.max_in_flight(), 4);
+    let s = stats.get();
+    assert_eq!((s.proposals, s.new_valid, s.calls), (4, 4, 4), "{s:?}");
+    // Stored in slot order, each with its own exchange linked.
+    let store = Store::open(&db, StoreOptions::default()).expect("store");
+    let llm: Vec<_> = store
+        .load_archive()
+        .expect("archive")
+        .into_iter()
+        .filter(|c| c.operator == "llm_mutate")
+        .collect();
+    assert_eq!(llm.len(), 4);
+    for c in &llm {
+        assert_eq!(
+            store
+                .exchanges_for_candidate(c.id)
+                .expect("exchanges")
+                .len(),
+            1
+        );
+    }
+}
+
+/// Scores like [`Analytic`]; an LLM-made candidate only once the LLM server has seen
+/// `calls` requests (it gives up with an error after 20 s). Under `pipeline`, the next
+/// generation's LLM calls are made while this batch is evaluated, so the wait ends;
+/// without it they would come only after the batch, and its evaluations would fail.
+struct AfterLlmCalls {
+    inner: Analytic,
+    server: Arc<ScriptedServer>,
+    calls: usize,
+}
+
+impl uhc::search::engine::Evaluator for AfterLlmCalls {
+    fn evaluate(
+        &self,
+        req: &uhc::search::engine::EvalRequest<'_>,
+    ) -> Result<uhc::search::engine::Scores, String> {
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
+        // Only the LLM's candidates (named `w…`) wait: generation 0 has nothing to
+        // select parents from, so no pipelining can start before it is evaluated.
+        let llm_made = req.arch.starts_with('w');
+        while llm_made && self.server.received().len() < self.calls {
+            if std::time::Instant::now() > give_up {
+                return Err("no LLM call was made while this batch was evaluated".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        uhc::search::engine::Evaluator::evaluate(&self.inner, req)
+    }
+}
+
+#[test]
+fn pipelined_generations_are_proposed_while_the_last_is_evaluated() {
+    let cx = context_of("examples/digits_search.uh", |t| {
+        t.replace("population = 20", "population = 4")
+            .replace("offspring = 8", "offspring = 2")
+    });
+    let replies: Vec<Reply> = (3..9)
+        .map(|w| {
+            Reply::content(
+                &fenced(&arch(
+                    &format!("w{w}"),
+                    &format!("    h = linear(x, {w})\n    a = modrelu(h)\n    y = linear(a, 10)"),
+                )),
+                500,
+                60,
+            )
+        })
+        .collect();
+    let server = Arc::new(ScriptedServer::start(replies));
+    let setup = setup(&server, Budget::default()).with_prompt_config(PromptConfig {
+        style: PromptStyle::Compact,
+        max_prompt_tokens: None,
+    });
+    let mut proposers =
+        operators::llm_proposers(&[("llm_mutate".to_string(), 1.0)], setup).expect("operators");
+    let db = temp_db("pipelined");
+    let (mut store, _) =
+        Store::open_or_create(&db, "{}", 0, StoreOptions::default()).expect("store");
+    let evaluator = AfterLlmCalls {
+        inner: Analytic::default(),
+        server: Arc::clone(&server),
+        // Generation 1's two calls, and at least one of generation 2's.
+        calls: 3,
+    };
+    let overrides = Overrides {
+        budget: Some(8),
+        jobs: Some(1),
+        seed: None,
+        pipeline: true,
+    };
+    let summary = engine::run(
+        &cx,
+        &mut store,
+        Arc::new(evaluator),
+        &mut proposers,
+        &overrides,
+        false,
+        &mut |_| {},
+    )
+    .expect("search runs");
+    assert_eq!((summary.evaluated, summary.failed), (8, 0), "{summary:?}");
+    let archive = store.load_archive().expect("archive");
+    // Generation 2 was proposed while generation 1 was evaluated: from generation 0 alone.
+    let gen = |id: i64| archive.iter().find(|c| c.id == id).map(|c| c.generation);
+    let second: Vec<_> = archive.iter().filter(|c| c.generation == 2).collect();
+    assert_eq!(second.len(), 2);
+    for c in second {
+        assert!(
+            c.parents.iter().all(|&p| gen(p) == Some(0)),
+            "{:?}",
+            c.parents
+        );
+    }
+    assert!(store
+        .candidates_in_state(CandidateState::Queued)
+        .expect("queued")
+        .is_empty());
 }

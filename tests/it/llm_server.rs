@@ -34,6 +34,9 @@ pub enum Reply {
     },
     /// The server is slow: it waits, then sends the inner reply.
     Delay(Duration, Box<Reply>),
+    /// Held until this many requests are in flight at once (or 20 s have passed, so a
+    /// sequential client fails the test instead of hanging it), then the inner reply.
+    Gate(usize, Box<Reply>),
     /// 200 with `bytes` bytes of body in 64 KiB chunks; `declared` sets Content-Length,
     /// otherwise the body is chunked.
     Huge { bytes: usize, declared: bool },
@@ -234,10 +237,22 @@ async fn handle(
     });
     let next = shared.script.lock().unwrap().pop_front();
     let mut reply = next.unwrap_or_else(|| Reply::status(500, "test script exhausted"));
-    while let Reply::Delay(delay, inner) = reply {
-        tokio::time::sleep(delay).await;
-        reply = *inner;
-    }
+    let mut reply = loop {
+        reply = match reply {
+            Reply::Delay(delay, inner) => {
+                tokio::time::sleep(delay).await;
+                *inner
+            }
+            Reply::Gate(n, inner) => {
+                let give_up = Instant::now() + Duration::from_secs(20);
+                while shared.max_in_flight.load(Ordering::SeqCst) < n && Instant::now() < give_up {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                *inner
+            }
+            other => break other,
+        };
+    };
     if let Reply::Tokenized {
         text,
         chars_per_token,
@@ -306,7 +321,7 @@ fn respond(reply: Reply, shared: &Arc<Shared>) -> Response<ServerBody> {
         } => full(status, headers, body),
         Reply::Huge { bytes, declared } => stream(Some(bytes), declared),
         Reply::Endless => stream(None, false),
-        Reply::Delay(..) | Reply::Tokenized { .. } => full(
+        Reply::Delay(..) | Reply::Gate(..) | Reply::Tokenized { .. } => full(
             500,
             vec![],
             "delays and token counts are resolved before".into(),
