@@ -89,6 +89,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply the fixes diagnostics offer (only unambiguous ones) to `.uh` files in place.
+    Fix {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Do not write; list the fixes and print a diff.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
         #[arg(required = true)]
@@ -118,6 +126,7 @@ fn main() -> ExitCode {
             deny_warnings,
         } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
+        Command::Fix { paths, dry_run } => cli::fix(&paths, dry_run),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
         Command::Report { dbs, out } => cli::report::run(&dbs, &out),
         Command::Search { args } => {

@@ -20,6 +20,9 @@ struct Builder<'h> {
     /// the span of its width argument, the hardware's width). Whether clamping is a safe
     /// fix is known only once the layers after it are.
     too_wide: Vec<(usize, NodeId, Span, usize)>,
+    /// Every name the architecture defines, anywhere: a use before its definition is a
+    /// misordering, not a misspelling, so it gets no rename fix.
+    defined: std::collections::HashSet<String>,
 }
 
 impl Builder<'_> {
@@ -64,6 +67,16 @@ impl Cx<'_> {
             bindings: HashMap::new(),
             used: Vec::new(),
             too_wide: Vec::new(),
+            defined: arch
+                .body
+                .entries
+                .iter()
+                .filter_map(|e| match e {
+                    Entry::Input(i) => Some(i.name.name.clone()),
+                    Entry::Field(f) => Some(f.key.name.clone()),
+                    _ => None,
+                })
+                .collect(),
         };
         let mut inputs = Vec::new();
         let mut output: Option<(NodeId, Span)> = None;
@@ -356,7 +369,13 @@ impl Cx<'_> {
                 None => {
                     let mut names: Vec<&str> = b.bindings.keys().map(String::as_str).collect();
                     names.sort_unstable();
-                    let (help, fix) = if ops::lookup(&id.name).is_some() {
+                    let (help, fix) = if b.defined.contains(&id.name) {
+                        let help = format!(
+                            "`{}` is defined further down: move its line above this one",
+                            id.name
+                        );
+                        (help, None)
+                    } else if ops::lookup(&id.name).is_some() {
                         let help = format!(
                             "`{}` is an operation: call it, e.g. `{}(x)`",
                             id.name, id.name

@@ -39,16 +39,20 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     near(name, candidates).first().map(|(_, c)| *c)
 }
 
-/// The closest candidate when no other is as close, and it differs from `name`: the only
-/// case where replacing the name without asking is safe.
+/// The candidate `name` surely meant: the only one within reach, or the only one that
+/// differs from it in letter case alone (`mw` → `mW`). `None` when two are plausible
+/// (`noisy_accuracy` could be `_mean` or `_p5`): a fix applied without asking must not guess.
 pub fn unique_closest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    match near(name, candidates).as_slice() {
-        [(d, c), rest @ ..] if *c != name && rest.first().is_none_or(|r| r.0 > *d) => Some(c),
+    let near = near(name, candidates);
+    let only = match near.as_slice() {
+        [(_, c)] => Some(*c),
+        [(0, c), (d, _), ..] if *d > 0 => Some(*c),
         _ => None,
-    }
+    };
+    only.filter(|c| *c != name)
 }
 
 /// The fix that replaces `name` (under `span`) with its unique closest candidate.
@@ -113,5 +117,7 @@ mod tests {
         assert_eq!(unique_closest("h", ["h1", "h1"]), Some("h1"));
         assert_eq!(unique_closest("linear", ["linear"]), None);
         assert_eq!(unique_closest("NJ", ["J", "nJ", "mJ", "pJ"]), Some("nJ"));
+        let metrics = ["noisy_accuracy_mean", "noisy_accuracy_std", "noisy_accuracy_p5"];
+        assert_eq!(unique_closest("noisy_accuracy", metrics), None);
     }
 }
