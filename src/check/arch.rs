@@ -20,9 +20,9 @@ struct Builder<'h> {
     /// the span of its width argument, the hardware's width). Whether clamping is a safe
     /// fix is known only once the layers after it are.
     too_wide: Vec<(usize, NodeId, Span, usize)>,
-    /// Every name the architecture defines, anywhere: a use before its definition is a
+    /// Names defined by the entries not yet checked: a use before its definition is a
     /// misordering, not a misspelling, so it gets no rename fix.
-    defined: std::collections::HashSet<String>,
+    later: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -67,16 +67,7 @@ impl Cx<'_> {
             bindings: HashMap::new(),
             used: Vec::new(),
             too_wide: Vec::new(),
-            defined: arch
-                .body
-                .entries
-                .iter()
-                .filter_map(|e| match e {
-                    Entry::Input(i) => Some(i.name.name.clone()),
-                    Entry::Field(f) => Some(f.key.name.clone()),
-                    _ => None,
-                })
-                .collect(),
+            later: arch.body.entries.iter().filter_map(defines).collect(),
         };
         let mut inputs = Vec::new();
         let mut output: Option<(NodeId, Span)> = None;
@@ -85,6 +76,11 @@ impl Cx<'_> {
         let mut constraints = Vec::new();
 
         for entry in &arch.body.entries {
+            if let Some(name) = defines(entry) {
+                if let Some(i) = b.later.iter().position(|l| *l == name) {
+                    b.later.swap_remove(i);
+                }
+            }
             match entry {
                 Entry::Input(i) => {
                     if let Some(&(_, first)) = b.bindings.get(&i.name.name) {
@@ -92,6 +88,8 @@ impl Cx<'_> {
                         continue;
                     }
                     let Some(ty) = self.input_type(file, &i.ty, hw) else {
+                        // Reported; its uses report nothing more.
+                        b.bindings.insert(i.name.name.clone(), (None, i.name.span));
                         continue;
                     };
                     let id = b.add(i.name.name.clone(), OpKind::Input, Vec::new(), ty, i.span);
@@ -369,7 +367,7 @@ impl Cx<'_> {
                 None => {
                     let mut names: Vec<&str> = b.bindings.keys().map(String::as_str).collect();
                     names.sort_unstable();
-                    let (help, fix) = if b.defined.contains(&id.name) {
+                    let (help, fix) = if b.later.contains(&id.name) {
                         let help = format!(
                             "`{}` is defined further down: move its line above this one",
                             id.name
@@ -960,6 +958,15 @@ impl Cx<'_> {
             bound,
             span: c.span,
         })
+    }
+}
+
+/// The name an architecture entry defines, if any.
+fn defines(e: &Entry) -> Option<String> {
+    match e {
+        Entry::Input(i) => Some(i.name.name.clone()),
+        Entry::Field(f) => Some(f.key.name.clone()),
+        _ => None,
     }
 }
 
