@@ -62,7 +62,11 @@ pub struct Fix {
 
 impl Fix {
     /// Replaces the text under `span`.
-    pub fn replace(span: Span, replacement: impl Into<String>, description: impl Into<String>) -> Fix {
+    pub fn replace(
+        span: Span,
+        replacement: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Fix {
         Fix {
             description: description.into(),
             edits: vec![Edit {

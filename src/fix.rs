@@ -94,7 +94,10 @@ fn local_edits(text: &str, base: u32, edits: &[Edit]) -> Option<Vec<Edit>> {
     for e in edits {
         let start = e.start.checked_sub(base)?;
         let end = e.end.checked_sub(base)?;
-        if start > end || !text.is_char_boundary(start as usize) || !text.is_char_boundary(end as usize) {
+        if start > end
+            || !text.is_char_boundary(start as usize)
+            || !text.is_char_boundary(end as usize)
+        {
             return None;
         }
         local.push(Edit {
@@ -200,7 +203,10 @@ mod tests {
         let prelude = "use \"hw/mzi.uh\"\n";
         let cand = "y = modrelo(h)";
         let base = prelude.len();
-        let inside = diag(0, Fix::replace(Span::new(base + 4, base + 11), "modrelu", "in"));
+        let inside = diag(
+            0,
+            Fix::replace(Span::new(base + 4, base + 11), "modrelu", "in"),
+        );
         let before = diag(0, Fix::replace(Span::new(0, 3), "xxx", "prelude"));
         let other_file = diag(1, Fix::replace(Span::new(base, base + 1), "q", "other"));
         let region = Region {

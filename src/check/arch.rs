@@ -207,7 +207,12 @@ impl Cx<'_> {
             if ty.domain == Domain::Complex {
                 // `detect` is the only way from light to numbers, so wrapping is the fix.
                 let fix = hw.supports("detect").then(|| {
-                    Fix::wrap(output_value, "detect(", ")", "wrap the output in `detect(…)`")
+                    Fix::wrap(
+                        output_value,
+                        "detect(",
+                        ")",
+                        "wrap the output in `detect(…)`",
+                    )
                 });
                 self.push(
                     Diagnostic::error(code::TYPE, file, span, format!("the output is an optical field ({ty}); class scores must be electronic"))
@@ -330,7 +335,12 @@ impl Cx<'_> {
                         format!("unknown value type `{other}`"),
                     )
                     .with_label("unknown type")
-                    .with_suggestion(other, ty.domain.span, &["real", "complex"], "type"),
+                    .with_suggestion(
+                        other,
+                        ty.domain.span,
+                        &["real", "complex"],
+                        "type",
+                    ),
                 );
                 return None;
             }
@@ -388,7 +398,9 @@ impl Cx<'_> {
                             }
                             (Some(n), _) => (format!("did you mean `{n}`?"), Some(n)),
                             (None, Some(u)) => (
-                                format!("`{u}` is the only value not used yet: did you mean `{u}`?"),
+                                format!(
+                                    "`{u}` is the only value not used yet: did you mean `{u}`?"
+                                ),
                                 Some(u),
                             ),
                             (None, None) => (suggest::help_for(&id.name, &names, "value"), None),

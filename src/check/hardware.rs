@@ -601,7 +601,12 @@ impl Cx<'_> {
                             format!("unknown operation `{}`", id.name),
                         )
                         .with_label("unknown operation")
-                        .with_suggestion(&id.name, id.span, &names, "operation"),
+                        .with_suggestion(
+                            &id.name,
+                            id.span,
+                            &names,
+                            "operation",
+                        ),
                     );
                 }
                 other => self.wrong_kind(

@@ -286,7 +286,10 @@ impl<'a> Cx<'a> {
         .with_label("not defined");
         let stdlib = crate::stdlib::defining(&name.name).filter(|_| what == "hardware profile");
         self.push(match stdlib {
-            Some(path) => d.with_help(format!("the standard library defines `{}` in `{path}`: add `use \"{path}\"` at the top", name.name)),
+            Some(path) => d.with_help(format!(
+                "the standard library defines `{}` in `{path}`: add `use \"{path}\"` at the top",
+                name.name
+            )),
             None => d.with_suggestion(&name.name, name.span, &candidates, what),
         });
     }

@@ -68,7 +68,13 @@ pub fn rename_fix(name: &str, span: Span, candidates: &[&str]) -> Option<Fix> {
 impl Diagnostic {
     /// "did you mean …?" (or the list of what is allowed) as the help, with a fix when
     /// exactly one candidate is nearest.
-    pub(crate) fn with_suggestion(self, name: &str, span: Span, candidates: &[&str], what: &str) -> Self {
+    pub(crate) fn with_suggestion(
+        self,
+        name: &str,
+        span: Span,
+        candidates: &[&str],
+        what: &str,
+    ) -> Self {
         self.with_help(help_for(name, candidates, what))
             .with_fixes(rename_fix(name, span, candidates))
     }
@@ -112,12 +118,19 @@ mod tests {
 
     #[test]
     fn unique_closest_refuses_ties_and_identity() {
-        assert_eq!(unique_closest("lienar", ["linear", "detect"]), Some("linear"));
+        assert_eq!(
+            unique_closest("lienar", ["linear", "detect"]),
+            Some("linear")
+        );
         assert_eq!(unique_closest("h", ["h1", "h2"]), None);
         assert_eq!(unique_closest("h", ["h1", "h1"]), Some("h1"));
         assert_eq!(unique_closest("linear", ["linear"]), None);
         assert_eq!(unique_closest("NJ", ["J", "nJ", "mJ", "pJ"]), Some("nJ"));
-        let metrics = ["noisy_accuracy_mean", "noisy_accuracy_std", "noisy_accuracy_p5"];
+        let metrics = [
+            "noisy_accuracy_mean",
+            "noisy_accuracy_std",
+            "noisy_accuracy_p5",
+        ];
         assert_eq!(unique_closest("noisy_accuracy", metrics), None);
     }
 }

@@ -39,7 +39,9 @@ fn unit_candidates(dim: Dim) -> Vec<&'static str> {
 fn swaps_prefix(from: &str, to: &str) -> bool {
     match (from.chars().next(), to.chars().next()) {
         (Some(a), Some(b)) => {
-            a != b && a.eq_ignore_ascii_case(&b) && matches!(b.to_ascii_lowercase(), 'm' | 'p' | 'z')
+            a != b
+                && a.eq_ignore_ascii_case(&b)
+                && matches!(b.to_ascii_lowercase(), 'm' | 'p' | 'z')
         }
         _ => false,
     }

@@ -222,7 +222,12 @@ fn diff(name: &str, old: &str, new: &str) -> String {
         while i < a_mid.len() && a_mid[i] != b_mid[i] {
             i += 1;
         }
-        hunk(prefix + start, &a_mid[start..i], prefix + start, &b_mid[start..i]);
+        hunk(
+            prefix + start,
+            &a_mid[start..i],
+            prefix + start,
+            &b_mid[start..i],
+        );
     }
     out
 }

@@ -3,6 +3,7 @@
 mod cli_search;
 mod cli_train;
 mod examples;
+mod fix;
 mod ir;
 mod llm_client;
 mod llm_ops;
