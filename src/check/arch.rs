@@ -70,8 +70,8 @@ impl Cx<'_> {
             later: arch.body.entries.iter().filter_map(defines).collect(),
         };
         let mut inputs = Vec::new();
-        let mut output: Option<(NodeId, Span)> = None;
-        let mut output_value = Span::default();
+        // The output's node, its line, and its value expression.
+        let mut output: Option<(NodeId, Span, Span)> = None;
         let mut phase_bits = None;
         let mut constraints = Vec::new();
 
@@ -129,7 +129,7 @@ impl Cx<'_> {
                     b.bindings.insert(f.key.name.clone(), (node, f.key.span));
                 }
                 Entry::Output(o) => {
-                    if let Some((_, first)) = output {
+                    if let Some((_, first, _)) = output {
                         self.push(
                             Diagnostic::error(
                                 code::STRUCTURE,
@@ -145,8 +145,7 @@ impl Cx<'_> {
                     }
                     if let Some(id) = self.value(&mut b, &o.value, "out") {
                         b.used[id] = true;
-                        output = Some((id, o.span));
-                        output_value = o.value.span();
+                        output = Some((id, o.span, o.value.span()));
                     }
                 }
                 Entry::Section(s) if s.name.name == "precision" => {
@@ -202,7 +201,7 @@ impl Cx<'_> {
                 .with_help("end with an output, e.g. `output detect(y)`"),
             );
         }
-        if let Some((id, span)) = output {
+        if let Some((id, span, output_value)) = output {
             let ty = b.nodes[id].ty;
             if ty.domain == Domain::Complex {
                 // `detect` is the only way from light to numbers, so wrapping is the fix.
@@ -248,7 +247,7 @@ impl Cx<'_> {
         if self.error_count() > errors_before {
             return None;
         }
-        let (output, _) = output?;
+        let (output, _, _) = output?;
         let graph = ArchGraph {
             name: arch.name.name.clone(),
             hardware: hw.name.clone(),
@@ -581,6 +580,16 @@ impl Cx<'_> {
                 Some(p) => ok &= self.param(file, spec, p, &a.value, &mut values),
                 None => {
                     let params: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                    // Renaming onto a parameter given elsewhere would only trade errors.
+                    let free: Vec<&str> = params
+                        .iter()
+                        .copied()
+                        .filter(|p| {
+                            !named
+                                .iter()
+                                .any(|o| o.name.as_ref().is_some_and(|n| n.name == *p))
+                        })
+                        .collect();
                     let help = if params.is_empty() {
                         format!("`{}` takes no parameters: {}", spec.name, spec.signature)
                     } else {
@@ -599,16 +608,7 @@ impl Cx<'_> {
                         )
                         .with_label("unknown parameter")
                         .with_help(help)
-                        .with_fixes(
-                            // Renaming onto a parameter given elsewhere would only trade errors.
-                            suggest::rename_fix(&name.name, name.span, &params).filter(|f| {
-                                !named.iter().any(|o| {
-                                    o.name.as_ref().is_some_and(|n| {
-                                        f.edits.iter().any(|e| e.replacement == n.name)
-                                    })
-                                })
-                            }),
-                        ),
+                        .with_fixes(suggest::rename_fix(&name.name, name.span, &free)),
                     );
                     ok = false;
                 }
@@ -708,32 +708,19 @@ impl Cx<'_> {
                     .map(|a| a.value.span());
                 let digital_real =
                     hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
-                if digital_real {
-                    if self.check_ports(file, c.span, "linear", out, out, hw) {
-                        too_wide = width_arg.map(|w| (self.diags.len() - 1, w));
-                    }
-                    (
-                        OpKind::Linear { out },
-                        vec![input],
-                        ValueType {
-                            domain: Domain::Real,
-                            width: out,
-                        },
-                    )
+                let (x, domain) = if digital_real {
+                    (input, Domain::Real)
                 } else {
-                    let x = optical(self, b, input);
-                    if self.check_ports(file, c.span, "linear", out, out, hw) {
-                        too_wide = width_arg.map(|w| (self.diags.len() - 1, w));
-                    }
-                    (
-                        OpKind::Linear { out },
-                        vec![x],
-                        ValueType {
-                            domain: Domain::Complex,
-                            width: out,
-                        },
-                    )
+                    (optical(self, b, input), Domain::Complex)
+                };
+                if self.check_ports(file, c.span, "linear", out, out, hw) {
+                    too_wide = width_arg.map(|w| (self.diags.len() - 1, w));
                 }
+                (
+                    OpKind::Linear { out },
+                    vec![x],
+                    ValueType { domain, width: out },
+                )
             }
             "unitary" | "diag" | "modrelu" | "eo_activation" => {
                 let x = optical(self, b, input);
