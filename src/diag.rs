@@ -376,6 +376,9 @@ impl Sources {
                 msg.push_str(h);
                 msg.push(')');
             }
+            if !d.fixes.is_empty() {
+                msg.push_str(FIXABLE);
+            }
             let _ = writeln!(
                 out,
                 "::{kind} file={},line={line},col={col},title={}::{}",
@@ -387,6 +390,10 @@ impl Sources {
         out
     }
 }
+
+/// Appended to the help of a diagnostic that carries a fix, so a reader knows the tool
+/// can make the change.
+const FIXABLE: &str = " (fixable with `uhc fix`)";
 
 fn clamp_to_char_boundary(text: &str, mut offset: usize) -> usize {
     offset = offset.min(text.len());
@@ -532,11 +539,8 @@ impl miette::Diagnostic for Rendered<'_> {
         match (help, self.diag.fixes.first()) {
             (None, None) => None,
             (Some(h), None) => Some(Box::new(h)),
-            (Some(h), Some(_)) => Some(Box::new(format!("{h} (fixable with `uhc fix`)"))),
-            (None, Some(f)) => Some(Box::new(format!(
-                "{} (fixable with `uhc fix`)",
-                f.description
-            ))),
+            (Some(h), Some(_)) => Some(Box::new(format!("{h}{FIXABLE}"))),
+            (None, Some(f)) => Some(Box::new(format!("{}{FIXABLE}", f.description))),
         }
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
