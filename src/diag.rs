@@ -38,6 +38,97 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Secondary places (a previous definition, the hardware limit that was exceeded).
     pub related: Vec<Label>,
+    /// Machine-applicable repairs, attached only where the intended text is unambiguous
+    /// (`uhc fix` and the LLM repair loop apply them without asking). Alternatives, not a
+    /// sequence: an applier takes the first.
+    pub fixes: Vec<Fix>,
+}
+
+/// One text replacement in the diagnostic's file, in byte offsets (`start == end` inserts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Edit {
+    pub start: u32,
+    pub end: u32,
+    pub replacement: String,
+}
+
+/// A repair: edits that belong together (e.g. `detect(` and `)` around a value) and a short
+/// description in the imperative ("replace `linaer` with `linear`").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fix {
+    pub description: String,
+    pub edits: Vec<Edit>,
+}
+
+impl Fix {
+    /// Replaces the text under `span`.
+    pub fn replace(
+        span: Span,
+        replacement: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Fix {
+        Fix {
+            description: description.into(),
+            edits: vec![Edit {
+                start: span.start,
+                end: span.end,
+                replacement: replacement.into(),
+            }],
+        }
+    }
+
+    /// Puts `before` and `after` around the text under `span`, leaving that text (and any
+    /// comment inside it) untouched.
+    pub fn wrap(span: Span, before: &str, after: &str, description: impl Into<String>) -> Fix {
+        Fix {
+            description: description.into(),
+            edits: vec![
+                Edit {
+                    start: span.start,
+                    end: span.start,
+                    replacement: before.to_string(),
+                },
+                Edit {
+                    start: span.end,
+                    end: span.end,
+                    replacement: after.to_string(),
+                },
+            ],
+        }
+    }
+
+    /// The first byte touched and the byte after the last.
+    pub fn extent(&self) -> (u32, u32) {
+        let start = self.edits.iter().map(|e| e.start).min().unwrap_or(0);
+        let end = self.edits.iter().map(|e| e.end).max().unwrap_or(0);
+        (start, end)
+    }
+
+    /// The fix as a single replacement of its extent, filling the gaps between edits from
+    /// `text`, so JSON consumers need to know only one shape. `None` when the edits are
+    /// out of order, overlap, or do not fall on character boundaries of `text`.
+    pub fn as_single_edit(&self, text: &str) -> Option<Edit> {
+        let mut edits: Vec<&Edit> = self.edits.iter().collect();
+        edits.sort_by_key(|e| (e.start, e.end));
+        let (start, end) = self.extent();
+        let mut replacement = String::new();
+        let mut at = start as usize;
+        for e in edits {
+            let (s, t) = (e.start as usize, e.end as usize);
+            if s < at || t < s {
+                return None;
+            }
+            replacement.push_str(text.get(at..s)?);
+            replacement.push_str(&e.replacement);
+            at = t;
+        }
+        text.get(start as usize..end as usize)?;
+        Some(Edit {
+            start,
+            end,
+            replacement,
+        })
+    }
 }
 
 impl Diagnostic {
@@ -55,6 +146,7 @@ impl Diagnostic {
             label: String::new(),
             help: None,
             related: Vec::new(),
+            fixes: Vec::new(),
         }
     }
     pub fn warning(
@@ -82,6 +174,16 @@ impl Diagnostic {
             span,
             message: message.into(),
         });
+        self
+    }
+    /// Attaches a machine-applicable repair (see [`Diagnostic::fixes`]).
+    pub fn with_fix(mut self, fix: Fix) -> Self {
+        self.fixes.push(fix);
+        self
+    }
+    /// As [`Diagnostic::with_fix`], for sites where the fix is found only sometimes.
+    pub fn with_fixes(mut self, fix: Option<Fix>) -> Self {
+        self.fixes.extend(fix);
         self
     }
     pub fn is_error(&self) -> bool {
@@ -238,6 +340,22 @@ impl Sources {
                     start: d.span.start,
                     end: d.span.end,
                     help: d.help.clone(),
+                    fixes: d
+                        .fixes
+                        .iter()
+                        .filter_map(|f| {
+                            let e = f.as_single_edit(self.text(d.file))?;
+                            let (line, column) = self.line_col(d.file, e.start);
+                            Some(JsonFix {
+                                description: f.description.clone(),
+                                start: e.start,
+                                end: e.end,
+                                replacement: e.replacement,
+                                line,
+                                column,
+                            })
+                        })
+                        .collect(),
                 }
             })
             .collect()
@@ -258,6 +376,9 @@ impl Sources {
                 msg.push_str(h);
                 msg.push(')');
             }
+            if !d.fixes.is_empty() {
+                msg.push_str(FIXABLE);
+            }
             let _ = writeln!(
                 out,
                 "::{kind} file={},line={line},col={col},title={}::{}",
@@ -269,6 +390,10 @@ impl Sources {
         out
     }
 }
+
+/// Appended to the help of a diagnostic that carries a fix, so a reader knows the tool
+/// can make the change.
+const FIXABLE: &str = " (fixable with `uhc fix`)";
 
 fn clamp_to_char_boundary(text: &str, mut offset: usize) -> usize {
     offset = offset.min(text.len());
@@ -299,6 +424,18 @@ pub struct JsonDiagnostic {
     pub start: u32,
     pub end: u32,
     pub help: Option<String>,
+    pub fixes: Vec<JsonFix>,
+}
+
+/// A fix in JSON: one replacement of bytes `start..end` (line and column of `start`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct JsonFix {
+    pub description: String,
+    pub start: u32,
+    pub end: u32,
+    pub replacement: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// A file's name and text as miette's `SourceCode`.
@@ -398,10 +535,13 @@ impl miette::Diagnostic for Rendered<'_> {
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        self.diag
-            .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        let help = self.diag.help.as_deref();
+        match (help, self.diag.fixes.first()) {
+            (None, None) => None,
+            (Some(h), None) => Some(Box::new(h)),
+            (Some(h), Some(_)) => Some(Box::new(format!("{h}{FIXABLE}"))),
+            (None, Some(f)) => Some(Box::new(format!("{}{FIXABLE}", f.description))),
+        }
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.view)

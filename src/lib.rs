@@ -8,6 +8,7 @@ pub mod check;
 pub mod data;
 pub mod diag;
 pub mod driver;
+pub mod fix;
 pub mod ir;
 pub mod llm;
 pub mod runtime;

@@ -111,6 +111,14 @@ enum Command {
         #[arg(long, default_value_t = uhc::check::grammar::DEFAULT_MAX_LAYERS as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
         max_layers: u32,
     },
+    /// Apply the fixes diagnostics offer (only unambiguous ones) to `.uh` files in place.
+    Fix {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Do not write; list the fixes and print a diff.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
         #[arg(required = true)]
@@ -152,6 +160,7 @@ fn main() -> ExitCode {
             };
             cli::grammar::run(&file, search.as_deref(), dialect, max_layers as usize)
         }
+        Command::Fix { paths, dry_run } => cli::fix(&paths, dry_run),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
         Command::Report { dbs, out } => cli::report::run(&dbs, &out),
         Command::Search { args } => {

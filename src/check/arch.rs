@@ -5,7 +5,7 @@ use super::model::*;
 use super::ops::{self, ParamKind};
 use super::units::Dim;
 use super::{suggest, Cx, Located};
-use crate::diag::{code, Diagnostic, FileId, Severity};
+use crate::diag::{code, Diagnostic, FileId, Fix, Severity};
 use crate::syntax::{self, Arg, Call, Entry, Expr, Span};
 use std::collections::HashMap;
 
@@ -16,6 +16,13 @@ struct Builder<'h> {
     /// `None` marks a value whose definition failed: uses of it report nothing more.
     bindings: HashMap<String, (Option<NodeId>, Span)>,
     used: Vec<bool>,
+    /// `linear` layers wider than the hardware: (index of the ports diagnostic, the layer,
+    /// the span of its width argument, the hardware's width). Whether clamping is a safe
+    /// fix is known only once the layers after it are.
+    too_wide: Vec<(usize, NodeId, Span, usize)>,
+    /// Names defined by the entries not yet checked: a use before its definition is a
+    /// misordering, not a misspelling, so it gets no rename fix.
+    later: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -59,13 +66,21 @@ impl Cx<'_> {
             nodes: Vec::new(),
             bindings: HashMap::new(),
             used: Vec::new(),
+            too_wide: Vec::new(),
+            later: arch.body.entries.iter().filter_map(defines).collect(),
         };
         let mut inputs = Vec::new();
-        let mut output: Option<(NodeId, Span)> = None;
+        // The output's node, its line, and its value expression.
+        let mut output: Option<(NodeId, Span, Span)> = None;
         let mut phase_bits = None;
         let mut constraints = Vec::new();
 
         for entry in &arch.body.entries {
+            if let Some(name) = defines(entry) {
+                if let Some(i) = b.later.iter().position(|l| *l == name) {
+                    b.later.swap_remove(i);
+                }
+            }
             match entry {
                 Entry::Input(i) => {
                     if let Some(&(_, first)) = b.bindings.get(&i.name.name) {
@@ -73,6 +88,8 @@ impl Cx<'_> {
                         continue;
                     }
                     let Some(ty) = self.input_type(file, &i.ty, hw) else {
+                        // Reported; its uses report nothing more.
+                        b.bindings.insert(i.name.name.clone(), (None, i.name.span));
                         continue;
                     };
                     let id = b.add(i.name.name.clone(), OpKind::Input, Vec::new(), ty, i.span);
@@ -112,7 +129,7 @@ impl Cx<'_> {
                     b.bindings.insert(f.key.name.clone(), (node, f.key.span));
                 }
                 Entry::Output(o) => {
-                    if let Some((_, first)) = output {
+                    if let Some((_, first, _)) = output {
                         self.push(
                             Diagnostic::error(
                                 code::STRUCTURE,
@@ -128,7 +145,7 @@ impl Cx<'_> {
                     }
                     if let Some(id) = self.value(&mut b, &o.value, "out") {
                         b.used[id] = true;
-                        output = Some((id, o.span));
+                        output = Some((id, o.span, o.value.span()));
                     }
                 }
                 Entry::Section(s) if s.name.name == "precision" => {
@@ -184,16 +201,27 @@ impl Cx<'_> {
                 .with_help("end with an output, e.g. `output detect(y)`"),
             );
         }
-        if let Some((id, span)) = output {
+        if let Some((id, span, output_value)) = output {
             let ty = b.nodes[id].ty;
             if ty.domain == Domain::Complex {
+                // `detect` is the only way from light to numbers, so wrapping is the fix.
+                let fix = hw.supports("detect").then(|| {
+                    Fix::wrap(
+                        output_value,
+                        "detect(",
+                        ")",
+                        "wrap the output in `detect(…)`",
+                    )
+                });
                 self.push(
                     Diagnostic::error(code::TYPE, file, span, format!("the output is an optical field ({ty}); class scores must be electronic"))
                         .with_label("still light")
-                        .with_help("detect it: `output detect(…)` measures |z|² on each port"),
+                        .with_help("detect it: `output detect(…)` measures |z|² on each port")
+                        .with_fixes(fix),
                 );
             }
         }
+        self.clamp_fixes(&b, output.map(|o| o.0));
         // Unused values: warnings, reported once the graph is complete.
         let mut unused: Vec<(String, Span)> = b
             .bindings
@@ -219,7 +247,7 @@ impl Cx<'_> {
         if self.error_count() > errors_before {
             return None;
         }
-        let (output, _) = output?;
+        let (output, _, _) = output?;
         let graph = ArchGraph {
             name: arch.name.name.clone(),
             hardware: hw.name.clone(),
@@ -232,6 +260,39 @@ impl Cx<'_> {
             span: arch.span,
         };
         Some(graph)
+    }
+
+    /// Offers "set the width to the hardware's" on a too-wide `linear` only when another
+    /// `linear` re-sets the width on every path to the output: then no width downstream
+    /// (the output's, which must match the task's classes) depends on this one.
+    fn clamp_fixes(&mut self, b: &Builder<'_>, output: Option<NodeId>) {
+        let Some(output) = output else { return };
+        for &(diag, layer, width, have) in &b.too_wide {
+            // Nodes are in definition order, so one forward pass finds everything reached
+            // from `layer` without passing through another `linear`.
+            let mut direct = vec![false; b.nodes.len()];
+            let mut reached = vec![false; b.nodes.len()];
+            if layer >= b.nodes.len() || output >= b.nodes.len() {
+                continue;
+            }
+            direct[layer] = true;
+            reached[layer] = true;
+            for k in layer + 1..b.nodes.len() {
+                let node = &b.nodes[k];
+                reached[k] = node.inputs.iter().any(|&i| reached[i]);
+                direct[k] = !matches!(node.op, OpKind::Linear { .. })
+                    && node.inputs.iter().any(|&i| direct[i]);
+            }
+            if reached[output] && !direct[output] {
+                if let Some(d) = self.diags.get_mut(diag) {
+                    d.fixes.push(Fix::replace(
+                        width,
+                        have.to_string(),
+                        format!("set the width to {have}, the hardware's limit"),
+                    ));
+                }
+            }
+        }
     }
 
     pub(crate) fn error_count(&self) -> usize {
@@ -273,11 +334,12 @@ impl Cx<'_> {
                         format!("unknown value type `{other}`"),
                     )
                     .with_label("unknown type")
-                    .with_help(suggest::help_for(
+                    .with_suggestion(
                         other,
+                        ty.domain.span,
                         &["real", "complex"],
                         "type",
-                    )),
+                    ),
                 );
                 return None;
             }
@@ -314,14 +376,38 @@ impl Cx<'_> {
                 None => {
                     let mut names: Vec<&str> = b.bindings.keys().map(String::as_str).collect();
                     names.sort_unstable();
-                    let help = if ops::lookup(&id.name).is_some() {
-                        format!(
+                    let (help, fix) = if b.later.contains(&id.name) {
+                        let help = format!(
+                            "`{}` is defined further down: move its line above this one",
+                            id.name
+                        );
+                        (help, None)
+                    } else if ops::lookup(&id.name).is_some() {
+                        let help = format!(
                             "`{}` is an operation: call it, e.g. `{}(x)`",
                             id.name, id.name
-                        )
+                        );
+                        (help, None)
                     } else {
-                        suggest::help_for(&id.name, &names, "value")
+                        let by_name = suggest::unique_closest(&id.name, names.iter().copied());
+                        match (by_name, only_unused(b)) {
+                            // A near name and a different unused value: no guess is safe.
+                            (Some(n), Some(u)) if n != u => {
+                                (suggest::help_for(&id.name, &names, "value"), None)
+                            }
+                            (Some(n), _) => (format!("did you mean `{n}`?"), Some(n)),
+                            (None, Some(u)) => (
+                                format!(
+                                    "`{u}` is the only value not used yet: did you mean `{u}`?"
+                                ),
+                                Some(u),
+                            ),
+                            (None, None) => (suggest::help_for(&id.name, &names, "value"), None),
+                        }
                     };
+                    let fix = fix.map(|to| {
+                        Fix::replace(id.span, to, format!("replace `{}` with `{to}`", id.name))
+                    });
                     self.push(
                         Diagnostic::error(
                             code::UNDEFINED,
@@ -330,7 +416,8 @@ impl Cx<'_> {
                             format!("no value named `{}` is defined before this line", id.name),
                         )
                         .with_label("not defined")
-                        .with_help(help),
+                        .with_help(help)
+                        .with_fixes(fix),
                     );
                     None
                 }
@@ -367,7 +454,7 @@ impl Cx<'_> {
                     format!("unknown operation `{}`", c.func.name),
                 )
                 .with_label("unknown operation")
-                .with_help(suggest::help_for(&c.func.name, &names, "operation")),
+                .with_suggestion(&c.func.name, c.func.span, &names, "operation"),
             );
             return None;
         };
@@ -493,6 +580,16 @@ impl Cx<'_> {
                 Some(p) => ok &= self.param(file, spec, p, &a.value, &mut values),
                 None => {
                     let params: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                    // Renaming onto a parameter given elsewhere would only trade errors.
+                    let free: Vec<&str> = params
+                        .iter()
+                        .copied()
+                        .filter(|p| {
+                            !named
+                                .iter()
+                                .any(|o| o.name.as_ref().is_some_and(|n| n.name == *p))
+                        })
+                        .collect();
                     let help = if params.is_empty() {
                         format!("`{}` takes no parameters: {}", spec.name, spec.signature)
                     } else {
@@ -510,7 +607,8 @@ impl Cx<'_> {
                             format!("`{}` has no parameter `{}`", spec.name, name.name),
                         )
                         .with_label("unknown parameter")
-                        .with_help(help),
+                        .with_help(help)
+                        .with_fixes(suggest::rename_fix(&name.name, name.span, &free)),
                     );
                     ok = false;
                 }
@@ -570,6 +668,7 @@ impl Cx<'_> {
                 input
             }
         };
+        let mut too_wide: Option<(usize, Span)> = None;
         let (op, inputs, ty) = match spec.name {
             "encode" => {
                 if in_ty.domain == Domain::Complex {
@@ -602,30 +701,26 @@ impl Cx<'_> {
             }
             "linear" => {
                 let out = real("width", 0.0) as usize;
+                let width_arg = named
+                    .iter()
+                    .find(|a| a.name.as_ref().is_some_and(|n| n.name == "width"))
+                    .or(positional.get(1))
+                    .map(|a| a.value.span());
                 let digital_real =
                     hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
-                if digital_real {
-                    self.check_ports(file, c.span, "linear", out, out, hw);
-                    (
-                        OpKind::Linear { out },
-                        vec![input],
-                        ValueType {
-                            domain: Domain::Real,
-                            width: out,
-                        },
-                    )
+                let (x, domain) = if digital_real {
+                    (input, Domain::Real)
                 } else {
-                    let x = optical(self, b, input);
-                    self.check_ports(file, c.span, "linear", out, out, hw);
-                    (
-                        OpKind::Linear { out },
-                        vec![x],
-                        ValueType {
-                            domain: Domain::Complex,
-                            width: out,
-                        },
-                    )
+                    (optical(self, b, input), Domain::Complex)
+                };
+                if self.check_ports(file, c.span, "linear", out, out, hw) {
+                    too_wide = width_arg.map(|w| (self.diags.len() - 1, w));
                 }
+                (
+                    OpKind::Linear { out },
+                    vec![x],
+                    ValueType { domain, width: out },
+                )
             }
             "unitary" | "diag" | "modrelu" | "eo_activation" => {
                 let x = optical(self, b, input);
@@ -692,7 +787,11 @@ impl Cx<'_> {
                 (op, vec![input], in_ty)
             }
         };
-        Some(b.add(node_name, op, inputs, ty, c.span))
+        let id = b.add(node_name, op, inputs, ty, c.span);
+        if let Some((diag, width)) = too_wide {
+            b.too_wide.push((diag, id, width, hw.backend.max_width()));
+        }
+        Some(id)
     }
 
     fn param(
@@ -729,7 +828,8 @@ impl Cx<'_> {
         }
     }
 
-    /// The mesh (or digital array) must be at least as wide as the layer.
+    /// The mesh (or digital array) must be at least as wide as the layer. True when it is
+    /// not (the diagnostic is then the last one pushed).
     fn check_ports(
         &mut self,
         file: FileId,
@@ -738,11 +838,11 @@ impl Cx<'_> {
         n_in: usize,
         n_out: usize,
         hw: &HardwareProfile,
-    ) {
+    ) -> bool {
         let need = n_in.max(n_out);
         let have = hw.backend.max_width();
         if need <= have {
-            return;
+            return false;
         }
         let (what, unit) = match hw.backend {
             BackendSpec::Mzi { .. } => ("mesh", "ports"),
@@ -762,6 +862,7 @@ impl Cx<'_> {
                 BackendSpec::Digital { .. } => format!("make the layer at most {have} wide, or use a profile with `max_width >= {need}` (e.g. `hardware big extends {} {{ backend digital {{ max_width = {need} }} }}`)", hw.name),
             }),
         );
+        true
     }
 
     fn arch_precision(
@@ -832,7 +933,7 @@ impl Cx<'_> {
                     format!("unknown metric `{}`", c.metric.name),
                 )
                 .with_label("unknown metric")
-                .with_help(suggest::help_for(&c.metric.name, &names, "metric")),
+                .with_suggestion(&c.metric.name, c.metric.span, &names, "metric"),
             );
             return None;
         };
@@ -857,6 +958,33 @@ impl Cx<'_> {
             span: c.span,
         })
     }
+}
+
+/// The name an architecture entry defines, if any.
+fn defines(e: &Entry) -> Option<String> {
+    match e {
+        Entry::Input(i) => Some(i.name.name.clone()),
+        Entry::Field(f) => Some(f.key.name.clone()),
+        _ => None,
+    }
+}
+
+/// The one value defined so far and not used yet, if there is exactly one and no definition
+/// failed (a failed one might be the value that was meant).
+fn only_unused<'b>(b: &'b Builder<'_>) -> Option<&'b str> {
+    let mut unused = None;
+    for (name, (node, _)) in &b.bindings {
+        match node {
+            None => return None,
+            Some(id) if !b.used.get(*id).copied().unwrap_or(true) => {
+                if unused.replace(name.as_str()).is_some() {
+                    return None;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    unused
 }
 
 fn quote_list(items: &[&str]) -> String {

@@ -3,7 +3,7 @@
 use super::model::*;
 use super::ops;
 use super::units::Dim;
-use super::{suggest, Cx};
+use super::Cx;
 use crate::diag::{code, Diagnostic, FileId};
 use crate::syntax::{Entry, Expr, Section};
 use std::collections::HashMap;
@@ -442,7 +442,7 @@ impl Cx<'_> {
                         format!("unknown backend `{other}`"),
                     )
                     .with_label("unknown backend")
-                    .with_help(suggest::help_for(other, BACKENDS, "backend")),
+                    .with_suggestion(other, kind.span, BACKENDS, "backend"),
                 );
                 None
             }
@@ -601,11 +601,12 @@ impl Cx<'_> {
                             format!("unknown operation `{}`", id.name),
                         )
                         .with_label("unknown operation")
-                        .with_help(suggest::help_for(
+                        .with_suggestion(
                             &id.name,
+                            id.span,
                             &names,
                             "operation",
-                        )),
+                        ),
                     );
                 }
                 other => self.wrong_kind(

@@ -279,22 +279,21 @@ impl<'a> Cx<'a> {
     /// Reports a reference to an undefined name, with a suggestion.
     pub fn undefined(&mut self, file: FileId, name: &Ident, what: &str, mut candidates: Vec<&str>) {
         candidates.sort_unstable();
-        let mut help = suggest::help_for(&name.name, &candidates, what);
-        if what == "hardware profile" {
-            if let Some(path) = crate::stdlib::defining(&name.name) {
-                help = format!("the standard library defines `{}` in `{path}`: add `use \"{path}\"` at the top", name.name);
-            }
-        }
-        self.push(
-            Diagnostic::error(
-                code::UNDEFINED,
-                file,
-                name.span,
-                format!("no {what} named `{}`", name.name),
-            )
-            .with_label("not defined")
-            .with_help(help),
-        );
+        let d = Diagnostic::error(
+            code::UNDEFINED,
+            file,
+            name.span,
+            format!("no {what} named `{}`", name.name),
+        )
+        .with_label("not defined");
+        let stdlib = crate::stdlib::defining(&name.name).filter(|_| what == "hardware profile");
+        self.push(match stdlib {
+            Some(path) => d.with_help(format!(
+                "the standard library defines `{}` in `{path}`: add `use \"{path}\"` at the top",
+                name.name
+            )),
+            None => d.with_suggestion(&name.name, name.span, &candidates, what),
+        });
     }
 }
 

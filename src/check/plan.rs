@@ -357,7 +357,8 @@ impl Cx<'_> {
                             .with_help(format!(
                                 "{}; files load with `idx(\"images\", \"labels\")`, `csv(\"file.csv\", label = last)` or `npy(\"x.npy\", \"y.npy\")`",
                                 super::suggest::help_for(&id.name, &builtin, "data set")
-                            )),
+                            ))
+                            .with_fixes(super::suggest::rename_fix(&id.name, id.span, &builtin)),
                     );
                     None
                 }
@@ -449,11 +450,12 @@ impl Cx<'_> {
                                 format!("unknown data source `{other}`"),
                             )
                             .with_label("unknown source")
-                            .with_help(super::suggest::help_for(
+                            .with_suggestion(
                                 other,
+                                c.func.span,
                                 &["idx", "csv", "npy"],
                                 "data source",
-                            )),
+                            ),
                         );
                         None
                     }
@@ -533,7 +535,7 @@ impl Cx<'_> {
                             format!("unknown encoder `{other}`"),
                         )
                         .with_label("unknown encoder")
-                        .with_help(super::suggest::help_for(other, ENCODERS, "encoder")),
+                        .with_suggestion(other, name.span, ENCODERS, "encoder"),
                     );
                 }
             }
@@ -1004,7 +1006,7 @@ impl Cx<'_> {
                         format!("unknown metric `{}`", m.name),
                     )
                     .with_label("unknown metric")
-                    .with_help(super::suggest::help_for(&m.name, &names, "metric")),
+                    .with_suggestion(&m.name, m.span, &names, "metric"),
                 );
                 continue;
             };

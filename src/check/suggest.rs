@@ -1,4 +1,7 @@
-//! "Did you mean …?" by edit distance.
+//! "Did you mean …?" by edit distance, and the fix that applies it when it is unambiguous.
+
+use crate::diag::{Diagnostic, Fix};
+use crate::syntax::Span;
 
 /// Levenshtein distance, early-exiting on very long inputs (names are short).
 pub fn distance(a: &str, b: &str) -> usize {
@@ -17,15 +20,64 @@ pub fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Candidates within a distance that scales with the name's length, nearest first.
+fn near<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<(usize, &'a str)> {
+    let limit = (name.chars().count() / 3).max(1) + usize::from(name.len() > 6);
+    let lower = name.to_lowercase();
+    let mut v: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .map(|c| (distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    v.sort_by_key(|(d, c)| (*d, c.len(), *c));
+    v.dedup_by_key(|(_, c)| *c);
+    v
+}
+
 /// The closest candidate within a distance that scales with the name's length.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1) + usize::from(name.len() > 6);
-    candidates
-        .into_iter()
-        .map(|c| (distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, c)| (*d, c.len()))
-        .map(|(_, c)| c)
+    near(name, candidates).first().map(|(_, c)| *c)
+}
+
+/// The candidate `name` surely meant: the only one within reach, or the only one that
+/// differs from it in letter case alone (`mw` → `mW`). `None` when two are plausible
+/// (`noisy_accuracy` could be `_mean` or `_p5`): a fix applied without asking must not guess.
+pub fn unique_closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let near = near(name, candidates);
+    let only = match near.as_slice() {
+        [(_, c)] => Some(*c),
+        [(0, c), (d, _), ..] if *d > 0 => Some(*c),
+        _ => None,
+    };
+    only.filter(|c| *c != name)
+}
+
+/// The fix that replaces `name` (under `span`) with its unique closest candidate.
+pub fn rename_fix(name: &str, span: Span, candidates: &[&str]) -> Option<Fix> {
+    let to = unique_closest(name, candidates.iter().copied())?;
+    Some(Fix::replace(
+        span,
+        to,
+        format!("replace `{name}` with `{to}`"),
+    ))
+}
+
+impl Diagnostic {
+    /// "did you mean …?" (or the list of what is allowed) as the help, with a fix when
+    /// exactly one candidate is nearest.
+    pub(crate) fn with_suggestion(
+        self,
+        name: &str,
+        span: Span,
+        candidates: &[&str],
+        what: &str,
+    ) -> Self {
+        self.with_help(help_for(name, candidates, what))
+            .with_fixes(rename_fix(name, span, candidates))
+    }
 }
 
 /// `did you mean `x`?` or a list of what is allowed.
@@ -62,5 +114,23 @@ mod tests {
         assert_eq!(closest("modrelo", ops), Some("modrelu"));
         assert_eq!(closest("lienar", ops), Some("linear"));
         assert_eq!(closest("softmax", ops), None);
+    }
+
+    #[test]
+    fn unique_closest_refuses_ties_and_identity() {
+        assert_eq!(
+            unique_closest("lienar", ["linear", "detect"]),
+            Some("linear")
+        );
+        assert_eq!(unique_closest("h", ["h1", "h2"]), None);
+        assert_eq!(unique_closest("h", ["h1", "h1"]), Some("h1"));
+        assert_eq!(unique_closest("linear", ["linear"]), None);
+        assert_eq!(unique_closest("NJ", ["J", "nJ", "mJ", "pJ"]), Some("nJ"));
+        let metrics = [
+            "noisy_accuracy_mean",
+            "noisy_accuracy_std",
+            "noisy_accuracy_p5",
+        ];
+        assert_eq!(unique_closest("noisy_accuracy", metrics), None);
     }
 }

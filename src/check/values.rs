@@ -3,7 +3,7 @@
 use super::suggest;
 use super::units::{self, Dim};
 use super::Cx;
-use crate::diag::{code, Diagnostic, FileId};
+use crate::diag::{code, Diagnostic, FileId, Fix};
 use crate::syntax::{Expr, Ident, Span};
 
 /// What kind of expression something is, in words.
@@ -15,6 +15,35 @@ pub fn describe(e: &Expr) -> &'static str {
         Expr::Str(_) => "a string",
         Expr::List(_) => "a list",
         Expr::Call(_) => "a call",
+    }
+}
+
+/// Units to suggest for an unknown one: those of the expected dimension when it has units,
+/// so `mw` for a power becomes `mW` and never `ms`.
+fn unit_candidates(dim: Dim) -> Vec<&'static str> {
+    let of_dim: Vec<&str> = units::UNITS
+        .iter()
+        .filter(|u| u.1 == dim && dim != Dim::None)
+        .map(|u| u.0)
+        .collect();
+    if of_dim.is_empty() {
+        units::UNITS.iter().map(|u| u.0).collect()
+    } else {
+        of_dim
+    }
+}
+
+/// True when `from` → `to` only changes the case of a prefix letter that means something
+/// else in the other case (`M` mega vs `m` milli, `P` peta vs `p` pico, `Z` zetta vs `z`
+/// zepto): a scale change of many orders of magnitude is not a spelling fix.
+fn swaps_prefix(from: &str, to: &str) -> bool {
+    match (from.chars().next(), to.chars().next()) {
+        (Some(a), Some(b)) => {
+            a != b
+                && a.eq_ignore_ascii_case(&b)
+                && matches!(b.to_ascii_lowercase(), 'm' | 'p' | 'z')
+        }
+        _ => false,
     }
 }
 
@@ -72,11 +101,16 @@ impl Cx<'_> {
             }
             Some(u) => match units::lookup(&u.name) {
                 None => {
-                    let names: Vec<&str> = units::UNITS.iter().map(|u| u.0).collect();
+                    let names = unit_candidates(dim);
                     let help = match suggest::closest(&u.name, names.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`? `{what}` is {}", dim.describe()),
                         None => format!("`{what}` is {}", dim.describe()),
                     };
+                    let fix = suggest::unique_closest(&u.name, names.iter().copied())
+                        .filter(|s| !swaps_prefix(&u.name, s))
+                        .map(|s| {
+                            Fix::replace(u.span, s, format!("replace `{}` with `{s}`", u.name))
+                        });
                     self.push(
                         Diagnostic::error(
                             code::UNIT,
@@ -85,7 +119,8 @@ impl Cx<'_> {
                             format!("unknown unit `{}`", u.name),
                         )
                         .with_label("unknown unit")
-                        .with_help(help),
+                        .with_help(help)
+                        .with_fixes(fix),
                     );
                     None
                 }
@@ -233,7 +268,7 @@ impl Cx<'_> {
                 format!("`{}` is not a valid `{what}`", id.name),
             )
             .with_label("unknown value")
-            .with_help(suggest::help_for(&id.name, choices, "value")),
+            .with_suggestion(&id.name, id.span, choices, "value"),
         );
     }
 
@@ -252,7 +287,7 @@ impl Cx<'_> {
                 format!("`{}` is not a field of {place}", key.name),
             )
             .with_label("unknown here")
-            .with_help(suggest::help_for(&key.name, known, "field")),
+            .with_suggestion(&key.name, key.span, known, "field"),
         );
     }
 

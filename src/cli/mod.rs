@@ -26,10 +26,16 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
             return EXIT_USAGE;
         }
     };
+    check_files(&files, format, deny_warnings)
+}
+
+/// Checks files already collected, prints their diagnostics and a summary, and returns
+/// the exit code (shared by `check` and by `fix`, which reports what is left).
+fn check_files(files: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     let mut sources = Sources::new();
     let mut all: Vec<Diagnostic> = Vec::new();
     let mut io_error = false;
-    for path in &files {
+    for path in files {
         let name = path.display().to_string();
         match read_text(path) {
             Ok(text) => {
@@ -109,6 +115,122 @@ fn emit(sources: &Sources, diags: &[Diagnostic], format: Format) {
         Format::Github => sources.render_github(diags),
     };
     let _ = out.write_all(text.as_bytes());
+}
+
+/// `uhc fix`: applies every unambiguous fix the checker offers, re-checking between rounds
+/// (`uhc::fix::fix_source`), then reports what is left the way `uhc check` does, with the
+/// same exit codes. `--dry-run` writes nothing: it lists the fixes and prints a diff, and
+/// exits as `uhc check` would on the files as they are.
+pub fn fix(paths: &[PathBuf], dry_run: bool) -> u8 {
+    let files = match collect_uh_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut status = EXIT_OK;
+    let (mut fixed, mut changed_files, mut remaining) = (0, 0, 0);
+    for path in &files {
+        let name = path.display().to_string();
+        let text = match read_text(path) {
+            Ok(t) => t,
+            Err(e) => {
+                // Not UTF-8: nothing to fix safely; `check_files` reports it.
+                if e.lossy.is_none() {
+                    eprintln!("error: {}", e.message);
+                    status = EXIT_USAGE;
+                } else {
+                    remaining += 1;
+                }
+                continue;
+            }
+        };
+        let (outcome, _) = uhc::fix::fix_source(&name, &text, &FsResolver);
+        remaining += outcome.diagnostics.iter().filter(|d| d.is_error()).count();
+        if outcome.applied.is_empty() {
+            continue;
+        }
+        let verb = if dry_run { "would apply" } else { "applied" };
+        for a in &outcome.applied {
+            println!("{name}:{}: {verb} fix: {}", a.line, a.description);
+        }
+        fixed += outcome.applied.len();
+        changed_files += 1;
+        if dry_run {
+            print!("{}", diff(&name, &text, &outcome.text));
+        } else if let Err(e) = std::fs::write(path, &outcome.text) {
+            eprintln!("error: cannot write {name}: {e}");
+            status = EXIT_USAGE;
+        }
+    }
+    if dry_run {
+        eprintln!(
+            "would fix {fixed} problem(s) in {changed_files} file(s); {remaining} error(s) would remain"
+        );
+        return if status == EXIT_USAGE {
+            EXIT_USAGE
+        } else if fixed > 0 || remaining > 0 {
+            EXIT_PROBLEMS
+        } else {
+            EXIT_OK
+        };
+    }
+    eprintln!("fixed {fixed} problem(s) in {changed_files} file(s)");
+    status.max(check_files(&files, Format::Human, false))
+}
+
+/// A unified diff of a fixed file: one hunk per run of changed lines, without context
+/// (fixes never add or remove lines, so lines pair up; otherwise one hunk covers the rest).
+fn diff(name: &str, old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (a_mid, b_mid) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
+    let mut out = format!("--- {name}\n+++ {name} (fixed)\n");
+    let mut hunk = |at_a: usize, old: &[&str], at_b: usize, new: &[&str]| {
+        out.push_str(&format!(
+            "@@ -{},{} +{},{} @@\n",
+            at_a + 1,
+            old.len(),
+            at_b + 1,
+            new.len()
+        ));
+        for l in old {
+            out.push_str(&format!("-{l}\n"));
+        }
+        for l in new {
+            out.push_str(&format!("+{l}\n"));
+        }
+    };
+    if a_mid.len() != b_mid.len() {
+        hunk(prefix, a_mid, prefix, b_mid);
+        return out;
+    }
+    let mut i = 0;
+    while i < a_mid.len() {
+        if a_mid[i] == b_mid[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < a_mid.len() && a_mid[i] != b_mid[i] {
+            i += 1;
+        }
+        hunk(
+            prefix + start,
+            &a_mid[start..i],
+            prefix + start,
+            &b_mid[start..i],
+        );
+    }
+    out
 }
 
 pub fn fmt(paths: &[PathBuf], check_only: bool) -> u8 {

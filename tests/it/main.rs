@@ -3,6 +3,7 @@
 mod cli_search;
 mod cli_train;
 mod examples;
+mod fix;
 mod grammar;
 mod ir;
 mod llm_client;
