@@ -82,8 +82,11 @@ enum Command {
         /// Weights from `uhc train`.
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// Monte Carlo noise draws.
-        #[arg(long, default_value_t = 20)]
+        /// Accept weights trained on another task or split (a warning instead of an error).
+        #[arg(long, requires = "weights")]
+        allow_task_mismatch: bool,
+        /// Monte Carlo noise draws (1 to 100000).
+        #[arg(long, default_value_t = 20, value_parser = cli::positive(100_000))]
         draws: usize,
         /// Print one JSON object.
         #[arg(long)]
@@ -127,9 +130,16 @@ fn main() -> ExitCode {
         Command::Eval {
             common,
             weights,
+            allow_task_mismatch,
             draws,
             json,
-        } => cli::train::eval(&common, weights.as_deref(), draws, json),
+        } => cli::train::eval(
+            &common,
+            weights.as_deref(),
+            allow_task_mismatch,
+            draws,
+            json,
+        ),
     };
     ExitCode::from(code)
 }

@@ -7,7 +7,7 @@ use uhc::search::report::{self, RunData};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
 fn load(path: &Path) -> Result<RunData, String> {
-    let store = Store::open(path, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let store = Store::open_read_only(path, StoreOptions::default()).map_err(|e| e.to_string())?;
     let mut candidates = Vec::new();
     for s in CandidateState::ALL {
         candidates.extend(store.candidates_in_state(s).map_err(|e| e.to_string())?);

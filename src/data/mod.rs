@@ -226,9 +226,13 @@ pub(crate) fn maybe_gunzip<'a>(bytes: &'a [u8], file: &str) -> Result<Cow<'a, [u
     }
 }
 
-/// Reads a whole file; the only file-system access of the data stage.
+/// The most bytes read from one data file (before decompression).
+pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30;
+
+/// Reads a whole file, at most [`MAX_DATA_FILE_BYTES`]; the only file-system access of the
+/// data stage.
 pub(crate) fn read_path(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io {
+    crate::driver::read_bounded(path, MAX_DATA_FILE_BYTES).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -213,6 +213,17 @@ pub struct Overrides {
     pub budget: Option<usize>,
     pub jobs: Option<usize>,
     pub seed: Option<u64>,
+    /// Set (by a signal handler) to stop: no new work is claimed or proposed, the
+    /// evaluations in flight finish and are stored, and [`run`] returns with
+    /// [`Summary::stopped`].
+    pub stop: Option<&'static std::sync::atomic::AtomicBool>,
+}
+
+impl Overrides {
+    fn stopping(&self) -> bool {
+        self.stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// A source of new candidate texts. Built-in operators edit genomes; LLM operators write text.
@@ -377,6 +388,8 @@ pub enum Event {
 
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// Stopped on request ([`Overrides::stop`]) before the budget was spent.
+    pub stopped: bool,
     pub evaluated: usize,
     pub proposals: usize,
     pub rejected: usize,
@@ -437,6 +450,10 @@ pub fn run(
     }
     let mut exhausted = false;
     loop {
+        if overrides.stopping() {
+            summary.stopped = true;
+            break;
+        }
         let counts = store.counts_by_state()?;
         let evaluated = (counts.done + counts.failed + counts.timeout) as usize;
         if evaluated >= budget {
@@ -457,6 +474,7 @@ pub fn run(
                 evaluated,
                 &mut summary,
                 on_event,
+                overrides,
             )?;
             summary.evaluation_seconds += t.elapsed().as_secs_f64();
             continue;
@@ -493,6 +511,9 @@ pub fn run(
         let mut attempts = 0;
         let total_weight: f64 = proposers.iter().map(|p| p.1).sum();
         while valid < cx.spec.offspring && attempts < cx.spec.offspring * 8 {
+            if overrides.stopping() {
+                break;
+            }
             if proposers.iter().any(|p| p.0.exhausted()) {
                 exhausted = true;
                 break;
@@ -775,6 +796,7 @@ fn evaluate_batch(
     mut done: usize,
     summary: &mut Summary,
     on_event: &mut dyn FnMut(Event),
+    overrides: &Overrides,
 ) -> Result<(), StoreError> {
     let owner = format!("uhc-{}", std::process::id());
     let timeout = Duration::from_secs_f64(cx.spec.timeout);
@@ -785,7 +807,7 @@ fn evaluate_batch(
     let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> =
         std::collections::HashMap::new();
     loop {
-        while running.len() < jobs {
+        while running.len() < jobs && !overrides.stopping() {
             let Some(c) = pending.next() else { break };
             let Some(claimed) = store.claim_next(&owner, lease)? else {
                 break;

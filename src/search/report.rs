@@ -323,7 +323,14 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
     let mut md = String::from(
         "# uhc search report\n\n![Pareto front](pareto.svg)\n\n![Hypervolume](hypervolume.svg)\n\n",
     );
-    let _ = writeln!(md, "Hypervolume is measured in (error, log10 energy/pJ) space against the reference point error = 1, energy = {} (twice the highest energy any run evaluated).\n", format_pj(ref_energy_pj));
+    let evaluated = runs
+        .iter()
+        .any(|r| r.candidates.iter().any(|c| point(c).is_some()));
+    if evaluated {
+        let _ = writeln!(md, "Hypervolume is measured in (error, log10 energy/pJ) space against the reference point error = 1, energy = {} (twice the highest energy any run evaluated).\n", format_pj(ref_energy_pj));
+    } else {
+        md.push_str("Nothing has been evaluated yet: no run has a finished evaluation, so there is no front, no reference point and no hypervolume. Run the search (or let it run longer) and report again.\n\n");
+    }
     md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front | hypervolume |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in runs {
         let count = |s: CandidateState| run.candidates.iter().filter(|c| c.state == s).count();
@@ -352,6 +359,16 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
         } else {
             0.0
         };
+        if f.is_empty() {
+            // No front: no drop to average and no hypervolume (not 0 or -0.0 of nothing).
+            let none = if done == 0 {
+                "nothing evaluated"
+            } else {
+                "no feasible candidate"
+            };
+            let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | 0 | 0 | {none} | {none} |", escape(&run.label));
+            continue;
+        }
         let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop);
     }
     for run in runs {

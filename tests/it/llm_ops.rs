@@ -81,6 +81,7 @@ fn run(cx: &SearchContext, db: &PathBuf, setup: LlmSetup, budget: usize) -> engi
         budget: Some(budget),
         jobs: Some(1),
         seed: None,
+        stop: None,
     };
     engine::run(
         cx,
@@ -362,6 +363,7 @@ fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
         budget: Some(11),
         jobs: Some(1),
         seed: None,
+        stop: None,
     };
     engine::run(
         &cx,

@@ -85,6 +85,7 @@ fn run(cx: &SearchContext, db: &PathBuf, ev: Arc<dyn Evaluator>, budget: usize) 
         budget: Some(budget),
         jobs: Some(2),
         seed: None,
+        stop: None,
     };
     engine::run(
         cx,
@@ -154,6 +155,7 @@ fn same_seed_same_archive() {
             budget: Some(24),
             jobs: Some(1),
             seed: None,
+            stop: None,
         };
         engine::run(
             &cx,
