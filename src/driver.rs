@@ -67,9 +67,9 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 /// `16 MiB`, `1 GiB`, or a byte count.
 pub fn human_bytes(n: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if n >= 1 << 30 && n % (1 << 30) == 0 {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
         format!("{} GiB", n >> 30)
-    } else if n >= MIB && n % MIB == 0 {
+    } else if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")
@@ -156,11 +156,7 @@ fn walk(
         // Follows links; a broken link or a loop of file links fails here.
         match std::fs::metadata(&p) {
             Ok(m) if m.is_dir() => walk(&p, out, visited)?,
-            Ok(m) if m.is_file() => {
-                if is_uh {
-                    out.files.push(p);
-                }
-            }
+            Ok(m) if m.is_file() && is_uh => out.files.push(p),
             Ok(m) if is_uh => out.notes.push(format!(
                 "skipped {}: not a regular file ({})",
                 p.display(),
