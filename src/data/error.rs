@@ -15,7 +15,7 @@ pub enum DataError {
     UnknownBuiltin { name: String, known: String },
 
     /// The file could not be read from disk.
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`: {source} (a relative data path is resolved next to the `.uh` file that names it)", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -28,7 +28,9 @@ fn train_writes_weights_that_eval_reads() {
     assert!(out.status.success(), "{err}");
     assert_eq!(err.matches("epoch ").count(), 2, "{err}");
     let w: serde_json::Value = serde_json::from_slice(&std::fs::read(&weights).unwrap()).unwrap();
-    assert_eq!(w["format"], "uhc-weights/1");
+    assert_eq!(w["format"], "uhc-weights/2");
+    assert_eq!(w["task"], "digits4");
+    assert!(w["split"].as_str().unwrap().contains("test 0.2"));
     assert_eq!(w["arch"], "digits_small");
     // h.V: a 16-port mesh has 120 MZIs (θ, φ each) and 16 input phases.
     let mesh = &w["nodes"][0];

@@ -712,6 +712,46 @@ fn a_signal_stops_the_search_cleanly_and_the_same_command_resumes() {
 
 // ---------------------------------------------------------------- messages
 
+/// Data paths are resolved next to the `.uh` file that names them, as `use` paths are,
+/// and the error says where uhc looked.
+#[test]
+fn data_paths_are_relative_to_the_task_file() {
+    let dir = temp("data-paths");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let text = std::fs::read_to_string(weights_dir().join("tiny.uh"))
+        .unwrap()
+        .replace(
+            "task digits2 {\n    dataset = digits\n    encode [pool(4), standardize]",
+            "task digits2 {\n    dataset = csv(\"rows.csv\", label = last)\n    encode [standardize]",
+        );
+    std::fs::write(dir.join("sub/tiny.uh"), text).unwrap();
+    // Decoy next to the current folder: must not be read.
+    std::fs::write(dir.join("rows.csv"), "not,a,valid\ncsv\n").unwrap();
+    let eval = || {
+        uhc()
+            .args(["eval", "sub/tiny.uh", "--arch", "tiny", "--task", "digits2"])
+            .args(["--draws", "1", "--epochs", "1", "--json"])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = eval();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot read `sub/rows.csv`"), "{err}");
+    assert!(err.contains("next to the `.uh` file"), "{err}");
+    // 4 features and a label per row, five rows per class.
+    let mut rows = String::new();
+    for k in 0..50 {
+        rows += &format!("{},{},{},{},{}\n", k % 3, k % 5, k % 7, k % 2, k % 10);
+    }
+    std::fs::write(dir.join("sub/rows.csv"), rows).unwrap();
+    let out = eval();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["task"], "digits2");
+}
+
 /// A file that cannot be read is exit 2 whether it is a data file or a weight file.
 #[test]
 fn missing_data_and_missing_weights_exit_alike() {
