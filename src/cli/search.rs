@@ -237,7 +237,8 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         .db
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.sqlite", cx.spec.name)));
-    let identity = uhc::search::identity::identity(&cx, &operators, &name, &text);
+    let task = uhc::driver::canonical_data_paths(&cx.task);
+    let identity = uhc::search::identity::identity(&cx, &task, &operators, &name, &text);
     let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators, "identity": identity });
     let seed = args.seed.unwrap_or(cx.spec.seed);
     if let Err(e) = writable(&db) {

@@ -95,6 +95,8 @@ fn setup(c: &Common) -> Result<Setup, u8> {
     } else {
         uhc::ir::lower(arch, &hw)
     };
+    // Canonical data paths: the task hash in weight files does not depend on the folder.
+    let task = uhc::driver::canonical_data_paths(&task);
     Ok(Setup { graph, hw, task })
 }
 

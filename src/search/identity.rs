@@ -14,6 +14,7 @@
 //! names their configuration holds: search, task, hardware, objectives and operators.
 
 use super::engine::SearchContext;
+use crate::check::model::TaskSpec;
 use crate::ir::text_hash;
 use serde_json::{json, Value};
 
@@ -35,8 +36,16 @@ fn part(label: String, value: &impl serde::Serialize) -> Value {
     json!({ "label": label, "hash": text_hash(&text) })
 }
 
-/// The identity of the search `cx` run with `operators`, read from `file` with `text`.
-pub fn identity(cx: &SearchContext, operators: &[(String, f64)], file: &str, text: &str) -> Value {
+/// The identity of the search `cx` on `task` (its task, with data paths made canonical by
+/// the caller: [`crate::driver::canonical_data_paths`]) run with `operators`, read from
+/// `file` with `text`.
+pub fn identity(
+    cx: &SearchContext,
+    task: &TaskSpec,
+    operators: &[(String, f64)],
+    file: &str,
+    text: &str,
+) -> Value {
     let s = &cx.spec;
     let ops: Vec<String> = operators.iter().map(|(n, w)| format!("{n}={w}")).collect();
     let objectives: Vec<String> = s
@@ -47,7 +56,7 @@ pub fn identity(cx: &SearchContext, operators: &[(String, f64)], file: &str, tex
     json!({
         "version": 1,
         "search": part(format!("`{}`", s.name), &s.name),
-        "task": part(format!("`{}`", cx.task.name), &cx.task),
+        "task": part(format!("`{}`", task.name), task),
         "hardware": part(format!("`{}`", cx.hardware.name), &cx.hardware),
         "objectives": part(objectives.join(", "), &(&s.objectives, &s.constraints)),
         "operators": part(ops.join(","), &ops),
@@ -121,5 +130,59 @@ pub fn describe(config: &Value) -> String {
     match config.get("file").and_then(Value::as_str) {
         Some(f) => format!("search `{search}` from {f}"),
         None => format!("search `{search}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy(search: &str, hardware: &str, ops: Value) -> Value {
+        json!({
+            "file": "a.uh",
+            "search": search,
+            "spec": { "task": "digits4", "hardware": hardware, "objectives": [], "constraints": [], "budget": 10 },
+            "operators": ops,
+        })
+    }
+
+    #[test]
+    fn stores_without_an_identity_are_compared_by_name() {
+        let stored = legacy("a", "mzi_realistic", json!([["mutate", 0.7]]));
+        let mut current = legacy("a", "mzi_realistic", json!([["mutate", 0.7]]));
+        current["spec"]["budget"] = json!(99);
+        current["identity"] = json!({ "search": { "label": "`a`", "hash": "x" } });
+        assert!(differences(&stored, &current).is_empty());
+        current["spec"]["hardware"] = json!("mzi_worst");
+        current["operators"] = json!([["crossover", 1.0]]);
+        let d = differences(&stored, &current);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(d[0], "the hardware profile: `mzi_realistic` → `mzi_worst`");
+        assert!(d[1].starts_with("the operators: "), "{d:?}");
+    }
+
+    #[test]
+    fn identities_are_compared_part_by_part() {
+        let id = |task_hash: &str, label: &str| {
+            json!({ "search": "s", "identity": {
+                "search": { "label": "`s`", "hash": "1" },
+                "task": { "label": label, "hash": task_hash },
+                "hardware": { "label": "`h`", "hash": "2" },
+                "objectives": { "label": "o", "hash": "3" },
+                "operators": { "label": "m", "hash": "4" },
+                "evaluation": { "label": "e", "hash": "5" },
+                "source": { "file": "a.uh", "hash": "6" },
+            }})
+        };
+        assert!(differences(&id("t", "`t`"), &id("t", "`t`")).is_empty());
+        assert_eq!(
+            differences(&id("t", "`t`"), &id("u", "`t`")),
+            ["the task: `t` is defined differently"]
+        );
+        assert_eq!(
+            differences(&id("t", "`t`"), &id("u", "`u`")),
+            ["the task: `t` → `u`"]
+        );
+        assert_eq!(describe(&id("t", "`t`")), "search `s`");
     }
 }

@@ -750,6 +750,29 @@ fn data_paths_are_relative_to_the_task_file() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["task"], "digits2");
+    // Weights trained from one folder are for the same task seen from another.
+    let out = uhc()
+        .args([
+            "train",
+            "sub/tiny.uh",
+            "--arch",
+            "tiny",
+            "--task",
+            "digits2",
+        ])
+        .args(["--epochs", "1", "--out", "w.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = uhc()
+        .args(["eval", "tiny.uh", "--arch", "tiny", "--task", "digits2"])
+        .args(["--draws", "1", "--weights", "../w.json"])
+        .current_dir(dir.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
 
 /// A file that cannot be read is exit 2 whether it is a data file or a weight file.
