@@ -13,10 +13,12 @@ fn load(path: &Path) -> Result<RunData, String> {
         candidates.extend(store.candidates_in_state(s).map_err(|e| e.to_string())?);
     }
     candidates.sort_by_key(|c| c.id);
-    let label = store
+    let config = store
         .run_info()
         .ok()
         .and_then(|i| serde_json::from_str::<serde_json::Value>(&i.config).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let label = Some(&config)
         .and_then(|v| {
             Some(format!(
                 "{} on {}",
@@ -25,7 +27,11 @@ fn load(path: &Path) -> Result<RunData, String> {
             ))
         })
         .unwrap_or_else(|| path.display().to_string());
-    Ok(RunData { label, candidates })
+    Ok(RunData {
+        label,
+        candidates,
+        config,
+    })
 }
 
 pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
@@ -39,9 +45,10 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
             }
         }
     }
-    let reference = report::reference_energy(&runs);
     let mut curves = Vec::new();
     for run in &runs {
+        // Each run against its own reference: adding a run changes no other run's curve.
+        let reference = report::reference_energy(std::slice::from_ref(run));
         curves.push((
             format!("{} (all)", run.label),
             report::hypervolume_curve(run, reference),
@@ -64,6 +71,7 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
                         .filter(|c| c.operator == op || c.operator == "seed")
                         .cloned()
                         .collect(),
+                    config: serde_json::Value::Null,
                 };
                 curves.push((
                     format!("{}: {op} + seeds", run.label),
@@ -72,7 +80,7 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
             }
         }
     }
-    let md = report::markdown(&runs, reference);
+    let md = report::markdown(&runs);
     let pareto = report::pareto_svg(&runs);
     let hv = report::hypervolume_svg(&curves);
     if let Err(e) = std::fs::create_dir_all(out) {

@@ -107,12 +107,20 @@ fn parts(config: &Value, legacy: bool) -> Vec<(&'static str, String, String)> {
 /// each ("the hardware profile: `mzi_realistic` → `cpu_fp32`"); empty when the search may
 /// resume the store.
 pub fn differences(stored: &Value, current: &Value) -> Vec<String> {
-    let legacy = stored.get("identity").is_none();
+    differences_in(stored, current, &PARTS.map(|p| p.0))
+}
+
+/// [`differences`] in the parts named by `keys` only (e.g. task, hardware, objectives:
+/// what makes two runs' fronts comparable). Compared by name when either configuration
+/// has no identity.
+pub fn differences_in(stored: &Value, current: &Value, keys: &[&str]) -> Vec<String> {
+    let legacy = stored.get("identity").is_none() || current.get("identity").is_none();
     let old = parts(stored, legacy);
     let new = parts(current, legacy);
     let words = |k: &'static str| PARTS.iter().find(|p| p.0 == k).map_or(k, |p| p.1);
     old.iter()
         .zip(&new)
+        .filter(|(a, _)| keys.contains(&a.0))
         .filter(|(a, b)| a.2 != b.2)
         .map(|(a, b)| {
             if a.1 == b.1 {

@@ -808,3 +808,55 @@ fn missing_data_and_missing_weights_exit_alike() {
         stderr(&weights)
     );
 }
+
+/// Overlaid runs: the report says which are comparable, and adding a run changes none of
+/// another run's figures (each run has its own reference point).
+#[test]
+fn an_overlay_names_what_differs_and_changes_no_run_figures() {
+    let dir = temp("overlay");
+    let a = search_file(&dir, "a.uh", &[]);
+    let b = search_file(
+        &dir,
+        "b.uh",
+        &[("hardware = mzi_realistic", "hardware = mzi_worst")],
+    );
+    for (file, db) in [(&a, "a.sqlite"), (&b, "b.sqlite"), (&a, "a2.sqlite")] {
+        let out = search(&dir, file, &dir.join(db), "3");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let report = |dbs: &[&str], out: &str| -> String {
+        let o = uhc()
+            .arg("report")
+            .args(dbs.iter().map(|d| dir.join(d)))
+            .arg("--out")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read_to_string(dir.join(out).join("report.md")).unwrap()
+    };
+    let row = |md: &str, label: &str| -> String {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))
+            .unwrap_or_else(|| panic!("no row for {label}:\n{md}"))
+            .to_string()
+    };
+    let alone = report(&["a.sqlite"], "alone");
+    let mixed = report(&["a.sqlite", "b.sqlite"], "mixed");
+    let same = report(&["a.sqlite", "a2.sqlite"], "same");
+    let a_row = row(&alone, "digits_mzi on mzi_realistic");
+    assert_eq!(row(&mixed, "digits_mzi on mzi_realistic"), a_row, "{mixed}");
+    assert!(!alone.contains("## Comparability"), "{alone}");
+    assert!(
+        mixed.contains("group 2: `digits_mzi on mzi_worst` (differs from group 1 in the hardware profile: `mzi_realistic` → `mzi_worst`)"),
+        "{mixed}"
+    );
+    assert!(
+        mixed.contains("only runs of one group are comparable"),
+        "{mixed}"
+    );
+    assert!(
+        same.contains("All runs share their task, hardware profile and objectives"),
+        "{same}"
+    );
+}
