@@ -25,6 +25,10 @@ pub enum DataError {
     #[error("`{file}` looks gzip-compressed but cannot be decompressed: {message} (incomplete download? check with `gzip -t`)")]
     Gzip { file: String, message: String },
 
+    /// A compressed file that inflates past its header's promise or the size limit.
+    #[error("`{file}` {problem}")]
+    Inflated { file: String, problem: String },
+
     /// A file with no data rows (zero bytes, only blank lines, or only a header).
     #[error("`{file}` contains no samples")]
     Empty { file: String },
