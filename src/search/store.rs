@@ -2702,6 +2702,68 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn one_writer_per_run() {
+        let dir = TempDir::new("writer");
+        let db = dir.file("run.sqlite");
+        let mut store = Store::create(&db, "c", 1, StoreOptions::default()).unwrap();
+        assert_eq!(store.writer().unwrap(), None);
+        let me = Writer::this_process();
+        store.acquire_writer(&me).unwrap();
+        // Taking it again from the same process is fine.
+        store.acquire_writer(&me).unwrap();
+        assert_eq!(store.writer().unwrap(), Some(me.clone()));
+        // A live process of this host (pid 1 always runs) is never taken over.
+        let live = Writer {
+            pid: 1,
+            process_start: String::new(),
+            since_ms: 0,
+            ..me.clone()
+        };
+        store.release_writer(&me).unwrap();
+        store.acquire_writer(&live).unwrap();
+        let err = store.acquire_writer(&me).unwrap_err();
+        assert!(matches!(err, StoreError::Busy { .. }));
+        assert!(
+            err.to_string().contains(&format!(
+                "is being written by process 1 on host {} since 1970-01-01 00:00:00 UTC",
+                me.host
+            )),
+            "{err}"
+        );
+        // Nor is another host's: it cannot be seen.
+        let remote = Writer {
+            host: format!("{}-elsewhere", me.host),
+            pid: u32::MAX - 1,
+            ..me.clone()
+        };
+        store.release_writer(&live).unwrap();
+        store.acquire_writer(&remote).unwrap();
+        let err = store.acquire_writer(&me).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot see processes on another host"),
+            "{err}"
+        );
+        // A process that has ended (a reaped child) is taken over.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = Writer { pid, ..me.clone() };
+        store.release_writer(&remote).unwrap();
+        store.acquire_writer(&dead).unwrap();
+        store.acquire_writer(&me).unwrap();
+        assert_eq!(store.writer().unwrap().map(|w| w.pid), Some(me.pid));
+        store.release_writer(&me).unwrap();
+        assert_eq!(store.writer().unwrap(), None);
+    }
+
+    #[test]
+    fn utc_text_is_civil_time() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_text(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
     fn crash_safety_sigkill() {
         use std::os::unix::process::ExitStatusExt;
         use std::process::{Command, Stdio};
