@@ -253,7 +253,14 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
                 return EXIT_USAGE;
             }
         };
-    if let Ok(info) = store.run_info() {
+    let info = match store.run_info() {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    {
         let stored: serde_json::Value =
             serde_json::from_str(&info.config).unwrap_or(serde_json::Value::Null);
         let diffs = uhc::search::identity::differences(&stored, &config);

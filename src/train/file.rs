@@ -157,11 +157,18 @@ pub fn parse(text: &str) -> Result<WeightFile, String> {
     serde_json::from_str(text).map_err(|e| {
         let at = offset(text, e.line(), e.column());
         match locate(text, at) {
-            Some(place) if e.is_syntax() => format!(
-                "line {} column {}: {place} is not a JSON number (NaN and infinities cannot be stored; retrain or fix the value): {e}",
-                e.line(),
-                e.column()
-            ),
+            Some(place) if e.is_syntax() => {
+                // serde_json's message ends with the position, which comes first here.
+                let full = e.to_string();
+                let what = full
+                    .rsplit_once(" at line ")
+                    .map_or(full.as_str(), |(m, _)| m);
+                format!(
+                    "line {} column {}: {place} is not a JSON number (NaN and infinities cannot be stored; retrain or fix the value): {what}",
+                    e.line(),
+                    e.column()
+                )
+            }
             _ => e.to_string(),
         }
     })
