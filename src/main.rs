@@ -75,6 +75,10 @@ enum Command {
         dbs: Vec<PathBuf>,
         #[arg(long, default_value = "report")]
         out: PathBuf,
+        /// Energy of the reference point for the hypervolumes printed to compare runs,
+        /// e.g. `5nJ` (default: twice the highest energy of the runs given).
+        #[arg(long, value_parser = parse_energy)]
+        reference_energy: Option<f64>,
     },
     /// Train an architecture on a task of the same file and write its weights (JSON).
     Train {
@@ -90,8 +94,11 @@ enum Command {
         /// Weights from `uhc train`.
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// Monte Carlo noise draws.
-        #[arg(long, default_value_t = 20)]
+        /// Accept weights trained on another task or split (a warning instead of an error).
+        #[arg(long, requires = "weights")]
+        allow_task_mismatch: bool,
+        /// Monte Carlo noise draws (1 to 100000).
+        #[arg(long, default_value_t = 20, value_parser = cli::positive(100_000))]
         draws: usize,
         /// Print one JSON object.
         #[arg(long)]
@@ -129,6 +136,31 @@ enum Command {
     },
 }
 
+/// An energy such as `5nJ`, `5 nJ` or `200 pJ`, in pJ.
+fn parse_energy(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim(), t[split..].trim());
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not an energy such as `5nJ`"))?;
+    let joules = match uhc::check::units::lookup(unit) {
+        Some((uhc::check::units::Dim::Energy, scale)) => value * scale,
+        _ => {
+            return Err(format!(
+                "`{unit}` is not an energy unit (pJ, nJ, uJ, mJ, J)"
+            ))
+        }
+    };
+    if joules > 0.0 && joules.is_finite() {
+        Ok(joules * 1e12)
+    } else {
+        Err(format!("`{s}` is not a positive energy"))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -162,7 +194,11 @@ fn main() -> ExitCode {
         }
         Command::Fix { paths, dry_run } => cli::fix(&paths, dry_run),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
-        Command::Report { dbs, out } => cli::report::run(&dbs, &out),
+        Command::Report {
+            dbs,
+            out,
+            reference_energy,
+        } => cli::report::run(&dbs, &out, reference_energy),
         Command::Search { args } => {
             cli::search::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
@@ -170,9 +206,16 @@ fn main() -> ExitCode {
         Command::Eval {
             common,
             weights,
+            allow_task_mismatch,
             draws,
             json,
-        } => cli::train::eval(&common, weights.as_deref(), draws, json),
+        } => cli::train::eval(
+            &common,
+            weights.as_deref(),
+            allow_task_mismatch,
+            draws,
+            json,
+        ),
     };
     ExitCode::from(code)
 }

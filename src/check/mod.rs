@@ -64,10 +64,26 @@ pub fn check(
     let mut diags = Vec::new();
     let files = load_files(sources, root, resolver, &mut diags);
     let mut cx = Cx::new(&files, &mut diags);
+    cx.folders = files
+        .iter()
+        .map(|(id, _)| (*id, folder_of(sources.name(*id))))
+        .collect();
     cx.collect_names();
     let checked = cx.run();
     diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
     (checked, diags)
+}
+
+/// The folder a file name is in (a pure path operation, no I/O); empty for the standard
+/// library and other names in angle brackets.
+fn folder_of(name: &str) -> std::path::PathBuf {
+    if name.starts_with('<') {
+        return std::path::PathBuf::new();
+    }
+    std::path::Path::new(name)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Parses the root and, transitively, every file it `use`s.
@@ -143,6 +159,9 @@ pub(crate) struct Cx<'a> {
     pub searches: HashMap<&'a str, Located<'a, syntax::Search>>,
     /// Every item name, for duplicate detection and suggestions.
     pub names: HashMap<&'a str, (FileId, &'a Ident, &'static str)>,
+    /// The folder of each file, as its name gives it (empty for the standard library and
+    /// names without one): relative data paths are resolved against it, as `use` paths are.
+    pub folders: HashMap<FileId, std::path::PathBuf>,
 }
 
 impl<'a> Cx<'a> {
@@ -155,6 +174,7 @@ impl<'a> Cx<'a> {
             tasks: HashMap::new(),
             searches: HashMap::new(),
             names: HashMap::new(),
+            folders: HashMap::new(),
         }
     }
 

@@ -153,7 +153,9 @@ impl Cx<'_> {
                         continue;
                     };
                     match name {
-                        "dataset" => dataset = self.dataset(file, v),
+                        "dataset" => {
+                            dataset = self.dataset(file, v).map(|d| self.data_paths(file, d))
+                        }
                         "encode" => encoders = self.encoders(file, v),
                         "classes" => {
                             classes = self
@@ -339,6 +341,40 @@ impl Cx<'_> {
                 .with_label("empty split")
                 .with_help("e.g. `split { train = 0.8, test = 0.2 }`"),
             );
+        }
+    }
+
+    /// Relative data paths resolved against the folder of the file that names them, as
+    /// `use` paths are (absolute paths and the built-in sets unchanged).
+    fn data_paths(&self, file: FileId, d: DatasetSpec) -> DatasetSpec {
+        let folder = self.folders.get(&file).cloned().unwrap_or_default();
+        let at = |p: String| -> String {
+            let path = std::path::Path::new(&p);
+            if folder.as_os_str().is_empty() || path.is_absolute() {
+                p
+            } else {
+                folder.join(path).to_string_lossy().into_owned()
+            }
+        };
+        match d {
+            DatasetSpec::Builtin { name } => DatasetSpec::Builtin { name },
+            DatasetSpec::Idx { images, labels } => DatasetSpec::Idx {
+                images: at(images),
+                labels: at(labels),
+            },
+            DatasetSpec::Npy { features, labels } => DatasetSpec::Npy {
+                features: at(features),
+                labels: at(labels),
+            },
+            DatasetSpec::Csv {
+                path,
+                label,
+                header,
+            } => DatasetSpec::Csv {
+                path: at(path),
+                label,
+                header,
+            },
         }
     }
 

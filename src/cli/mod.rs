@@ -3,6 +3,7 @@
 pub mod grammar;
 pub mod report;
 pub mod search;
+pub mod signals;
 pub mod train;
 
 use crate::{Emit, Format};
@@ -10,7 +11,7 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use uhc::diag::{code, Diagnostic, FileId, Severity, Sources};
-use uhc::driver::{collect_uh_files, read_text, FsResolver};
+use uhc::driver::{read_text, FsResolver};
 use uhc::syntax::Span;
 
 /// Exit codes: 0 clean, 1 problems found, 2 usage or I/O errors.
@@ -18,13 +19,15 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_PROBLEMS: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
+/// A clap parser for a count that must be at least 1 and at most `max`: `--draws 0`,
+/// `--epochs 0`, `--budget 0` and `--jobs 0` are refused with the allowed range.
+pub fn positive(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=max)
+}
+
 pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
-    let files = match collect_uh_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+    let Some(files) = collect(paths) else {
+        return EXIT_USAGE;
     };
     check_files(&files, format, deny_warnings)
 }
@@ -84,6 +87,22 @@ fn check_files(files: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     }
 }
 
+/// The files `paths` names, with the walk's notes on stderr; `None` (reported) on error.
+fn collect(paths: &[PathBuf]) -> Option<Vec<PathBuf>> {
+    match uhc::driver::collect(paths) {
+        Ok(c) => {
+            for note in &c.notes {
+                eprintln!("note: {note}");
+            }
+            Some(c.files)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
 /// An imported file checked from two roots reports its problems once.
 fn dedup(sources: &Sources, diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut seen = HashSet::new();
@@ -122,12 +141,8 @@ fn emit(sources: &Sources, diags: &[Diagnostic], format: Format) {
 /// same exit codes. `--dry-run` writes nothing: it lists the fixes and prints a diff, and
 /// exits as `uhc check` would on the files as they are.
 pub fn fix(paths: &[PathBuf], dry_run: bool) -> u8 {
-    let files = match collect_uh_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+    let Some(files) = collect(paths) else {
+        return EXIT_USAGE;
     };
     let mut status = EXIT_OK;
     let (mut fixed, mut changed_files, mut remaining) = (0, 0, 0);
@@ -235,9 +250,21 @@ fn diff(name: &str, old: &str, new: &str) -> String {
 
 pub fn fmt(paths: &[PathBuf], check_only: bool) -> u8 {
     if paths.len() == 1 && paths[0].as_os_str() == "-" {
+        let limit = uhc::driver::MAX_SOURCE_FILE_BYTES;
         let mut text = String::new();
-        if std::io::stdin().read_to_string(&mut text).is_err() {
+        if std::io::stdin()
+            .take(limit + 1)
+            .read_to_string(&mut text)
+            .is_err()
+        {
             eprintln!("error: standard input is not valid UTF-8 text");
+            return EXIT_USAGE;
+        }
+        if text.len() as u64 > limit {
+            eprintln!(
+                "error: standard input is larger than {}, the most uhc reads from one file",
+                uhc::driver::human_bytes(limit)
+            );
             return EXIT_USAGE;
         }
         return match uhc::syntax::format_source(FileId(0), &text) {
@@ -257,12 +284,8 @@ pub fn fmt(paths: &[PathBuf], check_only: bool) -> u8 {
             }
         };
     }
-    let files = match collect_uh_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+    let Some(files) = collect(paths) else {
+        return EXIT_USAGE;
     };
     let mut status = EXIT_OK;
     for path in files {

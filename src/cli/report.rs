@@ -20,7 +20,7 @@ struct LlmRun {
 }
 
 fn load(path: &Path) -> Result<Loaded, String> {
-    let store = Store::open(path, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let store = Store::open_read_only(path, StoreOptions::default()).map_err(|e| e.to_string())?;
     let exchanges = store.exchanges().map_err(|e| e.to_string())?;
     let llm = (!exchanges.is_empty()).then(|| LlmRun {
         stats: tally(
@@ -38,10 +38,12 @@ fn load(path: &Path) -> Result<Loaded, String> {
         candidates.extend(store.candidates_in_state(s).map_err(|e| e.to_string())?);
     }
     candidates.sort_by_key(|c| c.id);
-    let label = store
+    let config = store
         .run_info()
         .ok()
         .and_then(|i| serde_json::from_str::<serde_json::Value>(&i.config).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let label = Some(&config)
         .and_then(|v| {
             Some(format!(
                 "{} on {}",
@@ -50,14 +52,18 @@ fn load(path: &Path) -> Result<Loaded, String> {
             ))
         })
         .unwrap_or_else(|| path.display().to_string());
-    let label = format!("{label} ({})", path.display());
     Ok(Loaded {
-        data: RunData { label, candidates },
+        data: RunData {
+            label,
+            candidates,
+            config,
+        },
         llm,
     })
 }
 
-pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
+/// `reference_pj`: the energy of the comparison's reference point, if the user fixed one.
+pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
     let mut loaded = Vec::new();
     for db in dbs {
         match load(db) {
@@ -70,9 +76,10 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
     }
     let llm: Vec<Option<LlmRun>> = loaded.iter_mut().map(|l| l.llm.take()).collect();
     let runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
-    let reference = report::reference_energy(&runs);
     let mut curves = Vec::new();
     for run in &runs {
+        // Each run against its own reference: adding a run changes no other run's curve.
+        let reference = report::reference_energy(std::slice::from_ref(run));
         curves.push((
             format!("{} (all)", run.label),
             report::hypervolume_curve(run, reference),
@@ -95,6 +102,7 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
                         .filter(|c| c.operator == op || c.operator == "seed")
                         .cloned()
                         .collect(),
+                    config: serde_json::Value::Null,
                 };
                 curves.push((
                     format!("{}: {op} + seeds", run.label),
@@ -103,9 +111,17 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
             }
         }
     }
-    let mut md = report::markdown(&runs, reference);
-    // One line per run on stdout: the figures to compare, all against one reference, at
-    // an equal number of evaluations (the smallest any run reached) and at the end.
+    let mut md = report::markdown(&runs);
+    // One line per run on stdout: the figures to compare, all against one reference (the
+    // one given, else one derived from these runs and said to be), at an equal number of
+    // evaluations (the smallest any run reached) and at the end.
+    let (reference, whence) = match reference_pj {
+        Some(r) => (r, "given"),
+        None => (
+            report::reference_energy(&runs),
+            "twice the highest energy of these runs; fix it with --reference-energy to compare across reports",
+        ),
+    };
     let evaluated = |r: &RunData| {
         r.candidates
             .iter()
@@ -114,10 +130,10 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
     };
     let common = runs.iter().map(evaluated).min().unwrap_or(0);
     println!(
-        "hypervolume in (error, log10 energy/pJ) against error 1 and energy {:.4e} pJ; equal budget: {common} evaluations",
-        reference
+        "hypervolume in (error, log10 energy/pJ) against error 1 and energy {} ({whence}); equal budget: {common} evaluations",
+        uhc::check::units::format_si(reference * 1e-12, uhc::check::units::Dim::Energy)
     );
-    for (run, llm) in runs.iter().zip(&llm) {
+    for ((run, llm), db) in runs.iter().zip(&llm).zip(dbs) {
         let curve = report::hypervolume_curve(run, reference);
         let at = |n: usize| {
             curve
@@ -127,8 +143,9 @@ pub fn run(dbs: &[PathBuf], out: &Path) -> u8 {
                 .map_or(0.0, |p| p.1)
         };
         println!(
-            "{}: {} evaluated, hypervolume {:.4} at {common}, {:.4} at the end, front {}",
+            "{} [{}]: {} evaluated, hypervolume {:.4} at {common}, {:.4} at the end, front {}",
             run.label,
+            db.display(),
             evaluated(run),
             at(common),
             curve.last().map_or(0.0, |p| p.1),

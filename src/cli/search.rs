@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uhc::driver::{FsResolver, SandboxResolver};
 use uhc::search::engine::{self, Evaluator, Event, Overrides, Proposer, SearchContext};
-use uhc::search::store::{Opened, Store, StoreOptions};
+use uhc::search::store::{Opened, Store, StoreOptions, Writer};
 use uhc::Sources;
 
 /// `uhc search`'s arguments.
@@ -19,11 +19,11 @@ pub struct SearchArgs {
     /// The run's store (default: SEARCH_NAME.sqlite in the current folder).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Evaluations in total (overrides the search item).
-    #[arg(long)]
+    /// Evaluations in total (1 to 10000000, as in the search item; overrides the search item).
+    #[arg(long, value_parser = super::positive(10_000_000))]
     pub budget: Option<usize>,
-    /// Candidates evaluated in parallel.
-    #[arg(long)]
+    /// Candidates evaluated in parallel (1 to 1024).
+    #[arg(long, value_parser = super::positive(1024))]
     pub jobs: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,
@@ -70,11 +70,11 @@ pub struct SearchArgs {
     /// runs elsewhere (a hosted endpoint), not when it shares this machine's cores.
     #[arg(long)]
     pub pipeline: bool,
-    /// Stop cleanly once the LLM has used this many tokens.
-    #[arg(long)]
+    /// Stop cleanly once the LLM has used this many tokens (1 to 10^12).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     pub max_tokens_total: Option<u64>,
-    /// Stop cleanly once the LLM has cost this much (needs prices).
-    #[arg(long)]
+    /// Stop cleanly once the LLM has cost this much (a positive number; needs prices).
+    #[arg(long, value_parser = positive_number)]
     pub max_cost: Option<f64>,
 }
 
@@ -82,6 +82,47 @@ fn parse_temperature(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
         _ => Err(format!("`{s}` is not a temperature from 0 to 2")),
+    }
+}
+
+/// A search writes its store and, next to it, SQLite's `-wal` and `-shm` files: refuse a
+/// read-only store or folder before touching anything (`uhc report` reads such stores).
+fn writable(db: &Path) -> Result<(), String> {
+    let folder = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(m) = std::fs::metadata(db) {
+        if !m.is_file() {
+            return Err(format!(
+                "{} is not a regular file, so not a run store",
+                db.display()
+            ));
+        }
+        if m.permissions().readonly() {
+            return Err(format!(
+                "{} is read-only, so the search cannot resume it; `uhc report {}` reads it, or make it writable (chmod u+w) to continue the run",
+                db.display(),
+                db.display()
+            ));
+        }
+    }
+    match std::fs::metadata(folder) {
+        Ok(m) if m.permissions().readonly() => Err(format!(
+            "the folder {} is read-only, and a search writes its store and SQLite's -wal and -shm files there; choose another --db or make the folder writable",
+            folder.display()
+        )),
+        Err(e) => Err(format!("cannot use the folder {} for the run store: {e}", folder.display())),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A finite number above 0 (`--max-cost 0`, `NaN` or `-1` would stop at once or never).
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        Ok(_) => Err(format!("`{s}` is not a positive finite number")),
+        Err(_) => Err(format!("`{s}` is not a number")),
     }
 }
 
@@ -232,22 +273,82 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         .db
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.sqlite", cx.spec.name)));
-    let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators }).to_string();
+    let task = uhc::driver::canonical_data_paths(&cx.task);
+    let identity = uhc::search::identity::identity(&cx, &task, &operators, &name, &text);
+    let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators, "identity": identity });
     let seed = args.seed.unwrap_or(cx.spec.seed);
+    if let Err(e) = writable(&db) {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
     let (mut store, opened) =
-        match Store::open_or_create(&db, &config, seed, StoreOptions::default()) {
+        match Store::open_or_create(&db, &config.to_string(), seed, StoreOptions::default()) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_USAGE;
             }
         };
-    if let Ok(info) = store.run_info() {
+    let info = match store.run_info() {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    {
+        let stored: serde_json::Value =
+            serde_json::from_str(&info.config).unwrap_or(serde_json::Value::Null);
+        let diffs = uhc::search::identity::differences(&stored, &config);
+        if !diffs.is_empty() {
+            eprintln!(
+                "error: {} holds the run of {}, not of {}; a store keeps one search, and resuming it with another would mix their archives. What differs:\n{}\nrun the search the store belongs to, or give this one its own store with --db (a larger --budget is allowed on resume)",
+                db.display(),
+                uhc::search::identity::describe(&stored),
+                uhc::search::identity::describe(&config),
+                diffs.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+            );
+            return EXIT_USAGE;
+        }
         if info.seed != seed {
             eprintln!("error: {} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db.display(), info.seed, info.seed);
             return EXIT_USAGE;
         }
     }
+    // One process writes a run at a time; a second one is refused, naming the first.
+    let writer = Writer::this_process();
+    if let Err(e) = store.acquire_writer(&writer) {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
+    let code = run_store(
+        &args,
+        &cx,
+        &db,
+        &mut store,
+        opened,
+        evaluator,
+        &mut proposers,
+        llm_stats.as_ref(),
+    );
+    if let Err(e) = store.release_writer(&writer) {
+        eprintln!("warning: could not give up the run store: {e}");
+    }
+    code
+}
+
+/// The search proper, on a store this process writes.
+#[allow(clippy::too_many_arguments)]
+fn run_store(
+    args: &SearchArgs,
+    cx: &SearchContext,
+    db: &Path,
+    store: &mut Store,
+    opened: Opened,
+    evaluator: Arc<dyn Evaluator>,
+    proposers: &mut [(Box<dyn Proposer>, f64)],
+    llm_stats: Option<&uhc::llm::operators::StatsHandle>,
+) -> u8 {
     let resumed = matches!(opened, Opened::Resumed);
     let budget = args.budget.unwrap_or(cx.spec.budget);
     let bar = ProgressBar::with_draw_target(Some(budget as u64), ProgressDrawTarget::stderr());
@@ -273,6 +374,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         jobs: args.jobs,
         seed: args.seed,
         pipeline: args.pipeline,
+        stop: Some(super::signals::install()),
     };
     let mut on_event = |e: Event| match e {
         Event::Evaluated {
@@ -301,16 +403,27 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         Event::Proposed { .. } => {}
     };
     let result = engine::run(
-        &cx,
-        &mut store,
+        cx,
+        store,
         evaluator,
-        &mut proposers,
+        proposers,
         &overrides,
         resumed,
         &mut on_event,
     );
     bar.finish();
     match result {
+        Ok(s) if s.stopped => {
+            let total = store
+                .counts_by_state()
+                .map(|c| c.done + c.failed + c.timeout)
+                .unwrap_or(s.evaluated as u64);
+            eprintln!(
+                "stopped after {total} evaluations ({} this session); run the same command to resume",
+                s.evaluated
+            );
+            super::signals::EXIT_SIGNALLED
+        }
         Ok(s) => {
             eprintln!(
                 "{} evaluated this session ({} failed), {} proposals ({} rejected by the compiler, {} duplicates); Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
@@ -325,7 +438,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
                     100.0 * s.engine_seconds / total
                 );
             }
-            if let Some(stats) = &llm_stats {
+            if let Some(stats) = llm_stats {
                 eprintln!("LLM (this session): {}", stats.get().summary());
             }
             eprintln!(

@@ -1,54 +1,16 @@
 //! `uhc train` and `uhc eval`: train an architecture on a task from the same file, write
 //! or read its weights, and report accuracy under Monte Carlo hardware noise.
 //!
-//! # Weight files (`uhc-weights/1`, JSON)
-//!
-//! ```text
-//! { "format": "uhc-weights/1", "arch": "...", "hardware": "...", "task": "...",
-//!   "hash": "<ir::structural_hash of the lowered graph>", "seed": 0, "epochs": 20,
-//!   "noise_aware": false,
-//!   "nodes": [ { "node": 1, "name": "h.V", "prim": "mesh",
-//!                "fields": { "theta": [...], "phi": [...], "gamma": [...] } }, ... ] }
-//! ```
-//!
-//! One entry per node with parameters, in graph order. Fields, all plain numbers:
-//! `mesh`: θ and φ per MZI in mesh order (radians), γ per input port (radians);
-//! `attenuate`: `sigma` per attenuator (amplitude in [−1, 1]); `diag`: `amplitude`,
-//! `phase` (radians); `modrelu`: `threshold` per mode; `matmul`: `weights` (row-major,
-//! out × in) and `bias`, or `weights_re`, `weights_im` when complex; `scale`: `re`, `im`.
-//! Loading checks the hash, so weights only load into the graph they were trained for.
+//! The weight-file format and its checks live in [`uhc::train::file`].
 
 use super::{load_compiled, pick_arch, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use uhc::check::model::{HardwareProfile, TaskSpec, TrainSpec};
+use uhc::data::DataError;
 use uhc::ir::Graph;
-use uhc::runtime::{Params, Program};
-use uhc::train::{robustness, EpochStats, TrainOptions, Trainer};
-
-const FORMAT: &str = "uhc-weights/1";
-
-#[derive(Serialize, Deserialize)]
-struct WeightFile {
-    format: String,
-    arch: String,
-    hardware: String,
-    task: String,
-    hash: String,
-    seed: u64,
-    epochs: usize,
-    noise_aware: bool,
-    nodes: Vec<NodeWeights>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct NodeWeights {
-    node: usize,
-    name: String,
-    prim: String,
-    fields: BTreeMap<String, Vec<f64>>,
-}
+use uhc::runtime::Program;
+use uhc::train::file::{self as weight_file, Provenance};
+use uhc::train::{robustness, EpochStats, TrainError, TrainOptions, Trainer};
 
 /// Options shared by `uhc train` and `uhc eval`.
 #[derive(clap::Args, Debug)]
@@ -61,8 +23,8 @@ pub struct Common {
     /// Run on this hardware profile instead of the architecture's (same backend kind).
     #[arg(long)]
     pub hardware: Option<String>,
-    /// Epochs (default: the `train` item's default, 20).
-    #[arg(long)]
+    /// Epochs (1 to 100000; default: the `train` item's default, 20).
+    #[arg(long, value_parser = super::positive(100_000))]
     pub epochs: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -133,6 +95,8 @@ fn setup(c: &Common) -> Result<Setup, u8> {
     } else {
         uhc::ir::lower(arch, &hw)
     };
+    // Canonical data paths: the task hash in weight files does not depend on the folder.
+    let task = uhc::driver::canonical_data_paths(&task);
     Ok(Setup { graph, hw, task })
 }
 
@@ -171,7 +135,7 @@ fn train_program(c: &Common, s: &Setup, trainer: &Trainer) -> Result<Program, u8
         .map(|o| o.program)
         .map_err(|e| {
             eprintln!("error: {e}");
-            EXIT_PROBLEMS
+            train_error_code(&e)
         })
 }
 
@@ -187,40 +151,16 @@ pub fn train(c: &Common, out: &Path) -> u8 {
         Err(code) => return code,
     };
     let spec = spec(c);
-    let file = WeightFile {
-        format: FORMAT.into(),
-        arch: s.graph.arch.clone(),
-        hardware: s.hw.name.clone(),
-        task: s.task.name.clone(),
-        hash: uhc::ir::structural_hash(&s.graph),
-        seed: c.seed,
-        epochs: spec.epochs,
-        noise_aware: spec.noise_aware,
-        nodes: s
-            .graph
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !program.params.blocks[*i].is_empty())
-            .map(|(i, n)| {
-                let mut fields = BTreeMap::new();
-                let mut at = 0;
-                for (name, len) in program.param_fields(i) {
-                    fields.insert(
-                        name.to_string(),
-                        program.params.blocks[i][at..at + len].to_vec(),
-                    );
-                    at += len;
-                }
-                NodeWeights {
-                    node: i,
-                    name: n.name.clone(),
-                    prim: prim_name(&n.prim).into(),
-                    fields,
-                }
-            })
-            .collect(),
-    };
+    let file = weight_file::to_file(
+        &program,
+        &s.hw,
+        &s.task,
+        Provenance {
+            seed: c.seed,
+            epochs: spec.epochs,
+            noise_aware: spec.noise_aware,
+        },
+    );
     let text = match serde_json::to_string_pretty(&file) {
         Ok(t) => t + "\n",
         Err(e) => {
@@ -236,68 +176,58 @@ pub fn train(c: &Common, out: &Path) -> u8 {
     EXIT_OK
 }
 
-fn prim_name(p: &uhc::ir::Prim) -> &'static str {
-    use uhc::ir::Prim;
-    match p {
-        Prim::Mesh { .. } => "mesh",
-        Prim::Attenuate => "attenuate",
-        Prim::Diag => "diag",
-        Prim::ModRelu { .. } => "modrelu",
-        Prim::MatMul { .. } => "matmul",
-        Prim::Scale { .. } => "scale",
-        _ => "other",
+/// Loads `path` into `program`. Exit 2 when the file cannot be read (as for a missing data
+/// file), 1 when it is read but lies (another graph or task, a node missing or twice, a
+/// value not finite or not physical).
+fn load_weights(
+    path: &Path,
+    s: &Setup,
+    program: &mut Program,
+    allow_task_mismatch: bool,
+) -> Result<(), u8> {
+    let fail = |code: u8, msg: String| {
+        eprintln!("error: {msg}");
+        code
+    };
+    let bytes = uhc::driver::read_bounded(path, weight_file::MAX_WEIGHT_FILE_BYTES)
+        .map_err(|e| fail(EXIT_USAGE, format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        fail(
+            EXIT_PROBLEMS,
+            format!("{} is not UTF-8 text, so not a weight file", path.display()),
+        )
+    })?;
+    let file = weight_file::parse(&text).map_err(|e| {
+        fail(
+            EXIT_PROBLEMS,
+            format!("{} is not a valid uhc weight file: {e}", path.display()),
+        )
+    })?;
+    let warnings = weight_file::load(&file, program, &s.hw, &s.task, allow_task_mismatch)
+        .map_err(|e| fail(EXIT_PROBLEMS, format!("{}: {e}", path.display())))?;
+    for w in warnings {
+        eprintln!("warning: {}: {w}", path.display());
     }
+    Ok(())
 }
 
-fn load_weights(path: &Path, s: &Setup, program: &mut Program) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: WeightFile = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a uhc weight file: {e}", path.display()))?;
-    if file.format != FORMAT {
-        return Err(format!(
-            "{} has format `{}`; this uhc reads `{FORMAT}`",
-            path.display(),
-            file.format
-        ));
+/// Exit 2 for a data file that cannot be read (an I/O error, like a missing weight file),
+/// 1 for everything else that stops training.
+fn train_error_code(e: &TrainError) -> u8 {
+    match e {
+        TrainError::Data(DataError::Io { .. }) => EXIT_USAGE,
+        _ => EXIT_PROBLEMS,
     }
-    let hash = uhc::ir::structural_hash(&s.graph);
-    if file.hash != hash {
-        return Err(format!(
-            "the weights were trained for arch `{}` on `{}` (hash {}), which differs from `{}` on `{}` (hash {hash}); retrain with `uhc train`",
-            file.arch, file.hardware, file.hash, s.graph.arch, s.hw.name
-        ));
-    }
-    let mut p = Params {
-        blocks: program.params.blocks.clone(),
-    };
-    for n in &file.nodes {
-        let fields = program.param_fields(n.node);
-        if fields.is_empty() {
-            return Err(format!("node {} (`{}`) has no parameters", n.node, n.name));
-        }
-        let mut block = Vec::new();
-        for (name, len) in fields {
-            let v = n.fields.get(name).ok_or_else(|| {
-                format!("node {} (`{}`) lacks the field `{name}`", n.node, n.name)
-            })?;
-            if v.len() != len {
-                return Err(format!(
-                    "node {} (`{}`) field `{name}` has {} values, expected {len}",
-                    n.node,
-                    n.name,
-                    v.len()
-                ));
-            }
-            block.extend_from_slice(v);
-        }
-        p.blocks[n.node] = block;
-    }
-    program.set_params(p).map_err(|e| e.to_string())
 }
 
 /// `uhc eval`: trains (or loads `weights`) and prints accuracy, robustness and cost.
-pub fn eval(c: &Common, weights: Option<&Path>, draws: usize, json: bool) -> u8 {
+pub fn eval(
+    c: &Common,
+    weights: Option<&Path>,
+    allow_task_mismatch: bool,
+    draws: usize,
+    json: bool,
+) -> u8 {
     let s = match setup(c) {
         Ok(s) => s,
         Err(code) => return code,
@@ -312,9 +242,8 @@ pub fn eval(c: &Common, weights: Option<&Path>, draws: usize, json: bool) -> u8 
                     return EXIT_PROBLEMS;
                 }
             };
-            if let Err(e) = load_weights(path, &s, &mut p) {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
+            if let Err(code) = load_weights(path, &s, &mut p, allow_task_mismatch) {
+                return code;
             }
             p
         }
@@ -327,7 +256,7 @@ pub fn eval(c: &Common, weights: Option<&Path>, draws: usize, json: bool) -> u8 
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_PROBLEMS;
+            return train_error_code(&e);
         }
     };
     let r = match robustness(

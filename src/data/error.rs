@@ -15,7 +15,7 @@ pub enum DataError {
     UnknownBuiltin { name: String, known: String },
 
     /// The file could not be read from disk.
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`: {source} (a relative data path is resolved next to the `.uh` file that names it)", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -24,6 +24,10 @@ pub enum DataError {
     /// The file starts with the gzip magic bytes but does not decompress.
     #[error("`{file}` looks gzip-compressed but cannot be decompressed: {message} (incomplete download? check with `gzip -t`)")]
     Gzip { file: String, message: String },
+
+    /// A compressed file that inflates past its header's promise or the size limit.
+    #[error("`{file}` {problem}")]
+    Inflated { file: String, problem: String },
 
     /// A file with no data rows (zero bytes, only blank lines, or only a header).
     #[error("`{file}` contains no samples")]

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::{class_count, label_from_f64, maybe_gunzip, read_path, stem_name, DataError, Dataset};
+use super::{
+    class_count, label_from_f64, maybe_gunzip_promised, read_path, stem_name, DataError, Dataset,
+};
 
 const FORMAT: &str = "IDX";
 
@@ -34,6 +36,30 @@ pub fn load_idx(
     Ok(ds)
 }
 
+/// The length an IDX file's header promises (magic, dimensions, data), once `head` holds
+/// the whole header; `None` before, or for an unknown type (the parser names that).
+fn idx_length(head: &[u8]) -> Option<u64> {
+    let (&ty, &ndims) = (head.get(2)?, head.get(3)?);
+    let size: u64 = match ty {
+        0x08 | 0x09 => 1,
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        0x0E => 8,
+        _ => return None,
+    };
+    let header = 4 + 4 * ndims as usize;
+    let dims = head.get(4..header)?;
+    let count = dims
+        .chunks_exact(4)
+        .map(|d| u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])))
+        .try_fold(size, |acc, d| acc.checked_mul(d));
+    Some(
+        count
+            .and_then(|c| c.checked_add(header as u64))
+            .unwrap_or(u64::MAX),
+    )
+}
+
 /// Parses an IDX images/labels pair from bytes; the `*_file` names appear in errors.
 pub fn parse_idx(
     images: &[u8],
@@ -42,8 +68,8 @@ pub fn parse_idx(
     labels_file: &str,
     classes: Option<usize>,
 ) -> Result<Dataset, DataError> {
-    let images = maybe_gunzip(images, images_file)?;
-    let labels = maybe_gunzip(labels, labels_file)?;
+    let images = maybe_gunzip_promised(images, images_file, idx_length)?;
+    let labels = maybe_gunzip_promised(labels, labels_file, idx_length)?;
     let img = IdxArray::parse(&images, images_file)?;
     let lab = IdxArray::parse(&labels, labels_file)?;
 
@@ -213,6 +239,33 @@ pub(crate) mod tests {
         }
         out.extend_from_slice(data);
         out
+    }
+
+    /// A gzipped IDX file that inflates far past what its header promises is stopped at
+    /// the promise, and the error says so (not "truncated or wrong file?").
+    #[test]
+    fn a_decompression_bomb_is_stopped_at_the_header_promise() {
+        let dir = TempDir::new("idx-bomb");
+        let imgs = idx_bytes(0x08, &[3, 2, 2], &[1; 12]);
+        let mut labs = idx_bytes(0x08, &[3], &[2, 0, 1]);
+        labs.extend(std::iter::repeat_n(0u8, 16 << 20));
+        let ip = dir.write("images-idx3-ubyte", &imgs);
+        let lp = dir.write("labels-idx1-ubyte.gz", &gzip(&labs));
+        let err = load_idx(&ip, &lp, None).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::Inflated { .. }), "{msg}");
+        assert!(
+            msg.contains("labels-idx1-ubyte.gz")
+                && msg.contains("inflates past the 11 bytes its header promises"),
+            "{msg}"
+        );
+        // A header promising more than the limit is refused before inflating.
+        let huge = idx_bytes(0x0E, &[u32::MAX, u32::MAX], &[0; 16]);
+        let hp = dir.write("huge-idx2-double.gz", &gzip(&huge));
+        let msg = load_idx(&hp, &lp, None).unwrap_err().to_string();
+        assert!(msg.contains("its header promises"), "{msg}");
+        assert_eq!(idx_length(&imgs), Some(imgs.len() as u64));
+        assert_eq!(idx_length(&imgs[..5]), None);
     }
 
     #[test]

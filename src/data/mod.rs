@@ -210,25 +210,82 @@ pub(crate) fn class_count(labels: &[usize], classes: Option<usize>) -> usize {
 }
 
 /// Decompresses `bytes` when they start with the gzip magic `1f 8b`; passes them through
-/// otherwise. Concatenated gzip members (as `cat a.gz b.gz` makes) are read in full.
+/// otherwise. Concatenated gzip members (as `cat a.gz b.gz` makes) are read in full, up to
+/// [`MAX_DECOMPRESSED_BYTES`].
 pub(crate) fn maybe_gunzip<'a>(bytes: &'a [u8], file: &str) -> Result<Cow<'a, [u8]>, DataError> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Gzip {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?;
-        Ok(Cow::Owned(out))
-    } else {
-        Ok(Cow::Borrowed(bytes))
-    }
+    maybe_gunzip_promised(bytes, file, |_| None)
 }
 
-/// Reads a whole file; the only file-system access of the data stage.
+/// The most bytes a compressed data file may inflate to.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+
+/// [`maybe_gunzip`] for formats whose header says how long the file is: `promise` sees the
+/// bytes inflated so far and returns the total length once it can tell. Inflating stops as
+/// soon as the stream passes that length (a decompression bomb, or a damaged file), so the
+/// memory spent is what the header promised, not what the stream would produce.
+pub(crate) fn maybe_gunzip_promised<'a>(
+    bytes: &'a [u8],
+    file: &str,
+    promise: impl Fn(&[u8]) -> Option<u64>,
+) -> Result<Cow<'a, [u8]>, DataError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let mut out = Vec::new();
+    let mut promised: Option<u64> = None;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(DataError::Gzip {
+                    file: file.to_string(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        out.extend_from_slice(&chunk[..n]);
+        if promised.is_none() {
+            promised = promise(&out);
+            if let Some(p) = promised.filter(|&p| p > MAX_DECOMPRESSED_BYTES) {
+                return Err(DataError::Inflated {
+                    file: file.to_string(),
+                    problem: format!(
+                        "its header promises {p} bytes, more than the {} uhc loads from one file",
+                        crate::driver::human_bytes(MAX_DECOMPRESSED_BYTES)
+                    ),
+                });
+            }
+        }
+        let cap = promised.unwrap_or(MAX_DECOMPRESSED_BYTES);
+        if out.len() as u64 > cap {
+            return Err(DataError::Inflated {
+                file: file.to_string(),
+                problem: match promised {
+                    Some(p) => format!(
+                        "inflates past the {p} bytes its header promises (a decompression bomb, or a damaged file); inflating stopped there"
+                    ),
+                    None => format!(
+                        "inflates to more than {}, the most uhc loads from one file (a decompression bomb?); inflating stopped there",
+                        crate::driver::human_bytes(MAX_DECOMPRESSED_BYTES)
+                    ),
+                },
+            });
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// The most bytes read from one data file (before decompression).
+pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30;
+
+/// Reads a whole file, at most [`MAX_DATA_FILE_BYTES`]; the only file-system access of the
+/// data stage.
 pub(crate) fn read_path(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io {
+    crate::driver::read_bounded(path, MAX_DATA_FILE_BYTES).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -362,6 +419,28 @@ mod tests {
             maybe_gunzip(&truncated, "g"),
             Err(DataError::Gzip { .. })
         ));
+    }
+
+    #[test]
+    fn inflating_stops_at_the_promised_length() {
+        // A header promising 8 bytes, then 4 MiB of zeros: a small bomb.
+        let mut plain = vec![0u8; 8];
+        plain.extend(std::iter::repeat_n(0u8, 4 << 20));
+        let gz = testutil::gzip(&plain);
+        assert!(gz.len() < 64 << 10);
+        let err = maybe_gunzip_promised(&gz, "bomb.gz", |_| Some(8)).unwrap_err();
+        assert!(matches!(err, DataError::Inflated { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("past the 8 bytes its header promises"),
+            "{err}"
+        );
+        // An honest file inflates in full.
+        let ok = maybe_gunzip_promised(&gz, "ok.gz", |_| Some(plain.len() as u64)).unwrap();
+        assert_eq!(ok.len(), plain.len());
+        // A promise beyond the limit is refused before inflating it.
+        let err = maybe_gunzip_promised(&gz, "big.gz", |_| Some(u64::MAX)).unwrap_err();
+        assert!(err.to_string().contains("header promises"), "{err}");
     }
 
     #[test]

@@ -29,7 +29,12 @@ pub fn canonical_form(g: &Graph) -> String {
 
 /// 32 hex digits.
 pub fn structural_hash(g: &Graph) -> String {
-    let text = canonical_form(g);
+    text_hash(&canonical_form(g))
+}
+
+/// 32 hex digits of a text (two FNV-1a lanes): stable across platforms and Rust versions,
+/// for fingerprints of specifications (a task, a search) stored in files.
+pub fn text_hash(text: &str) -> String {
     // Two independent 64-bit lanes make accidental collisions negligible for a run's archive.
     let a = fnv1a(text.as_bytes());
     let b = fnv1a(&[text.as_bytes(), b"#uhc"].concat());

@@ -8,7 +8,7 @@ mod hash;
 
 pub use constraints::decide_constraints;
 pub use energy::{energy_report, EnergyReport};
-pub use hash::{canonical_form, structural_hash};
+pub use hash::{canonical_form, structural_hash, text_hash};
 
 use crate::check::model::*;
 use crate::syntax::Span;

@@ -151,7 +151,7 @@ impl LlmSetup {
     /// network. The re-run takes the same path as long as the prompts come out the same
     /// (same search file, seed and operators); past the recording the operators stop.
     pub fn replay(path: &Path) -> Result<Self, String> {
-        let store = Store::open(path, StoreOptions::default())
+        let store = Store::open_read_only(path, StoreOptions::default())
             .map_err(|e| format!("cannot open the replay store {}: {e}", path.display()))?;
         let records = store.exchanges().map_err(|e| e.to_string())?;
         let exchanges: Vec<Exchange> = records

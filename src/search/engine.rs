@@ -222,6 +222,17 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// Propose each generation while the previous one is evaluated (steady state).
     pub pipeline: bool,
+    /// Set (by a signal handler) to stop: no new work is claimed or proposed, the
+    /// evaluations in flight finish and are stored, and [`run`] returns with
+    /// [`Summary::stopped`].
+    pub stop: Option<&'static std::sync::atomic::AtomicBool>,
+}
+
+impl Overrides {
+    fn stopping(&self) -> bool {
+        self.stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// A source of new candidate texts. Built-in operators edit genomes; LLM operators write text.
@@ -413,6 +424,8 @@ pub enum Event {
 
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// Stopped on request ([`Overrides::stop`]) before the budget was spent.
+    pub stopped: bool,
     pub evaluated: usize,
     pub proposals: usize,
     pub rejected: usize,
@@ -473,6 +486,10 @@ pub fn run(
     }
     let mut exhausted = false;
     loop {
+        if overrides.stopping() {
+            summary.stopped = true;
+            break;
+        }
         let counts = store.counts_by_state()?;
         let evaluated = (counts.done + counts.failed + counts.timeout) as usize;
         if evaluated >= budget {
@@ -490,6 +507,7 @@ pub fn run(
             // this batch's results). Only where more evaluations will follow, so no
             // proposal is paid for and then left unevaluated by the budget.
             let pipelined = overrides.pipeline
+                && !overrides.stopping()
                 && !exhausted
                 && more_generations
                 && evaluated + take.len() < budget;
@@ -527,6 +545,7 @@ pub fn run(
                             evaluated,
                             &mut summary,
                             on_event,
+                            overrides,
                         );
                         (proposing.join(), evaluation)
                     });
@@ -555,6 +574,7 @@ pub fn run(
                     evaluated,
                     &mut summary,
                     on_event,
+                    overrides,
                 )?,
             }
             summary.evaluation_seconds += t.elapsed().as_secs_f64();
@@ -569,7 +589,11 @@ pub fn run(
         let mut valid = 0;
         let before = (summary.rejected, summary.duplicates);
         let mut attempts = 0;
-        while valid < cx.spec.offspring && attempts < cx.spec.offspring * 8 && !exhausted {
+        while valid < cx.spec.offspring
+            && attempts < cx.spec.offspring * 8
+            && !exhausted
+            && !overrides.stopping()
+        {
             let need = cx.spec.offspring - valid;
             let proposed = propose_round(
                 cx,
@@ -991,6 +1015,7 @@ fn evaluate_batch(
     mut done: usize,
     summary: &mut Summary,
     on_event: &mut dyn FnMut(Event),
+    overrides: &Overrides,
 ) -> Result<(), StoreError> {
     let owner = format!("uhc-{}", std::process::id());
     let timeout = Duration::from_secs_f64(cx.spec.timeout);
@@ -1001,7 +1026,7 @@ fn evaluate_batch(
     let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> =
         std::collections::HashMap::new();
     loop {
-        while running.len() < jobs {
+        while running.len() < jobs && !overrides.stopping() {
             let Some(c) = pending.next() else { break };
             let Some(claimed) = store.claim_next(&owner, lease)? else {
                 break;

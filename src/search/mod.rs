@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod genome;
 pub mod hypervolume;
+pub mod identity;
 pub mod nsga2;
 pub mod report;
 pub mod store;

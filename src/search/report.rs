@@ -10,6 +10,9 @@ use std::fmt::Write as _;
 pub struct RunData {
     pub label: String,
     pub candidates: Vec<CandidateRecord>,
+    /// The store's run configuration (with the search's identity, see
+    /// [`super::identity`]); `Null` when unknown. Decides which runs are comparable.
+    pub config: serde_json::Value,
 }
 
 /// (error = 1 − noisy accuracy mean, energy in pJ) of an evaluated candidate.
@@ -319,13 +322,24 @@ pub fn hypervolume_svg(curves: &[(String, Vec<(usize, f64)>)]) -> String {
 
 /// The Markdown report for one or more runs. Figures are referenced as `pareto.svg` and
 /// `hypervolume.svg` next to it.
-pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
+pub fn markdown(runs: &[RunData]) -> String {
     let mut md = String::from(
         "# uhc search report\n\n![Pareto front](pareto.svg)\n\n![Hypervolume](hypervolume.svg)\n\n",
     );
-    let _ = writeln!(md, "Hypervolume is measured in (error, log10 energy/pJ) space against the reference point error = 1, energy = {} (twice the highest energy any run evaluated).\n", format_pj(ref_energy_pj));
-    md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front | hypervolume |\n|---|---|---|---|---|---|---|---|---|\n");
+    let evaluated = runs
+        .iter()
+        .any(|r| r.candidates.iter().any(|c| point(c).is_some()));
+    if evaluated {
+        md.push_str("Hypervolume is measured in (error, log10 energy/pJ) space against each run's own reference point: error = 1, energy = twice the highest energy that run evaluated (the `reference` column). Adding a run to a report never changes another run's figures; hypervolumes of different runs are each on their own scale, so compare runs by their fronts.\n\n");
+    } else {
+        md.push_str("Nothing has been evaluated yet: no run has a finished evaluation, so there is no front, no reference point and no hypervolume. Run the search (or let it run longer) and report again.\n\n");
+    }
+    if runs.len() > 1 {
+        md.push_str(&comparability(runs));
+    }
+    md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front | reference | hypervolume |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for run in runs {
+        let ref_energy_pj = reference_energy(std::slice::from_ref(run));
         let count = |s: CandidateState| run.candidates.iter().filter(|c| c.state == s).count();
         let (done, failed, rejected) = (
             count(CandidateState::Done),
@@ -352,7 +366,17 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
         } else {
             0.0
         };
-        let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop);
+        if f.is_empty() {
+            // No front: no drop to average and no hypervolume (not 0 or -0.0 of nothing).
+            let none = if done == 0 {
+                "nothing evaluated"
+            } else {
+                "no feasible candidate"
+            };
+            let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | 0 | 0 | {none} | {none} | {none} |", escape(&run.label));
+            continue;
+        }
+        let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {} | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop, format_pj(ref_energy_pj));
     }
     for run in runs {
         let _ = writeln!(md, "\n## Front of {}\n", run.label);
@@ -391,7 +415,41 @@ pub fn markdown(runs: &[RunData], ref_energy_pj: f64) -> String {
     md
 }
 
-/// The reference energy shared by every run in a report: twice the highest evaluated.
+/// Which runs of a report measure the same thing: the same task, hardware profile and
+/// objectives (by the hashes their stores record; by name for older stores). Runs that
+/// differ are overlaid in the figures but named here as not comparable, with what differs.
+fn comparability(runs: &[RunData]) -> String {
+    const KEYS: [&str; 3] = ["task", "hardware", "objectives"];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in 0..runs.len() {
+        match groups.iter_mut().find(|g| {
+            super::identity::differences_in(&runs[g[0]].config, &runs[i].config, &KEYS).is_empty()
+        }) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let mut md = String::from("## Comparability\n\n");
+    if groups.len() == 1 {
+        md.push_str("All runs share their task, hardware profile and objectives: their fronts are comparable.\n\n");
+        return md;
+    }
+    md.push_str("The runs do not all measure the same thing; their fronts are overlaid in the figures, but only runs of one group are comparable.\n\n");
+    let first = &runs[groups[0][0]];
+    for (k, g) in groups.iter().enumerate() {
+        let names: Vec<String> = g.iter().map(|&i| format!("`{}`", runs[i].label)).collect();
+        let _ = write!(md, "- group {}: {}", k + 1, names.join(", "));
+        if k > 0 {
+            let diffs = super::identity::differences_in(&first.config, &runs[g[0]].config, &KEYS);
+            let _ = write!(md, " (differs from group 1 in {})", diffs.join("; "));
+        }
+        md.push('\n');
+    }
+    md.push('\n');
+    md
+}
+
+/// The reference energy of the runs given: twice the highest evaluated.
 pub fn reference_energy(runs: &[RunData]) -> f64 {
     let max = runs
         .iter()

@@ -267,6 +267,19 @@ pub enum StoreError {
         owner: String,
         state: CandidateState,
     },
+    #[error(
+        "run {path} is being written by process {} on host {} since {}: one process writes a \
+         run at a time; wait for it to finish or stop it (Ctrl-C), then run the same command \
+         to resume{}",
+        writer.pid,
+        writer.host,
+        utc_text(writer.since_ms),
+        if writer.host_is_this() { "" } else {
+            " (uhc cannot see processes on another host; if that one is gone, delete the row \
+             with `sqlite3 RUN \"DELETE FROM writer\"`)"
+        }
+    )]
+    Busy { path: PathBuf, writer: Writer },
     #[error("invalid {field}: {problem}")]
     InvalidInput {
         field: &'static str,
@@ -673,6 +686,53 @@ impl Store {
         )
     }
 
+    /// Opens an existing run store for reading only (reports, listings, dashboards): the
+    /// file is never written, its journal mode is left alone, and no `-wal` or `-shm` file
+    /// is created. While a search writes the store (its `-wal` file exists), the reader
+    /// shares the writer's WAL and sees every committed evaluation (`mode=ro`); otherwise
+    /// the file is opened `immutable`, which needs no lock files, so this works on a 444
+    /// store in a read-only folder. (A writer that starts in the middle of such a read is
+    /// not seen; a report is taken in milliseconds.)
+    pub fn open_read_only(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref();
+        match std::fs::metadata(path) {
+            Err(_) => {
+                return Err(StoreError::NotFound {
+                    path: path.to_path_buf(),
+                })
+            }
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::EmptyDatabase {
+                    path: path.to_path_buf(),
+                })
+            }
+            Ok(_) => {}
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let live = Path::new(&wal).exists();
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let uri = format!(
+            "file:{}?mode=ro{}",
+            uri_escape(&absolute),
+            if live { "" } else { "&immutable=1" }
+        );
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&uri, flags)
+            .map_err(|e| open_error(path, e, "opening the run store read-only"))?;
+        conn.busy_timeout(options.busy_timeout)
+            .ctx("setting the busy timeout")?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            options,
+        };
+        store.check_identity()?;
+        Ok(store)
+    }
+
     fn open_mode(
         path: &Path,
         init: Option<(&str, u64)>,
@@ -794,10 +854,17 @@ impl Store {
     }
 
     fn set_pragmas(&self) -> Result<()> {
-        let mode: String = self
+        // A store already in WAL mode needs no switch (and the switch needs an exclusive
+        // lock, which a second process starting at the same moment may not get at once).
+        let current: String = self
             .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| open_error(&self.path, e, "switching to WAL mode"))?;
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| open_error(&self.path, e, "reading the journal mode"))?;
+        let mode = if current.eq_ignore_ascii_case("wal") {
+            current
+        } else {
+            self.switch_to_wal()?
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::InvalidInput {
                 field: "run store location",
@@ -815,6 +882,29 @@ impl Store {
             .pragma_update(None, "foreign_keys", "ON")
             .ctx("enabling foreign keys")?;
         Ok(())
+    }
+
+    /// `PRAGMA journal_mode = WAL`, retried while another connection holds the lock (SQLite
+    /// does not always call the busy handler for it), up to the busy timeout.
+    fn switch_to_wal(&self) -> Result<String> {
+        let start = std::time::Instant::now();
+        loop {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            {
+                Ok(mode) => return Ok(mode),
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) && start.elapsed() < self.options.busy_timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(open_error(&self.path, e, "switching to WAL mode")),
+            }
+        }
     }
 
     /// Creates the schema if the file is still blank; false if someone else already did.
@@ -1370,6 +1460,210 @@ impl Store {
 }
 
 /// Maps errors met while opening and identifying a file to the plain ones.
+/// The process that writes a run: one at a time (see [`Store::acquire_writer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writer {
+    pub pid: u32,
+    pub host: String,
+    /// When it took the run, milliseconds since the Unix epoch.
+    pub since_ms: i64,
+    /// The process's start time in clock ticks since boot (`/proc/PID/stat`, field 22),
+    /// so a recycled PID is not mistaken for the writer; empty where there is no `/proc`.
+    pub process_start: String,
+}
+
+impl Writer {
+    /// This process, now.
+    pub fn this_process() -> Writer {
+        let pid = std::process::id();
+        Writer {
+            pid,
+            host: host_name(),
+            since_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            process_start: process_start(pid).unwrap_or_default(),
+        }
+    }
+
+    fn host_is_this(&self) -> bool {
+        self.host == host_name()
+    }
+
+    /// Whether the process still runs. Another host's process cannot be seen, so it counts
+    /// as alive: a live writer's run is never taken over.
+    pub fn is_alive(&self) -> bool {
+        if !self.host_is_this() || !Path::new("/proc/self/stat").exists() {
+            return true;
+        }
+        match process_start(self.pid) {
+            None => false,
+            Some(start) => self.process_start.is_empty() || start == self.process_start,
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Field 22 of `/proc/PID/stat` (start time), `None` when the process does not exist.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// `2026-12-06 12:55:55 UTC` for milliseconds since the Unix epoch.
+fn utc_text(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+const WRITER_TABLE: &str = "CREATE TABLE IF NOT EXISTS writer (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    pid           INTEGER NOT NULL,
+    host          TEXT    NOT NULL,
+    since         INTEGER NOT NULL,
+    process_start TEXT    NOT NULL
+)";
+
+impl Store {
+    /// Makes `me` the run's only writer. The rule: one process writes a run at a time.
+    /// A writer row left by a process that no longer runs (on this host) is taken over;
+    /// a live one, or one of another host, is not: the call fails with
+    /// [`StoreError::Busy`], naming the process, host and time. The table is created on
+    /// first use, so older stores need no migration (and older uhc versions ignore it).
+    pub fn acquire_writer(&mut self, me: &Writer) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("taking the run for writing")?;
+        tx.execute_batch(WRITER_TABLE)
+            .ctx("creating the writer table")?;
+        let current = tx
+            .query_row(
+                "SELECT pid, host, since, process_start FROM writer WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Writer {
+                        pid: r.get::<_, i64>(0)? as u32,
+                        host: r.get(1)?,
+                        since_ms: r.get(2)?,
+                        process_start: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx("reading the run's writer")?;
+        if let Some(w) = current {
+            let me_again = w.pid == me.pid && w.host == me.host;
+            if !me_again && w.is_alive() {
+                return Err(StoreError::Busy {
+                    path: self.path.clone(),
+                    writer: w,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO writer (id, pid, host, since, process_start) \
+             VALUES (1, ?1, ?2, ?3, ?4)",
+            params![me.pid as i64, me.host, me.since_ms, me.process_start],
+        )
+        .ctx("recording the run's writer")?;
+        tx.commit().ctx("taking the run for writing")
+    }
+
+    /// Gives the run up (when `me` holds it; otherwise nothing changes).
+    pub fn release_writer(&mut self, me: &Writer) -> Result<()> {
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'writer'",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading the schema")?;
+        if exists == 0 {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "DELETE FROM writer WHERE id = 1 AND pid = ?1 AND host = ?2",
+                params![me.pid as i64, me.host],
+            )
+            .ctx("giving the run up")?;
+        Ok(())
+    }
+
+    /// The process that holds the run for writing, if any (works read-only).
+    pub fn writer(&self) -> Result<Option<Writer>> {
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'writer'",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading the schema")?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT pid, host, since, process_start FROM writer WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Writer {
+                        pid: r.get::<_, i64>(0)? as u32,
+                        host: r.get(1)?,
+                        since_ms: r.get(2)?,
+                        process_start: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx("reading the run's writer")
+    }
+}
+
+/// `path` for a SQLite `file:` URI: `%`, `?`, `#` and every byte outside printable
+/// ASCII percent-encoded.
+fn uri_escape(path: &Path) -> String {
+    let mut out = String::new();
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn open_error(path: &Path, e: rusqlite::Error, action: &'static str) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
@@ -2407,6 +2701,68 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn one_writer_per_run() {
+        let dir = TempDir::new("writer");
+        let db = dir.file("run.sqlite");
+        let mut store = Store::create(&db, "c", 1, StoreOptions::default()).unwrap();
+        assert_eq!(store.writer().unwrap(), None);
+        let me = Writer::this_process();
+        store.acquire_writer(&me).unwrap();
+        // Taking it again from the same process is fine.
+        store.acquire_writer(&me).unwrap();
+        assert_eq!(store.writer().unwrap(), Some(me.clone()));
+        // A live process of this host (pid 1 always runs) is never taken over.
+        let live = Writer {
+            pid: 1,
+            process_start: String::new(),
+            since_ms: 0,
+            ..me.clone()
+        };
+        store.release_writer(&me).unwrap();
+        store.acquire_writer(&live).unwrap();
+        let err = store.acquire_writer(&me).unwrap_err();
+        assert!(matches!(err, StoreError::Busy { .. }));
+        assert!(
+            err.to_string().contains(&format!(
+                "is being written by process 1 on host {} since 1970-01-01 00:00:00 UTC",
+                me.host
+            )),
+            "{err}"
+        );
+        // Nor is another host's: it cannot be seen.
+        let remote = Writer {
+            host: format!("{}-elsewhere", me.host),
+            pid: u32::MAX - 1,
+            ..me.clone()
+        };
+        store.release_writer(&live).unwrap();
+        store.acquire_writer(&remote).unwrap();
+        let err = store.acquire_writer(&me).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot see processes on another host"),
+            "{err}"
+        );
+        // A process that has ended (a reaped child) is taken over.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = Writer { pid, ..me.clone() };
+        store.release_writer(&remote).unwrap();
+        store.acquire_writer(&dead).unwrap();
+        store.acquire_writer(&me).unwrap();
+        assert_eq!(store.writer().unwrap().map(|w| w.pid), Some(me.pid));
+        store.release_writer(&me).unwrap();
+        assert_eq!(store.writer().unwrap(), None);
+    }
+
+    #[test]
+    fn utc_text_is_civil_time() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_text(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+
     #[test]
     fn crash_safety_sigkill() {
         use std::os::unix::process::ExitStatusExt;

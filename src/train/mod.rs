@@ -5,6 +5,7 @@
 //! bit-identical parameters and scores.
 
 mod data;
+pub mod file;
 mod loss;
 mod weights;
 

@@ -28,7 +28,9 @@ fn train_writes_weights_that_eval_reads() {
     assert!(out.status.success(), "{err}");
     assert_eq!(err.matches("epoch ").count(), 2, "{err}");
     let w: serde_json::Value = serde_json::from_slice(&std::fs::read(&weights).unwrap()).unwrap();
-    assert_eq!(w["format"], "uhc-weights/1");
+    assert_eq!(w["format"], "uhc-weights/2");
+    assert_eq!(w["task"], "digits4");
+    assert!(w["split"].as_str().unwrap().contains("test 0.2"));
     assert_eq!(w["arch"], "digits_small");
     // h.V: a 16-port mesh has 120 MZIs (θ, φ each) and 16 input phases.
     let mesh = &w["nodes"][0];
@@ -63,7 +65,8 @@ fn train_writes_weights_that_eval_reads() {
     assert_eq!(v["mzi_count"], 431);
     assert!(v["energy_pj"].as_f64().unwrap() > 0.0);
 
-    // Weights for another graph are refused with a reason.
+    // Weights for another graph are refused with a reason: status 1 (read, but refused;
+    // 2 is for files that cannot be read).
     let out = uhc()
         .args([
             "eval",
@@ -75,7 +78,7 @@ fn train_writes_weights_that_eval_reads() {
         .arg(&weights)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("retrain"));
     let out = uhc()
         .args([

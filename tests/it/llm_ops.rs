@@ -82,6 +82,7 @@ fn run(cx: &SearchContext, db: &PathBuf, setup: LlmSetup, budget: usize) -> engi
         jobs: Some(1),
         seed: None,
         pipeline: false,
+        stop: None,
     };
     engine::run(
         cx,
@@ -365,6 +366,7 @@ fn best_of_n_samples_from_the_seeds_and_keeps_unrepaired_designs_as_rejected() {
         jobs: Some(1),
         seed: None,
         pipeline: false,
+        stop: None,
     };
     engine::run(
         &cx,
@@ -716,6 +718,7 @@ fn pipelined_generations_are_proposed_while_the_last_is_evaluated() {
         jobs: Some(1),
         seed: None,
         pipeline: true,
+        stop: None,
     };
     let summary = engine::run(
         &cx,

@@ -9,6 +9,7 @@ mod ir;
 mod llm_client;
 mod llm_ops;
 mod llm_server;
+mod lying;
 mod robustness;
 mod roundtrip;
 mod search;

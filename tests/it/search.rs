@@ -86,6 +86,7 @@ fn run(cx: &SearchContext, db: &PathBuf, ev: Arc<dyn Evaluator>, budget: usize) 
         jobs: Some(2),
         seed: None,
         pipeline: false,
+        stop: None,
     };
     engine::run(
         cx,
@@ -156,6 +157,7 @@ fn same_seed_same_archive() {
             jobs: Some(1),
             seed: None,
             pipeline: false,
+            stop: None,
         };
         engine::run(
             &cx,
