@@ -742,6 +742,7 @@ impl LlmProposer {
             };
             let mut first_error: Option<(String, String, String)> = None;
             let mut compiled = None;
+            let mut fixed = false;
             for cand in &found {
                 let text = prepare(cx, &cand.text, &names, &mut fresh);
                 match cx.compile_candidate(&text) {
@@ -751,6 +752,22 @@ impl LlmProposer {
                     }
                     Err((reason, diags)) => {
                         first_error.get_or_insert((text, reason, diags));
+                    }
+                }
+            }
+            // The compiler's own unambiguous fixes before a repair round: free, and what
+            // a small model gets wrong most (a typo'd name, a reference to the one unused
+            // value, a missing `detect`).
+            if compiled.is_none() {
+                if let Some((text, ..)) = &first_error {
+                    let outcome = crate::fix::fix_with(text, crate::fix::MAX_ROUNDS, |t| {
+                        cx.candidate_diagnostics(t)
+                    });
+                    if !outcome.applied.is_empty() {
+                        if let Ok(c) = cx.compile_candidate(&outcome.text) {
+                            compiled = Some((outcome.text, c.hash));
+                            fixed = true;
+                        }
                     }
                 }
             }
@@ -768,6 +785,11 @@ impl LlmProposer {
                         }
                     };
                     let duplicate = copied.is_some();
+                    let prefix = if fixed {
+                        format!("{prefix}fixed:")
+                    } else {
+                        prefix.to_string()
+                    };
                     if duplicate && round < self.settings.repair_rounds {
                         self.log(&mut buf, op, &reply.exchange, format!("{prefix}duplicate"));
                         // One line, cheaper than a repair round: which design it copied.

@@ -147,6 +147,27 @@ impl SearchContext {
         })
     }
 
+    /// The candidate's diagnostics as compiled after the prelude (task shape included),
+    /// with the region of the combined file the candidate occupies: what
+    /// [`crate::fix::fix_with`] needs to repair candidate text and nothing else.
+    pub fn candidate_diagnostics(
+        &self,
+        text: &str,
+    ) -> (crate::fix::Region, Vec<crate::Diagnostic>) {
+        let full = format!("{}\n{}", self.prelude, text);
+        let mut sources = Sources::new();
+        let root = sources.add(format!("{}#candidate", self.file_name), full);
+        let (compiled, mut diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
+        if let Some(arch) = compiled.as_ref().and_then(|c| c.checked.archs.last()) {
+            diags.extend(crate::check::task_shape(arch, &self.task));
+        }
+        let region = crate::fix::Region {
+            file: root,
+            start: u32::try_from(self.prelude.len() + 1).unwrap_or(u32::MAX),
+        };
+        (region, diags)
+    }
+
     /// Compiles candidate text (one `arch` on the search's hardware) after the prelude.
     /// On failure returns the reason and the rendered diagnostics.
     pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, (String, String)> {

@@ -748,3 +748,69 @@ fn pipelined_generations_are_proposed_while_the_last_is_evaluated() {
         .expect("queued")
         .is_empty());
 }
+
+/// A reply the compiler can repair itself (a misspelt op, an output naming the one unused
+/// value) is fixed without a repair round: one call, counted as valid after fixes, and
+/// the fixed text is what is stored.
+#[test]
+fn fixable_replies_cost_no_repair_round() {
+    let cx = context_of("examples/digits_search.uh", |t| {
+        t.replace("population = 20", "population = 4")
+            .replace("offspring = 8", "offspring = 2")
+    });
+    let replies = vec![
+        Reply::content(
+            &fenced(&arch(
+                "typo",
+                "    h = linaer(x, 7)\n    a = modrelu(h)\n    y = linear(a, 10)",
+            )),
+            500,
+            60,
+        ),
+        Reply::content(
+            &fenced(
+                "arch dangling on mzi_realistic {\n    input x: real[16]\n    h = linear(x, 5)\n    a = modrelu(h)\n    z = linear(a, 10)\n    output detect(y)\n}",
+            ),
+            500,
+            60,
+        ),
+    ];
+    let server = ScriptedServer::start(replies);
+    let setup = setup(&server, Budget::default()).with_prompt_config(PromptConfig {
+        style: PromptStyle::Compact,
+        max_prompt_tokens: None,
+    });
+    let stats = setup.stats();
+    let db = temp_db("fixable");
+    run(&cx, &db, setup, 6);
+    let s = stats.get();
+    assert_eq!(
+        (s.calls, s.proposals, s.valid_after_fixes, s.new_valid),
+        (2, 2, 2, 2),
+        "{s:?}"
+    );
+    let store = Store::open(&db, StoreOptions::default()).expect("store");
+    let texts: Vec<String> = store
+        .load_archive()
+        .expect("archive")
+        .into_iter()
+        .filter(|c| c.operator == "llm_mutate")
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(texts.len(), 2);
+    assert!(
+        texts.iter().any(|t| t.contains("linear(x, 7)")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("output detect(z)")),
+        "{texts:?}"
+    );
+    let outcomes: Vec<String> = store
+        .exchanges()
+        .expect("exchanges")
+        .into_iter()
+        .map(|e| e.exchange.outcome)
+        .collect();
+    assert_eq!(outcomes, ["fixed:ok", "fixed:ok"]);
+}
