@@ -36,6 +36,12 @@ pub enum Emit {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum GrammarNames {
+    Positional,
+    Free,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum GrammarFormat {
     Gbnf,
     Lark,
@@ -117,6 +123,10 @@ enum Command {
         /// Layer lines an architecture may have.
         #[arg(long, default_value_t = uhc::check::grammar::DEFAULT_MAX_LAYERS as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
         max_layers: u32,
+        /// positional (`x`, `h1`, `h2`…: every sentence binds its names; what the LLM
+        /// operators send) or free (any name: every hand-written arch is a sentence).
+        #[arg(long, value_enum, default_value_t = GrammarNames::Positional)]
+        names: GrammarNames,
     },
     /// Apply the fixes diagnostics offer (only unambiguous ones) to `.uh` files in place.
     Fix {
@@ -185,12 +195,23 @@ fn main() -> ExitCode {
             search,
             format,
             max_layers,
+            names,
         } => {
             let dialect = match format {
                 GrammarFormat::Gbnf => uhc::check::grammar::cfg::Dialect::Gbnf,
                 GrammarFormat::Lark => uhc::check::grammar::cfg::Dialect::Lark,
             };
-            cli::grammar::run(&file, search.as_deref(), dialect, max_layers as usize)
+            let names = match names {
+                GrammarNames::Positional => uhc::check::grammar::Names::Positional,
+                GrammarNames::Free => uhc::check::grammar::Names::Free,
+            };
+            cli::grammar::run(
+                &file,
+                search.as_deref(),
+                dialect,
+                max_layers as usize,
+                names,
+            )
         }
         Command::Fix { paths, dry_run } => cli::fix(&paths, dry_run),
         Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),

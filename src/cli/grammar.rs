@@ -4,11 +4,17 @@
 use super::{read_text, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE};
 use std::path::Path;
 use uhc::check::grammar::cfg::Dialect;
-use uhc::check::grammar::ArchGrammar;
+use uhc::check::grammar::{ArchGrammar, Names};
 use uhc::driver::FsResolver;
 use uhc::Sources;
 
-pub fn run(file: &Path, search: Option<&str>, dialect: Dialect, max_layers: usize) -> u8 {
+pub fn run(
+    file: &Path,
+    search: Option<&str>,
+    dialect: Dialect,
+    max_layers: usize,
+    names: Names,
+) -> u8 {
     let text = match read_text(file) {
         Ok(t) => t,
         Err(e) => {
@@ -56,6 +62,7 @@ pub fn run(file: &Path, search: Option<&str>, dialect: Dialect, max_layers: usiz
     };
     let grammar = ArchGrammar::for_task(hw, task).and_then(|mut g| {
         g.max_layers = max_layers;
+        g.names = names;
         g.build()
     });
     match grammar {

@@ -3,7 +3,7 @@
 
 use rand::SeedableRng;
 use uhc::check::grammar::cfg::{Dialect, Grammar};
-use uhc::check::grammar::{fenced_canonical, ArchGrammar, DEF_NAME, REF_NAME};
+use uhc::check::grammar::{fenced_canonical, ArchGrammar, Names, DEF_NAME, REF_NAME};
 use uhc::check::model::{BackendKind, Domain, HardwareProfile};
 use uhc::check::ops;
 use uhc::syntax::{self, Item};
@@ -98,7 +98,13 @@ fn every_example_arch_is_a_sentence_of_its_grammar() {
                 .hardware(&a.hardware.name)
                 .expect("arch hardware is checked");
             let grammar = ArchGrammar::for_task(hw, task)
-                .and_then(|g| g.build())
+                .and_then(|g| {
+                    ArchGrammar {
+                        names: Names::Free,
+                        ..g
+                    }
+                    .build()
+                })
                 .expect("grammar builds");
             let sentence = fenced_canonical(a);
             assert!(
@@ -121,6 +127,7 @@ fn grammars_render_without_undefined_rules_and_refuse_impossible_tasks() {
             features: 8,
             classes: 3,
             max_layers: 6,
+            names: Names::Positional,
         }
         .build()
         .unwrap_or_else(|e| panic!("{}: {e}", hw.name));
@@ -145,6 +152,7 @@ fn grammars_render_without_undefined_rules_and_refuse_impossible_tasks() {
             features: too_wide,
             classes: 3,
             max_layers: 6,
+            names: Names::Free,
         }
         .build()
         .expect_err("input wider than the hardware");
@@ -155,42 +163,49 @@ fn grammars_render_without_undefined_rules_and_refuse_impossible_tasks() {
 /// The shapes of tasks the derivations run on: (features, classes).
 const SHAPES: [(usize, usize); 4] = [(8, 3), (6, 6), (4, 8), (8, 2)];
 
+/// Every derivation checks clean with the task's shape: positional names as sampled,
+/// free names once bound (what a context-free grammar cannot do).
 #[test]
 fn random_derivations_check_and_have_the_task_shape() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6BAD);
     let mut total = 0;
     for hw in profiles() {
         for (features, classes) in SHAPES {
-            let grammar: Grammar = ArchGrammar {
-                hardware: &hw,
-                features,
-                classes,
-                max_layers: 6,
-            }
-            .build()
-            .unwrap_or_else(|e| panic!("{}: {e}", hw.name));
-            for _ in 0..40 {
-                let sentence = grammar
-                    .sample(&mut rng, &mut binder(), 10_000)
+            for names in [Names::Positional, Names::Free] {
+                let grammar: Grammar = ArchGrammar {
+                    hardware: &hw,
+                    features,
+                    classes,
+                    max_layers: 6,
+                    names,
+                }
+                .build()
+                .unwrap_or_else(|e| panic!("{}: {e}", hw.name));
+                for _ in 0..25 {
+                    let sentence = match names {
+                        Names::Positional => grammar.sample(&mut rng, &mut |_, _| None, 10_000),
+                        Names::Free => grammar.sample(&mut rng, &mut binder(), 10_000),
+                    }
                     .expect("derivations are finite");
-                assert!(
-                    grammar.accepts(&sentence),
-                    "sampled but refused:\n{sentence}"
-                );
-                let v = check_candidate(unfence(&sentence));
-                assert!(
-                    v.errors.is_empty(),
-                    "{} {features}->{classes}: {:?}\n{sentence}",
-                    hw.name,
-                    v.errors
-                );
-                assert_eq!(
-                    v.shape,
-                    Some((features, classes, Domain::Real)),
-                    "{}:\n{sentence}",
-                    hw.name
-                );
-                total += 1;
+                    assert!(
+                        grammar.accepts(&sentence),
+                        "sampled but refused:\n{sentence}"
+                    );
+                    let v = check_candidate(unfence(&sentence));
+                    assert!(
+                        v.errors.is_empty(),
+                        "{} {features}->{classes} {names:?}: {:?}\n{sentence}",
+                        hw.name,
+                        v.errors
+                    );
+                    assert_eq!(
+                        v.shape,
+                        Some((features, classes, Domain::Real)),
+                        "{}:\n{sentence}",
+                        hw.name
+                    );
+                    total += 1;
+                }
             }
         }
     }
@@ -251,6 +266,7 @@ fn unbound_derivations_fail_only_where_names_break_the_chain() {
                 features,
                 classes,
                 max_layers: 6,
+                names: Names::Free,
             }
             .build()
             .expect("grammar builds");

@@ -28,7 +28,19 @@ pub fn rule(name: impl Into<String>) -> Expr {
     Expr::Ref(name.into())
 }
 pub fn seq(items: impl IntoIterator<Item = Expr>) -> Expr {
-    let mut v: Vec<Expr> = items.into_iter().collect();
+    // Nested sequences are one sequence (`a (b c)` is `a b c`), and adjacent literals one
+    // literal: the same language, fewer symbols for a server's matcher.
+    let mut v: Vec<Expr> = Vec::new();
+    let push = |v: &mut Vec<Expr>, e: Expr| match (v.last_mut(), e) {
+        (Some(Expr::Lit(a)), Expr::Lit(b)) => a.push_str(&b),
+        (_, e) => v.push(e),
+    };
+    for item in items {
+        match item {
+            Expr::Seq(inner) => inner.into_iter().for_each(|e| push(&mut v, e)),
+            other => push(&mut v, other),
+        }
+    }
     if v.len() == 1 {
         v.pop().unwrap_or(Expr::Seq(Vec::new()))
     } else {

@@ -12,8 +12,11 @@
 //!   = classes" through width-setting ops);
 //! - at most `max_layers` layer lines, so every sentence is finite.
 //!
-//! What it cannot (the documented residue, which the checker still catches): that a name
-//! is bound on an earlier line, and bound once. It describes canonical text (`uhc fmt`'s
+//! Names come in two forms ([`Names`]). With free names a context-free grammar cannot
+//! say that a name is bound on an earlier line, and bound once: the documented residue,
+//! which the checker catches. Positional names (`x`, `h1`, `h2`, …), which LLM requests
+//! carry, close it: the states already count layers, so each line's input is known. The
+//! grammar describes canonical text (`uhc fmt`'s
 //! layout: four-space indent, one layer per line) inside a ```` ```uh ```` fence, with no
 //! comments and no arch-level `constraint` or `precision` lines (the search applies its
 //! own constraints).
@@ -48,6 +51,18 @@ pub const DEFAULT_MAX_LAYERS: usize = 10;
 pub const DEF_NAME: &str = "def-name";
 pub const REF_NAME: &str = "ref-name";
 
+/// How values are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    /// Any name (never a keyword): every hand-written arch is a sentence, and what the
+    /// grammar cannot say (a name bound on an earlier line, once) is left to the checker.
+    Free,
+    /// `x`, then `h1`, `h2`, … line by line, each layer taking the one before: the
+    /// grammar's states already count layers, so binding becomes context-free and every
+    /// sentence binds its names. What LLM requests carry.
+    Positional,
+}
+
 /// What one decoding grammar is for.
 #[derive(Clone, Copy, Debug)]
 pub struct ArchGrammar<'a> {
@@ -55,6 +70,7 @@ pub struct ArchGrammar<'a> {
     pub features: usize,
     pub classes: usize,
     pub max_layers: usize,
+    pub names: Names,
 }
 
 impl<'a> ArchGrammar<'a> {
@@ -72,6 +88,7 @@ impl<'a> ArchGrammar<'a> {
             features,
             classes: task.classes,
             max_layers: DEFAULT_MAX_LAYERS,
+            names: Names::Positional,
         })
     }
 
@@ -152,71 +169,55 @@ impl<'a> ArchGrammar<'a> {
                 lit("```uh\narch "),
                 rule("ident"),
                 lit(format!(" on {} {{\n    input ", hw.name)),
-                rule(DEF_NAME),
+                self.def_name(0),
                 lit(format!(": real[{}]\n", self.features)),
                 rule(state_rule(0, start)),
             ]),
         );
         let end = lit("\n}\n```");
-        let mut used_steps: Vec<(State, State)> = Vec::new();
-        let mut pending = vec![(0usize, start)];
+        // Each state's alternatives are one per op (and, for width-setting ops, per
+        // "width = classes or not"), each call followed by the state it leads to: sentences
+        // diverge at the op's name, so a server's grammar matcher keeps few parse stacks.
+        // Breadth first, so the rules read in layer order.
+        let mut pending = std::collections::VecDeque::from([(0usize, start)]);
         let mut seen = vec![(0usize, start)];
-        while let Some((d, s)) = pending.pop() {
-            let mut alts = Vec::new();
-            if d < layers {
-                let mut targets: Vec<State> = Vec::new();
-                for (t, ..) in steps(s) {
-                    if live[d + 1][t.index()] && !targets.contains(&t) {
-                        targets.push(t);
-                    }
+        while let Some((d, s)) = pending.pop_front() {
+            let mut lines = Vec::new();
+            let mut outputs = Vec::new();
+            if s.is_output() {
+                outputs.push(self.ref_name(d));
+            }
+            for (t, op, width) in steps(s) {
+                let call = self.call(op, width, self.ref_name(d));
+                if t.is_output() {
+                    outputs.push(call.clone());
                 }
-                for t in targets {
-                    alts.push(seq([
-                        lit("    "),
-                        rule(DEF_NAME),
-                        lit(" = "),
-                        rule(step_rule(s, t)),
-                        lit("\n"),
-                        rule(state_rule(d + 1, t)),
-                    ]));
-                    if !used_steps.contains(&(s, t)) {
-                        used_steps.push((s, t));
-                    }
+                if d < layers && live[d + 1][t.index()] {
+                    lines.push(seq([call, lit("\n"), rule(state_rule(d + 1, t))]));
                     if !seen.contains(&(d + 1, t)) {
                         seen.push((d + 1, t));
-                        pending.push((d + 1, t));
+                        pending.push_back((d + 1, t));
                     }
                 }
             }
-            if s.is_output() {
-                alts.push(seq([lit("    output "), rule(REF_NAME), end.clone()]));
-            }
-            if steps(s).iter().any(|(t, ..)| t.is_output()) {
-                let out = State {
-                    domain: Domain::Real,
-                    fits: true,
-                };
+            let mut alts = Vec::new();
+            if !lines.is_empty() {
                 alts.push(seq([
-                    lit("    output "),
-                    rule(step_rule(s, out)),
-                    end.clone(),
+                    lit("    "),
+                    self.def_name(d + 1),
+                    lit(" = "),
+                    alt(lines),
                 ]));
-                if !used_steps.contains(&(s, out)) {
-                    used_steps.push((s, out));
-                }
+            }
+            if !outputs.is_empty() {
+                alts.push(seq([lit("    output "), alt(outputs), end.clone()]));
             }
             g.define(state_rule(d, s), alt(alts));
         }
-        for (s, t) in used_steps {
-            let calls: Vec<Expr> = steps(s)
-                .into_iter()
-                .filter(|(to, ..)| *to == t)
-                .map(|(_, op, width)| self.call(op, width))
-                .collect();
-            g.define(step_rule(s, t), alt(calls));
+        if self.names == Names::Free {
+            g.define(DEF_NAME, rule("ident"));
+            g.define(REF_NAME, rule("ident"));
         }
-        g.define(DEF_NAME, rule("ident"));
-        g.define(REF_NAME, rule("ident"));
         define_widths(&mut g, max, self.classes);
         define_ident(&mut g);
         g.define(
@@ -235,8 +236,24 @@ impl<'a> ArchGrammar<'a> {
         Ok(g)
     }
 
-    fn call(&self, op: &ops::OpSpec, width: Width) -> Expr {
-        let mut parts = vec![lit(format!("{}(", op.name)), rule(REF_NAME)];
+    /// The name defined after `layers` layer lines (`layers` = 0: the input).
+    fn def_name(&self, layers: usize) -> Expr {
+        match self.names {
+            Names::Free => rule(DEF_NAME),
+            Names::Positional => lit(positional(layers)),
+        }
+    }
+
+    /// The value available after `layers` layer lines: the last one defined.
+    fn ref_name(&self, layers: usize) -> Expr {
+        match self.names {
+            Names::Free => rule(REF_NAME),
+            Names::Positional => lit(positional(layers)),
+        }
+    }
+
+    fn call(&self, op: &ops::OpSpec, width: Width, input: Expr) -> Expr {
+        let mut parts = vec![lit(format!("{}(", op.name)), input];
         for p in op.params {
             match p.kind {
                 ParamKind::Width => parts.push(seq([
@@ -314,8 +331,13 @@ fn state_rule(layers: usize, s: State) -> String {
     format!("after{layers}-{}", s.tag())
 }
 
-fn step_rule(from: State, to: State) -> String {
-    format!("op-{}-to-{}", from.tag(), to.tag())
+/// `x` for the input, `h1`, `h2`, … for the layers.
+fn positional(layers: usize) -> String {
+    if layers == 0 {
+        "x".into()
+    } else {
+        format!("h{layers}")
+    }
 }
 
 fn digit() -> Expr {
