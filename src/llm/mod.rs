@@ -63,4 +63,4 @@ pub use exchange::{ChatFailure, Completion, Exchange, InvalidReason, Outcome};
 pub use http::{AsyncLlmClient, LlmClient};
 pub use ledger::{Budget, Ledger, LedgerTotals, Price};
 pub use replay::{Replay, ReplayMode};
-pub use types::{ChatRequest, Message, RequestGrammar, Role, Usage};
+pub use types::{ChatRequest, Dialect, Message, RequestGrammar, Role, Usage};

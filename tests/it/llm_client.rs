@@ -671,3 +671,77 @@ fn a_chosen_reply_cap_field_is_sent_as_given_and_never_switched() {
     let f = failure(client(&server).chat(&request("p").with_max_tokens(8)));
     assert_eq!((f.exchange.attempts, server.script_left()), (1, 1));
 }
+
+/// The grammar goes in the field each server reads: `grammar` (GBNF) for llama.cpp,
+/// `guided_grammar` and `structured_outputs.grammar` (Lark) for vLLM; `auto` sends GBNF
+/// to loopback and nothing elsewhere; `off` sends nothing.
+#[test]
+fn grammars_go_in_the_field_of_their_dialect() {
+    use uhc::llm::{Dialect, GrammarMode};
+    let server = ScriptedServer::start((0..3).map(|_| Reply::content("ok", 5, 1)).collect());
+    for (mode, expected) in [
+        (GrammarMode::Auto, Some(Dialect::Gbnf)),
+        (GrammarMode::Lark, Some(Dialect::Lark)),
+        (GrammarMode::Off, None),
+    ] {
+        let mut c = config(&server);
+        c.grammar = mode;
+        let client = client_with(c, Ledger::unlimited());
+        assert_eq!(client.grammar_dialect(), expected, "{mode:?}");
+        let mut req = request("p");
+        if let Some(d) = client.grammar_dialect() {
+            req = req.with_grammar(d, "root ::= \"ok\"");
+        }
+        client.chat(&req).unwrap();
+    }
+    let bodies: Vec<serde_json::Value> = server.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies[0]["grammar"], "root ::= \"ok\"");
+    assert!(bodies[0].get("guided_grammar").is_none());
+    assert_eq!(bodies[1]["guided_grammar"], "root ::= \"ok\"");
+    assert_eq!(
+        bodies[1]["structured_outputs"]["grammar"],
+        "root ::= \"ok\""
+    );
+    assert!(bodies[1].get("grammar").is_none());
+    for key in ["grammar", "guided_grammar", "structured_outputs"] {
+        assert!(bodies[2].get(key).is_none(), "{key}");
+    }
+    // A hosted endpoint under `auto` gets no grammar (it would take a JSON schema).
+    let hosted = LlmConfig::new("https://api.openai.com/v1", MODEL);
+    assert_eq!(
+        client_with(hosted, Ledger::unlimited()).grammar_dialect(),
+        None
+    );
+}
+
+/// A server that refuses the grammar (llama.cpp: "Failed to parse grammar"; strict
+/// servers: an extra field) gets the call again at once without it, and no grammar from
+/// then on; the recorded request keeps it, so a replay matches.
+#[test]
+fn a_refused_grammar_is_dropped_once_and_for_the_rest_of_the_run() {
+    let server = ScriptedServer::start(vec![
+        Reply::status(
+            400,
+            r#"{"error":{"message":"Failed to parse grammar","type":"invalid_request_error"}}"#,
+        ),
+        Reply::content("a", 5, 1),
+        Reply::content("b", 5, 1),
+    ]);
+    let mut c = config(&server);
+    c.retry.max_attempts = 1;
+    let client = client_with(c, Ledger::unlimited());
+    let dialect = client.grammar_dialect().expect("loopback gets GBNF");
+    let req = request("p").with_grammar(dialect, "root ::= [a-z]");
+    let first = client.chat(&req).unwrap();
+    assert_eq!((first.text.as_str(), first.exchange.attempts), ("a", 2));
+    assert_eq!(first.exchange.request, req);
+    assert_eq!(client.grammar_dialect(), None);
+    let second = client.chat(&req).unwrap();
+    assert_eq!(second.text, "b");
+    let sent: Vec<bool> = server
+        .received()
+        .iter()
+        .map(|r| r.body.get("grammar").is_some())
+        .collect();
+    assert_eq!(sent, [true, false, false]);
+}
