@@ -193,33 +193,13 @@ fn file_kind(m: &std::fs::Metadata) -> &'static str {
 /// the files exist, so its hash (recorded in weight files and run stores) does not depend
 /// on the folder uhc was started from. Missing files keep their path, which errors name.
 pub fn canonical_data_paths(task: &crate::check::model::TaskSpec) -> crate::check::model::TaskSpec {
-    use crate::check::model::DatasetSpec;
     let at = |p: &String| -> String {
         Path::new(p)
             .canonicalize()
             .map(|c| c.to_string_lossy().into_owned())
             .unwrap_or_else(|_| p.clone())
     };
-    let dataset = match &task.dataset {
-        DatasetSpec::Builtin { name } => DatasetSpec::Builtin { name: name.clone() },
-        DatasetSpec::Idx { images, labels } => DatasetSpec::Idx {
-            images: at(images),
-            labels: at(labels),
-        },
-        DatasetSpec::Npy { features, labels } => DatasetSpec::Npy {
-            features: at(features),
-            labels: at(labels),
-        },
-        DatasetSpec::Csv {
-            path,
-            label,
-            header,
-        } => DatasetSpec::Csv {
-            path: at(path),
-            label: label.clone(),
-            header: *header,
-        },
-    };
+    let dataset = task.dataset.map_paths(|p| at(&p.to_string()));
     crate::check::model::TaskSpec {
         dataset,
         ..task.clone()

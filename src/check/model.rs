@@ -352,6 +352,33 @@ pub enum DatasetSpec {
     },
 }
 
+impl DatasetSpec {
+    /// The same data set with each file path passed through `f` (the built-in sets have
+    /// none): one place that knows which variants hold paths.
+    pub fn map_paths(&self, f: impl Fn(&str) -> String) -> DatasetSpec {
+        match self {
+            DatasetSpec::Builtin { name } => DatasetSpec::Builtin { name: name.clone() },
+            DatasetSpec::Idx { images, labels } => DatasetSpec::Idx {
+                images: f(images),
+                labels: f(labels),
+            },
+            DatasetSpec::Npy { features, labels } => DatasetSpec::Npy {
+                features: f(features),
+                labels: f(labels),
+            },
+            DatasetSpec::Csv {
+                path,
+                label,
+                header,
+            } => DatasetSpec::Csv {
+                path: f(path),
+                label: label.clone(),
+                header: *header,
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Encoder {

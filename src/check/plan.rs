@@ -356,26 +356,7 @@ impl Cx<'_> {
                 folder.join(path).to_string_lossy().into_owned()
             }
         };
-        match d {
-            DatasetSpec::Builtin { name } => DatasetSpec::Builtin { name },
-            DatasetSpec::Idx { images, labels } => DatasetSpec::Idx {
-                images: at(images),
-                labels: at(labels),
-            },
-            DatasetSpec::Npy { features, labels } => DatasetSpec::Npy {
-                features: at(features),
-                labels: at(labels),
-            },
-            DatasetSpec::Csv {
-                path,
-                label,
-                header,
-            } => DatasetSpec::Csv {
-                path: at(path),
-                label,
-                header,
-            },
-        }
+        d.map_paths(|p| at(p.to_string()))
     }
 
     fn dataset(&mut self, file: FileId, v: &Expr) -> Option<DatasetSpec> {
