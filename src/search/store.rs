@@ -2841,8 +2841,13 @@ mod tests {
             let counts = store.counts_by_state().unwrap();
             assert!(counts.done >= all_committed.len() as u64);
             // A child claims the oldest queued candidate (a previous round's leftover,
-            // requeued by `recover`) before its own fresh one, so one of each may remain.
-            assert!(counts.running <= 1 && counts.queued <= 1, "{counts:?}");
+            // requeued by `recover`) before its own fresh one, so one of each may remain;
+            // and the kill is asynchronous, so the child may have inserted its next
+            // proposal after the commit the parent saw (on a loaded machine it does).
+            assert!(
+                counts.running <= 1 && counts.queued <= 2 && counts.running + counts.queued <= 2,
+                "{counts:?}"
+            );
             store.recover(Recovery::AllRunning).unwrap();
             assert_eq!(store.counts_by_state().unwrap().running, 0);
         }
