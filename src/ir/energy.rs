@@ -232,3 +232,52 @@ pub fn render(r: &EnergyReport) -> String {
     }
     out
 }
+
+/// One optical segment's laser budget against the source's limit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LaserBudget {
+    /// Index among the graph's segments (as in [`EnergyReport::segments`]).
+    pub segment: usize,
+    /// Its IR nodes, in graph order.
+    pub nodes: Vec<usize>,
+    pub width: usize,
+    /// MZI columns on its longest path.
+    pub depth: usize,
+    /// Insertion loss on the way to the detectors: IL_mod + IL_MZI·(depth + 1), dB.
+    pub loss_db: f64,
+    /// Optical power the laser must deliver (W): 10^(P_laser[dBm]/10) mW · 2^b.
+    pub needed_w: f64,
+    /// The profile's `max_laser_power` (W, optical).
+    pub limit_w: f64,
+}
+
+impl LaserBudget {
+    pub fn exceeded(&self) -> bool {
+        self.needed_w > self.limit_w
+    }
+}
+
+/// The laser power each optical segment needs, against the most the profile's source can
+/// deliver (`energy { max_laser_power }`): one entry per segment, empty off optical
+/// hardware. A segment with [`LaserBudget::exceeded`] cannot be run at the profile's ADC
+/// precision: the checker reports it and the search counts it as a violated constraint.
+pub fn laser_budget(g: &Graph, hw: &HardwareProfile) -> Vec<LaserBudget> {
+    if hw.backend.kind() != BackendKind::Mzi {
+        return Vec::new();
+    }
+    let e = &hw.energy;
+    segments(g, hw)
+        .into_iter()
+        .enumerate()
+        .map(|(segment, s)| LaserBudget {
+            segment,
+            width: s.width,
+            depth: s.depth,
+            loss_db: e.modulator_loss_db + hw.noise.loss_per_mzi_db * (s.depth as f64 + 1.0),
+            // The electrical power times the wall-plug efficiency: the light itself.
+            needed_w: s.laser_w * e.laser_efficiency,
+            limit_w: e.max_laser_power,
+            nodes: s.nodes,
+        })
+        .collect()
+}
