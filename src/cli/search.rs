@@ -429,6 +429,12 @@ fn run_store(
         }
         Ok(s) => {
             eprintln!("{}", session_counts(&s));
+            eprintln!(
+                "Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
+                s.front.len(),
+                s.hypervolume
+            );
+            // Why the front is empty or thin: the constraints most candidates break.
             let why = store
                 .load_archive()
                 .map(|a| uhc::search::report::infeasibility(&a))
@@ -436,11 +442,6 @@ fn run_store(
             for line in &why {
                 eprintln!("constraints: {line}");
             }
-            eprintln!(
-                "Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
-                s.front.len(),
-                s.hypervolume
-            );
             let total = s.engine_seconds + s.evaluation_seconds;
             if total > 0.0 {
                 eprintln!(

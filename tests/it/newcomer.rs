@@ -305,3 +305,31 @@ fn every_flag_has_help() {
     }
     assert!(bare.is_empty(), "flags without help:\n{}", bare.join("\n"));
 }
+
+/// A profile whose laser delivers less light than any candidate needs: every candidate is
+/// evaluated but infeasible, and the summary says it is the laser budget.
+#[test]
+fn the_laser_budget_is_a_constraint_in_the_search() {
+    let dir = temp("newcomer-laser");
+    let path = small_search(&dir, "constraint energy <= 5 nJ");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let src = src.replace(
+        "    hardware = mzi_realistic\n",
+        "    hardware = dim_laser\n",
+    ) + "\nhardware dim_laser extends mzi_realistic {\n    energy { max_laser_power = 50 mW }\n}\n";
+    std::fs::write(&path, src).unwrap();
+    let out = uhc(
+        &["search", "search.uh", "--db", "run.sqlite", "--budget", "2"],
+        &dir,
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Pareto front: 0 candidates"), "{err}");
+    assert!(
+        err.contains(
+            "constraints: all 2 evaluated candidates exceed laser_power <= 50 mW; the lowest was "
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
