@@ -121,7 +121,11 @@ enum Command {
         json: bool,
         /// Repeat a search candidate's evaluation from this run store, with the seed and
         /// settings its row recorded (FILE is then the search file); needs --candidate.
-        #[arg(long, requires = "candidate", conflicts_with = "weights")]
+        #[arg(
+            long,
+            requires = "candidate",
+            conflicts_with_all = ["weights", "task", "arch", "hardware", "epochs", "noise_aware", "phase_space", "seed", "draws"]
+        )]
         from: Option<PathBuf>,
         /// The candidate's id in the store given by --from.
         #[arg(long, requires = "from")]

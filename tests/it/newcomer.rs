@@ -333,3 +333,67 @@ fn the_laser_budget_is_a_constraint_in_the_search() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A row written before uhc recorded training seeds cannot be repeated exactly: `eval
+/// --from` says so instead of evaluating something else.
+#[test]
+fn a_row_without_its_seed_is_refused_with_a_reason() {
+    use uhc::search::store::{Disposition, Evaluation, Metrics, NewCandidate, Store, StoreOptions};
+    let dir = temp("newcomer-old-row");
+    let db = dir.join("old.sqlite");
+    let (mut store, _) =
+        Store::open_or_create(&db, "{}", 0, StoreOptions::default()).expect("store");
+    let id = store
+        .insert_proposal(
+            &NewCandidate {
+                text: "arch a on mzi_realistic {}".into(),
+                canonical_text: None,
+                structural_hash: Some("00".into()),
+                parents: Vec::new(),
+                operator: "seed".into(),
+                generation: 0,
+            },
+            &Disposition::Queued,
+        )
+        .expect("insert")
+        .id();
+    let claimed = store
+        .claim_next("uhc-old", std::time::Duration::from_secs(60))
+        .expect("claim")
+        .expect("queued");
+    assert_eq!(claimed.id, id);
+    store
+        .record_evaluation(
+            id,
+            "uhc-old",
+            &Evaluation {
+                metrics: Metrics {
+                    accuracy: 0.9,
+                    energy_pj: 400.0,
+                    ..Metrics::default()
+                },
+                wall_time_s: 1.0,
+            },
+        )
+        .expect("record");
+    drop(store);
+    let file = super::root().join("examples/digits_search.uh");
+    let out = uhc(
+        &[
+            "eval",
+            file.to_str().unwrap(),
+            "--from",
+            "old.sqlite",
+            "--candidate",
+            &id.to_string(),
+        ],
+        &dir,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("did not record its training seed and settings"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
