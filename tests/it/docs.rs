@@ -8,10 +8,11 @@
 //! explicitly in the text. An HTML comment on the line before the fence sets up the block:
 //!
 //! - `<!-- session: dir=PATH -->` copies the files of `PATH` (relative to the repository)
-//!   into a fresh temporary folder and runs the commands there (otherwise they run in a
-//!   fresh copy-free folder: the repository root, read-only use only);
-//! - `<!-- session: long args="--budget 4 --epochs 1" -->` marks a long run: each `uhc`
-//!   command gets the extra arguments, so the test runs it with a reduced budget;
+//!   into a fresh temporary folder and runs the commands there (otherwise they run in the
+//!   repository root, so such a session must only read files);
+//! - `<!-- session: long args="--budget 4" -->` marks a long run: each `uhc` command gets
+//!   the extra arguments, so the test runs it with a reduced budget (a `long` session
+//!   without `args` is refused);
 //! - several settings may be combined in one comment.
 //!
 //! Commands are `uhc …` (the binary under test) and `cat FILE`. Set `UPDATE_DOCS=1` to
@@ -25,6 +26,7 @@ struct Session {
     file: String,
     line: usize,
     dir: Option<String>,
+    long: bool,
     extra_args: Vec<String>,
     body: Vec<String>,
 }
@@ -82,6 +84,7 @@ fn sessions(path: &Path) -> Vec<Session> {
                 file: super::rel(path),
                 line: i + 1,
                 dir: None,
+                long: false,
                 extra_args: Vec::new(),
                 body: Vec::new(),
             };
@@ -94,7 +97,7 @@ fn sessions(path: &Path) -> Vec<Session> {
                     match k.as_str() {
                         "dir" => s.dir = Some(v),
                         "args" => s.extra_args = v.split_whitespace().map(String::from).collect(),
-                        "long" => {}
+                        "long" => s.long = true,
                         other => panic!("{}:{}: unknown session setting `{other}`", s.file, i),
                     }
                 }
@@ -217,6 +220,13 @@ fn every_console_session_runs() {
                 s.file.replace(['/', '.'], "_")
             ));
             let _ = std::fs::remove_dir_all(&tmp);
+            if s.long && s.extra_args.is_empty() {
+                failures.push(format!(
+                    "{}:{}: a long session needs `args=\"…\"` to reduce its budget",
+                    s.file, s.line
+                ));
+                continue;
+            }
             let cwd = match &s.dir {
                 Some(d) => {
                     copy_dir(&super::root().join(d), &tmp);

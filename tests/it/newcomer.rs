@@ -397,3 +397,27 @@ fn a_row_without_its_seed_is_refused_with_a_reason() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A misspelt op reads its inputs all the same: no "unused" warning on top of the
+/// did-you-mean, at any depth of nesting; an input nobody reads still warns.
+#[test]
+fn a_typo_in_an_op_does_not_make_its_input_unused() {
+    let check = |body: &str| {
+        let text = format!(
+            "use \"hw/mzi.uh\"\n\narch a on mzi_realistic {{\n    input x: real[16]\n{body}}}\n"
+        );
+        let (_, diags, _) = uhc::check_source_with("t.uh", &text, &uhc::check::StdlibResolver);
+        diags.iter().map(|d| d.code).collect::<Vec<_>>()
+    };
+    let codes = check("    h = linear(x, 16)\n    y = linaer(h, 10)\n    output detect(y)\n");
+    assert_eq!(codes, vec!["uh::check::op"], "{codes:?}");
+    let codes =
+        check("    h = linear(x, 16)\n    y = linaer(modrelu(h), 10)\n    output detect(y)\n");
+    assert_eq!(codes, vec!["uh::check::op"], "{codes:?}");
+    let codes = check("    h = linear(x, 16)\n    g = linear(x, 16)\n    y = linaer(h, 10)\n    output detect(y)\n");
+    assert_eq!(
+        codes,
+        vec!["uh::check::unused", "uh::check::op"],
+        "{codes:?}"
+    );
+}
