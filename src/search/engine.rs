@@ -1218,7 +1218,6 @@ fn evaluate_batch(
     }
 }
 
-/// Metrics the compiler decides: energy, MZI count, depth, parameters.
 /// Segments whose laser would have to deliver more light than the source can
 /// (`ir::energy::laser_budget`): infeasible, by how much relative to the limit.
 fn laser_violations(cx: &SearchContext, cc: &CompiledCandidate) -> Vec<Violation> {
@@ -1235,6 +1234,7 @@ fn laser_violations(cx: &SearchContext, cc: &CompiledCandidate) -> Vec<Violation
         .collect()
 }
 
+/// Metrics the compiler decides: energy, MZI count, depth, parameters.
 fn static_metrics(cx: &SearchContext, cc: &CompiledCandidate) -> Metrics {
     let g = cc
         .compiled
