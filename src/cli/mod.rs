@@ -418,7 +418,7 @@ pub fn compile(
         Emit::Energy => {
             let mut text = uhc::ir::energy::render(&report);
             for b in uhc::ir::energy::laser_budget(graph, hw) {
-                let power = |w| uhc::check::units::format_si(w, uhc::check::units::Dim::Power);
+                let power = uhc::ir::energy::format_power;
                 text.push_str(&format!(
                     "  laser budget of segment {}: loss {:.1} dB, needs {} of light, source delivers at most {}{}\n",
                     b.segment,

@@ -79,7 +79,7 @@ pub fn decide_laser_budget(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) ->
             .find(|s| s.end > s.start)
             .unwrap_or(arch.span);
         let bits = hw.precision.adc;
-        let limit = format_si(b.limit_w, Dim::Power);
+        let limit = super::energy::format_power(b.limit_w);
         out.push(
             Diagnostic::warning(
                 code::LASER,
@@ -89,7 +89,7 @@ pub fn decide_laser_budget(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) ->
                     "optical segment {} ({}) needs {} of laser light, more than the {limit} its source delivers: width {}, depth {} MZI columns, loss budget {:.1} dB at {bits}-bit precision",
                     b.segment,
                     names.join(" → "),
-                    format_si(b.needed_w, Dim::Power),
+                    super::energy::format_power(b.needed_w),
                     b.width,
                     b.depth,
                     b.loss_db,

@@ -220,7 +220,7 @@ pub fn render(r: &EnergyReport) -> String {
             s.width,
             s.depth,
             s.laser_dbm,
-            format_si(s.laser_w, Dim::Power)
+            format_power(s.laser_w)
         );
     }
     out.push_str("  per node (without laser):\n");
@@ -280,4 +280,21 @@ pub fn laser_budget(g: &Graph, hw: &HardwareProfile) -> Vec<LaserBudget> {
             nodes: s.nodes,
         })
         .collect()
+}
+
+/// A power with an SI prefix, kW and MW included (the units of `.uh` files stop at W, but
+/// an infeasible laser budget reaches kilowatts): `283.374 mW`, `5.169 W`, `21.496 kW`.
+pub fn format_power(w: f64) -> String {
+    use crate::check::units::{format_si, Dim};
+    let trim = |v: f64, unit: &str| {
+        let s = format!("{v:.3}");
+        format!("{} {unit}", s.trim_end_matches('0').trim_end_matches('.'))
+    };
+    if w.abs() >= 1e6 {
+        trim(w / 1e6, "MW")
+    } else if w.abs() >= 1e3 {
+        trim(w / 1e3, "kW")
+    } else {
+        format_si(w, Dim::Power)
+    }
 }

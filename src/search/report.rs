@@ -550,7 +550,7 @@ pub fn infeasibility(candidates: &[CandidateRecord]) -> Vec<String> {
         };
         let show = |v: f64| match metric {
             Some(Metric::Energy) => format_si(v, Dim::Energy),
-            None if name == "laser_power" => format_si(v, Dim::Power),
+            None if name == "laser_power" => crate::ir::energy::format_power(v),
             Some(m) if m.is_fraction() => format!("{v:.3}"),
             _ => format!("{v}"),
         };

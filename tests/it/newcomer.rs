@@ -421,3 +421,13 @@ fn a_typo_in_an_op_does_not_make_its_input_unused() {
         "{codes:?}"
     );
 }
+
+#[test]
+fn laser_powers_read_with_si_prefixes() {
+    use uhc::ir::energy::format_power;
+    assert_eq!(format_power(0.283374), "283.374 mW");
+    assert_eq!(format_power(5.169), "5.169 W");
+    assert_eq!(format_power(21496.114), "21.496 kW");
+    assert_eq!(format_power(48.2e3), "48.2 kW");
+    assert_eq!(format_power(3.0e6), "3 MW");
+}
