@@ -235,6 +235,7 @@ codes! {
     TASK = "uh::check::task": "a task or its data set is misconfigured";
     SEARCH = "uh::check::search": "a search experiment is misconfigured";
     UNUSED = "uh::check::unused": "a value is computed but never used";
+    LASER = "uh::check::laser": "an optical segment needs more laser power than the source delivers";
 }
 
 /// The source texts behind file ids.

@@ -74,6 +74,7 @@ pub fn compile(
         };
         let g = ir::lower(a, hw);
         diags.extend(ir::decide_constraints(a, hw, &g));
+        diags.extend(ir::decide_laser_budget(a, hw, &g));
         graphs.push(g);
     }
     let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();

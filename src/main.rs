@@ -20,8 +20,11 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Format {
+    /// miette's graphical report, with a summary on standard error.
     Human,
+    /// One JSON array of diagnostics.
     Json,
+    /// GitHub Actions workflow commands (annotations).
     Github,
 }
 
@@ -43,7 +46,9 @@ pub enum GrammarNames {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum GrammarFormat {
+    /// llama.cpp's GBNF.
     Gbnf,
+    /// Lark EBNF (vLLM guided decoding).
     Lark,
 }
 
@@ -53,8 +58,10 @@ pub enum GrammarFormat {
 enum Command {
     /// Check `.uh` files (folders are searched recursively) against their hardware.
     Check {
+        /// `.uh` files, or folders searched recursively for them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// How diagnostics are printed: for people, one JSON array, or GitHub annotations.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         /// Treat warnings as errors.
@@ -63,10 +70,16 @@ enum Command {
     },
     /// Lower an architecture and print its IR, its JSON, or its energy breakdown.
     Compile {
+        /// The `.uh` file with the architecture.
         file: PathBuf,
         /// The architecture (optional when the file has one).
         #[arg(long)]
         arch: Option<String>,
+        /// Lower onto this hardware profile instead of the architecture's (same backend
+        /// kind), e.g. to compare a network's energy across profiles.
+        #[arg(long)]
+        hardware: Option<String>,
+        /// What to print.
         #[arg(long, value_enum, default_value_t = Emit::Ir)]
         emit: Emit,
     },
@@ -77,8 +90,10 @@ enum Command {
     },
     /// Write a Markdown + HTML report (with SVG figures) of one or more search runs.
     Report {
+        /// Run stores (`.sqlite`) written by `uhc search`; several are overlaid.
         #[arg(required = true)]
         dbs: Vec<PathBuf>,
+        /// Folder the report (`report.md`, `report.html`, SVG figures) is written to.
         #[arg(long, default_value = "report")]
         out: PathBuf,
         /// Energy of the reference point for the hypervolumes printed to compare runs,
@@ -90,6 +105,7 @@ enum Command {
     Train {
         #[command(flatten)]
         common: cli::train::Common,
+        /// Where the weights (JSON) are written.
         #[arg(long)]
         out: PathBuf,
     },
@@ -109,10 +125,22 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Repeat a search candidate's evaluation from this run store, with the seed and
+        /// settings its row recorded (FILE is then the search file); needs --candidate.
+        #[arg(
+            long,
+            requires = "candidate",
+            conflicts_with_all = ["weights", "task", "arch", "hardware", "epochs", "noise_aware", "phase_space", "seed", "draws"]
+        )]
+        from: Option<PathBuf>,
+        /// The candidate's id in the store given by --from.
+        #[arg(long, requires = "from")]
+        candidate: Option<i64>,
     },
     /// Print the decoding grammar of a search's candidates (one `arch` on its hardware for
     /// its task), as the LLM operators send it to servers that constrain sampling.
     Grammar {
+        /// The `.uh` file with the `search` item.
         file: PathBuf,
         /// The `search` item (optional when the file has one).
         #[arg(long)]
@@ -130,6 +158,7 @@ enum Command {
     },
     /// Apply the fixes diagnostics offer (only unambiguous ones) to `.uh` files in place.
     Fix {
+        /// `.uh` files, or folders searched recursively for them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Do not write; list the fixes and print a diff.
@@ -138,6 +167,7 @@ enum Command {
     },
     /// Format `.uh` files in place (`-` reads standard input and writes standard output).
     Fmt {
+        /// `.uh` files, folders searched recursively for them, or `-` for standard input.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Do not write; exit 1 if any file is not formatted.
@@ -214,7 +244,12 @@ fn main() -> ExitCode {
             )
         }
         Command::Fix { paths, dry_run } => cli::fix(&paths, dry_run),
-        Command::Compile { file, arch, emit } => cli::compile(&file, arch.as_deref(), emit),
+        Command::Compile {
+            file,
+            arch,
+            hardware,
+            emit,
+        } => cli::compile(&file, arch.as_deref(), hardware.as_deref(), emit),
         Command::Report {
             dbs,
             out,
@@ -226,10 +261,18 @@ fn main() -> ExitCode {
         Command::Train { common, out } => cli::train::train(&common, &out),
         Command::Eval {
             common,
+            json,
+            from: Some(db),
+            candidate: Some(id),
+            ..
+        } => cli::train::eval_from(&common.file, &db, id, json),
+        Command::Eval {
+            common,
             weights,
             allow_task_mismatch,
             draws,
             json,
+            ..
         } => cli::train::eval(
             &common,
             weights.as_deref(),

@@ -456,6 +456,9 @@ impl Cx<'_> {
                 .with_label("unknown operation")
                 .with_suggestion(&c.func.name, c.func.span, &names, "operation"),
             );
+            // The values it reads are used, whatever the operation was meant to be: no
+            // "unused" warning on top of the misspelt name.
+            mark_read(b, &c.args);
             return None;
         };
         let hw = b.hw;
@@ -993,4 +996,21 @@ fn quote_list(items: &[&str]) -> String {
         .map(|s| format!("`{s}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Marks every value named in `args` (at any depth of nested calls) as used.
+fn mark_read(b: &mut Builder<'_>, args: &[Arg]) {
+    for a in args {
+        match &a.value {
+            Expr::Ident(i) => {
+                if let Some(&(Some(id), _)) = b.bindings.get(&i.name) {
+                    if let Some(u) = b.used.get_mut(id) {
+                        *u = true;
+                    }
+                }
+            }
+            Expr::Call(c) => mark_read(b, &c.args),
+            _ => {}
+        }
+    }
 }

@@ -28,6 +28,7 @@ const ENERGY_FIELDS: &[&str] = &[
     "tia",
     "phase_shifter",
     "laser_efficiency",
+    "max_laser_power",
     "sensitivity",
     "modulator_loss",
     "clock",
@@ -53,6 +54,11 @@ pub fn default_energy() -> EnergySpec {
         // MEMS / electro-optic shifters hold their phase at ≈ 0 static power.
         phase_shifter: 0.0,
         laser_efficiency: 0.2,
+        // Optical output of the source(s) feeding the chip: 1 W, about forty channels of an
+        // integrated DFB laser array at the >25 mW per channel of Nie et al., "Compact
+        // power-equalized multi-wavelength DFB laser ... for optical I/O", Chin. Opt. Lett.
+        // 23, 071406 (2025). Real on-chip sources give tens to hundreds of mW each.
+        max_laser_power: 1.0,
         sensitivity_dbm: -25.0,
         modulator_loss_db: 1.2,
         clock: 5e9,
@@ -537,6 +543,16 @@ impl Cx<'_> {
                         "wall-plug efficiency is above 0 and at most 1 (typical: 0.2)",
                     )
                     .map(|x| e.laser_efficiency = x),
+                "max_laser_power" => self
+                    .number_in(
+                        file,
+                        v,
+                        k,
+                        Dim::Power,
+                        (1e-9, 1e6),
+                        "the laser's largest optical output power is above 0 (typical: tens to hundreds of mW per source; default 1 W)",
+                    )
+                    .map(|x| e.max_laser_power = x),
                 "sensitivity" => self
                     .number_in(
                         file,

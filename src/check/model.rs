@@ -123,6 +123,9 @@ pub struct EnergySpec {
     /// Static power per phase shifter.
     pub phase_shifter: f64,
     pub laser_efficiency: f64,
+    /// The largest optical power (W) the laser source can deliver into the chip; a segment
+    /// that needs more is infeasible (`ir::energy::laser_budget`).
+    pub max_laser_power: f64,
     pub sensitivity_dbm: f64,
     pub modulator_loss_db: f64,
     pub clock: f64,

@@ -370,8 +370,13 @@ fn pick_arch<'c>(
     }
 }
 
-pub fn compile(path: &std::path::Path, arch: Option<&str>, emit: Emit) -> u8 {
-    let (compiled, _sources) = match load_compiled(path) {
+pub fn compile(
+    path: &std::path::Path,
+    arch: Option<&str>,
+    hardware: Option<&str>,
+    emit: Emit,
+) -> u8 {
+    let (compiled, sources) = match load_compiled(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -379,21 +384,57 @@ pub fn compile(path: &std::path::Path, arch: Option<&str>, emit: Emit) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let Some(graph) = compiled.graph(&a.name) else {
+    let Some(own) = compiled.graph(&a.name) else {
         return EXIT_PROBLEMS;
     };
-    let Some(hw) = compiled.checked.hardware(&a.hardware) else {
-        return EXIT_PROBLEMS;
+    let hw_name = hardware.unwrap_or(&a.hardware);
+    let Some(hw) = compiled.checked.hardware(hw_name) else {
+        eprintln!("error: no hardware profile named `{hw_name}` is in scope of this file");
+        return EXIT_USAGE;
+    };
+    if hw.backend.kind() != own.backend {
+        eprintln!(
+            "error: `{}` is {} hardware but `{}` was checked for {} hardware; pick a profile of the same kind",
+            hw.name,
+            hw.backend.kind().as_str(),
+            a.name,
+            own.backend.as_str()
+        );
+        return EXIT_USAGE;
+    }
+    let lowered;
+    let graph = if hw.name == own.hardware {
+        own
+    } else {
+        lowered = uhc::ir::lower(a, hw);
+        // The file was checked on its own profile: the laser budget on this one is new.
+        let laser = uhc::ir::decide_laser_budget(a, hw, &lowered);
+        eprint!("{}", sources.render_human(&laser, false));
+        &lowered
     };
     let report = uhc::ir::energy_report(graph, hw);
     let text = match emit {
         Emit::Ir => graph.dump(),
-        Emit::Energy => uhc::ir::energy::render(&report),
+        Emit::Energy => {
+            let mut text = uhc::ir::energy::render(&report);
+            for b in uhc::ir::energy::laser_budget(graph, hw) {
+                let power = uhc::ir::energy::format_power;
+                text.push_str(&format!(
+                    "  laser budget of segment {}: loss {:.1} dB, needs {} of light, source delivers at most {}{}\n",
+                    b.segment,
+                    b.loss_db,
+                    power(b.needed_w),
+                    power(b.limit_w),
+                    if b.exceeded() { ": INFEASIBLE" } else { "" }
+                ));
+            }
+            text
+        }
         Emit::Json => {
             let value = serde_json::json!({
                 "hash": uhc::ir::structural_hash(graph),
                 "graph": graph,
-                "energy": report,
+                "energy": energy_json(&report),
                 "hardware": hw,
             });
             serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
@@ -401,4 +442,37 @@ pub fn compile(path: &std::path::Path, arch: Option<&str>, emit: Emit) -> u8 {
     };
     print!("{text}");
     EXIT_OK
+}
+
+/// The energy report as JSON with the unit in every field name: energies in joules
+/// (`_j`), powers in watts (`_w`), levels in dBm (`_dbm`).
+fn energy_json(r: &uhc::ir::energy::EnergyReport) -> serde_json::Value {
+    let components = |c: &uhc::ir::energy::ComponentEnergy| {
+        serde_json::json!({
+            "laser_j": c.laser,
+            "dac_j": c.dac,
+            "modulator_j": c.modulator,
+            "detection_j": c.detection,
+            "adc_j": c.adc,
+            "phase_shifters_j": c.phase_shifters,
+            "digital_j": c.digital,
+        })
+    };
+    serde_json::json!({
+        "total_j": r.total,
+        "components": components(&r.components),
+        "per_node": r.per_node.iter().map(|(name, c)| {
+            let mut v = components(c);
+            v["node"] = serde_json::Value::from(name.as_str());
+            v["total_j"] = serde_json::Value::from(c.total());
+            v
+        }).collect::<Vec<_>>(),
+        "segments": r.segments.iter().map(|s| serde_json::json!({
+            "nodes": s.nodes,
+            "width": s.width,
+            "depth": s.depth,
+            "laser_dbm": s.laser_dbm,
+            "laser_electrical_w": s.laser_w,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -57,6 +57,7 @@ fn load(path: &Path) -> Result<Loaded, String> {
             label,
             candidates,
             config,
+            store: Some(path.display().to_string()),
         },
         llm,
     })
@@ -103,6 +104,7 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
                         .cloned()
                         .collect(),
                     config: serde_json::Value::Null,
+                    store: None,
                 };
                 curves.push((
                     format!("{}: {op} + seeds", run.label),

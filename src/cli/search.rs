@@ -12,6 +12,7 @@ use uhc::Sources;
 /// `uhc search`'s arguments.
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
+    /// The `.uh` file with the `search` item, its task and seed architectures.
     pub file: PathBuf,
     /// The `search` item (optional when the file has one).
     #[arg(long)]
@@ -25,6 +26,8 @@ pub struct SearchArgs {
     /// Candidates evaluated in parallel (1 to 1024).
     #[arg(long, value_parser = super::positive(1024))]
     pub jobs: Option<usize>,
+    /// Seed of the search: proposals, selection, training and noise draws (default: the
+    /// search item's `seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Operator mix, e.g. `mutate=0.5,crossover=0.3,llm_mutate=0.2`.
@@ -425,10 +428,20 @@ fn run_store(
             super::signals::EXIT_SIGNALLED
         }
         Ok(s) => {
+            eprintln!("{}", session_counts(&s));
             eprintln!(
-                "{} evaluated this session ({} failed), {} proposals ({} rejected by the compiler, {} duplicates); Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
-                s.evaluated, s.failed, s.proposals, s.rejected, s.duplicates, s.front.len(), s.hypervolume
+                "Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
+                s.front.len(),
+                s.hypervolume
             );
+            // Why the front is empty or thin: the constraints most candidates break.
+            let why = store
+                .load_archive()
+                .map(|a| uhc::search::report::infeasibility(&a))
+                .unwrap_or_default();
+            for line in &why {
+                eprintln!("constraints: {line}");
+            }
             let total = s.engine_seconds + s.evaluation_seconds;
             if total > 0.0 {
                 eprintln!(
@@ -453,4 +466,19 @@ fn run_store(
             EXIT_PROBLEMS
         }
     }
+}
+
+/// The session's accounting, in one line whose parts add up: every proposal (and every
+/// candidate an earlier session left) is evaluated, failed, rejected, a duplicate or still
+/// queued.
+pub fn session_counts(s: &uhc::search::engine::Summary) -> String {
+    let carried = if s.carried_over > 0 {
+        format!(" + {} carried over from an earlier session", s.carried_over)
+    } else {
+        String::new()
+    };
+    format!(
+        "this session: {} proposals{carried} = {} evaluated + {} failed + {} rejected by the compiler + {} duplicates + {} still queued",
+        s.proposals, s.evaluated, s.failed, s.rejected, s.duplicates, s.queued
+    )
 }

@@ -15,17 +15,22 @@ use uhc::train::{robustness, EpochStats, TrainError, TrainOptions, Trainer};
 /// Options shared by `uhc train` and `uhc eval`.
 #[derive(clap::Args, Debug)]
 pub struct Common {
+    /// The `.uh` file with the architecture and the task.
     pub file: PathBuf,
+    /// The architecture (optional when the file has one).
     #[arg(long)]
     pub arch: Option<String>,
+    /// The `task` item of the file: data set, encoders and split (required, except with
+    /// `eval --from`, which takes the search's).
     #[arg(long)]
-    pub task: String,
+    pub task: Option<String>,
     /// Run on this hardware profile instead of the architecture's (same backend kind).
     #[arg(long)]
     pub hardware: Option<String>,
     /// Epochs (1 to 100000; default: the `train` item's default, 20).
     #[arg(long, value_parser = super::positive(100_000))]
     pub epochs: Option<usize>,
+    /// Seed of the weight initialisation, mini-batch order and noise draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Train on a fresh hardware noise draw per mini-batch.
@@ -53,9 +58,13 @@ struct Setup {
 }
 
 fn setup(c: &Common) -> Result<Setup, u8> {
-    let (compiled, _) = load_compiled(&c.file)?;
+    let Some(task_name) = c.task.as_deref() else {
+        eprintln!("error: --task is required: the `task` item of the file to train and test on");
+        return Err(EXIT_USAGE);
+    };
+    let (compiled, sources) = load_compiled(&c.file)?;
     let arch = pick_arch(&compiled, c.arch.as_deref())?;
-    let task = compiled.checked.task(&c.task).cloned().ok_or_else(|| {
+    let task = compiled.checked.task(task_name).cloned().ok_or_else(|| {
         let names: Vec<&str> = compiled
             .checked
             .tasks
@@ -64,7 +73,7 @@ fn setup(c: &Common) -> Result<Setup, u8> {
             .collect();
         eprintln!(
             "error: no task named `{}` in {}; it has: {}",
-            c.task,
+            task_name,
             c.file.display(),
             if names.is_empty() {
                 "no tasks (add a `task` item)".to_string()
@@ -74,6 +83,15 @@ fn setup(c: &Common) -> Result<Setup, u8> {
         );
         EXIT_USAGE
     })?;
+    // The architecture's input and output widths against the task, before any data is
+    // loaded: the diagnostic a search item's candidates get.
+    let shape = uhc::check::task_shape(arch, &task);
+    if !shape.is_empty() {
+        eprint!("{}", sources.render_human(&shape, false));
+        if shape.iter().any(|d| d.is_error()) {
+            return Err(EXIT_PROBLEMS);
+        }
+    }
     let hw_name = c.hardware.as_deref().unwrap_or(&arch.hardware);
     let Some(hw) = compiled.checked.hardware(hw_name).cloned() else {
         eprintln!("error: no hardware profile named `{hw_name}` is in scope of this file");
@@ -93,7 +111,11 @@ fn setup(c: &Common) -> Result<Setup, u8> {
     let graph = if hw.name == own.hardware {
         own.clone()
     } else {
-        uhc::ir::lower(arch, &hw)
+        let g = uhc::ir::lower(arch, &hw);
+        // The file was checked on its own profile: the laser budget on this one is new.
+        let laser = uhc::ir::decide_laser_budget(arch, &hw, &g);
+        eprint!("{}", sources.render_human(&laser, false));
+        g
     };
     // Canonical data paths: the task hash in weight files does not depend on the folder.
     let task = uhc::driver::canonical_data_paths(&task);
@@ -274,7 +296,7 @@ pub fn eval(
         }
     };
     let cost = s.graph.total_cost();
-    let energy_pj = uhc::ir::energy_report(&s.graph, &s.hw).total * 1e12;
+    let energy_j = uhc::ir::energy_report(&s.graph, &s.hw).total;
     if json {
         let v = serde_json::json!({
             "arch": s.graph.arch,
@@ -287,7 +309,7 @@ pub fn eval(
             "noisy_accuracy_std": r.noisy_std,
             "noisy_accuracy_p5": r.noisy_p5,
             "accuracy_drop": r.drop(),
-            "energy_pj": energy_pj,
+            "energy_j": energy_j,
             "mzi_count": cost.mzis,
             "optical_depth": s.graph.optical_depth(),
             "params": cost.params,
@@ -307,7 +329,10 @@ pub fn eval(
             r.noisy_mean, r.noisy_std, r.noisy_p5
         );
         println!("  accuracy drop        {:.4}", r.drop());
-        println!("  energy / inference   {energy_pj:.3} pJ");
+        println!(
+            "  energy / inference   {}",
+            uhc::check::units::format_si(energy_j, uhc::check::units::Dim::Energy)
+        );
         println!(
             "  MZIs {}, optical depth {}, parameters {}",
             cost.mzis,
@@ -316,4 +341,203 @@ pub fn eval(
         );
     }
     EXIT_OK
+}
+
+/// `uhc eval SEARCH_FILE --from RUN.sqlite --candidate N`: repeats the evaluation of a
+/// search candidate with the seed and settings its row recorded (`extras.training`), the
+/// way the search ran it, and compares the scores with the stored ones bit for bit. Exit 0
+/// when they agree, 1 when they differ or the row cannot be repeated, 2 on usage errors.
+pub fn eval_from(file: &Path, db: &Path, id: i64, json: bool) -> u8 {
+    use uhc::search::engine::{EvalRequest, Evaluator, SearchContext};
+    use uhc::search::store::{CandidateState, Store, StoreOptions};
+    let store = match Store::open_read_only(db, StoreOptions::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", db.display());
+            return EXIT_USAGE;
+        }
+    };
+    let config: serde_json::Value = store
+        .run_info()
+        .ok()
+        .and_then(|i| serde_json::from_str(&i.config).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let record = match store.candidate(id) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            eprintln!("error: {} has no candidate {id}", db.display());
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", db.display());
+            return EXIT_USAGE;
+        }
+    };
+    let (Some(evaluation), CandidateState::Done) = (&record.evaluation, record.state) else {
+        eprintln!(
+            "error: candidate {id} of {} was not evaluated (its state is {}), so it has no row to reproduce",
+            db.display(),
+            record.state.as_str()
+        );
+        return EXIT_PROBLEMS;
+    };
+    let stored = &evaluation.metrics;
+    let training = stored.extras.get("training");
+    let field = |k: &str| training.and_then(|t| t.get(k));
+    let (Some(seed), Some(epochs), Some(batch), Some(lr), Some(noise_aware), Some(draws)) = (
+        field("seed").and_then(|v| v.as_u64()),
+        field("epochs").and_then(|v| v.as_u64()),
+        field("batch").and_then(|v| v.as_u64()),
+        field("lr").and_then(|v| v.as_f64()),
+        field("noise_aware").and_then(|v| v.as_bool()),
+        field("draws").and_then(|v| v.as_u64()),
+    ) else {
+        eprintln!(
+            "error: candidate {id} of {} was evaluated by a uhc that did not record its training seed and settings, so its row cannot be repeated exactly; `uhc eval` on its text with --task gives a fresh evaluation",
+            db.display()
+        );
+        return EXIT_PROBLEMS;
+    };
+    let text = match uhc::driver::read_text(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return EXIT_USAGE;
+        }
+    };
+    let name = file.display().to_string();
+    let mut sources = uhc::Sources::new();
+    let root = sources.add(name.clone(), text.clone());
+    let (compiled, diags) = uhc::compile(&mut sources, root, &uhc::driver::FsResolver);
+    if !diags.is_empty() {
+        eprint!("{}", sources.render_human(&diags, false));
+    }
+    let Some(compiled) = compiled else {
+        return EXIT_PROBLEMS;
+    };
+    let folder = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let resolver = std::sync::Arc::new(uhc::driver::SandboxResolver { root: folder });
+    let search = config.get("search").and_then(|s| s.as_str());
+    let cx = match SearchContext::new(&name, &text, &compiled, search, resolver) {
+        Ok(cx) => cx,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let cc = match cx.compile_candidate(record.canonical_text.as_deref().unwrap_or(&record.text)) {
+        Ok(cc) => cc,
+        Err((reason, diags)) => {
+            eprintln!(
+                "error: candidate {id} no longer compiles against {name} ({reason}):\n{diags}"
+            );
+            return EXIT_PROBLEMS;
+        }
+    };
+    if record.structural_hash.as_deref() != Some(cc.hash.as_str()) {
+        eprintln!(
+            "error: candidate {id} lowers to another graph against {name} than it did in the search (hash {} instead of {}); was the file or its hardware changed?",
+            cc.hash,
+            record.structural_hash.as_deref().unwrap_or("?")
+        );
+        return EXIT_PROBLEMS;
+    }
+    let train = TrainSpec {
+        epochs: epochs as usize,
+        batch: batch as usize,
+        lr,
+        noise_aware,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+    let scores = match Trainer::default().evaluate(&EvalRequest {
+        compiled: &cc.compiled,
+        arch: &cc.arch.name,
+        task: &cx.task,
+        train: &train,
+        draws: draws as usize,
+        seed,
+        deadline,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_PROBLEMS;
+        }
+    };
+    let pairs = [
+        ("accuracy", scores.accuracy, stored.accuracy),
+        (
+            "noisy_accuracy_mean",
+            scores.noisy_accuracy_mean,
+            stored.noisy_accuracy_mean,
+        ),
+        (
+            "noisy_accuracy_std",
+            scores.noisy_accuracy_std,
+            stored.noisy_accuracy_std,
+        ),
+        (
+            "noisy_accuracy_p5",
+            scores.noisy_accuracy_p5,
+            stored.noisy_accuracy_p5,
+        ),
+    ];
+    let differs: Vec<String> = pairs
+        .iter()
+        .filter(|p| p.1.to_bits() != p.2.to_bits())
+        .map(|p| format!("{} {} (stored {})", p.0, p.1, p.2))
+        .collect();
+    let energy_j = stored.energy_pj * 1e-12;
+    if json {
+        let v = serde_json::json!({
+            "candidate": id,
+            "arch": cc.arch.name,
+            "task": cx.task.name,
+            "hash": cc.hash,
+            "seed": seed,
+            "epochs": epochs,
+            "batch": batch,
+            "lr": lr,
+            "noise_aware": noise_aware,
+            "draws": draws,
+            "accuracy": scores.accuracy,
+            "noisy_accuracy_mean": scores.noisy_accuracy_mean,
+            "noisy_accuracy_std": scores.noisy_accuracy_std,
+            "noisy_accuracy_p5": scores.noisy_accuracy_p5,
+            "accuracy_drop": scores.accuracy - scores.noisy_accuracy_mean,
+            "energy_j": energy_j,
+            "reproduced": differs.is_empty(),
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "candidate {id} ({}) of {}, {} task: seed {seed}, {epochs} epochs, batch {batch}, lr {lr}{}, {draws} draws",
+            cc.arch.name,
+            db.display(),
+            cx.task.name,
+            if noise_aware { ", noise-aware" } else { "" }
+        );
+        println!("  accuracy             {:.4}", scores.accuracy);
+        println!(
+            "  noisy accuracy       {:.4} ± {:.4} (p5 {:.4}, {draws} draws)",
+            scores.noisy_accuracy_mean, scores.noisy_accuracy_std, scores.noisy_accuracy_p5
+        );
+        println!(
+            "  energy / inference   {}",
+            uhc::check::units::format_si(energy_j, uhc::check::units::Dim::Energy)
+        );
+    }
+    if differs.is_empty() {
+        eprintln!("reproduces the stored row of candidate {id} bit for bit");
+        EXIT_OK
+    } else {
+        eprintln!(
+            "error: the scores differ from the stored row: {}",
+            differs.join(", ")
+        );
+        EXIT_PROBLEMS
+    }
 }

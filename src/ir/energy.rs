@@ -220,7 +220,7 @@ pub fn render(r: &EnergyReport) -> String {
             s.width,
             s.depth,
             s.laser_dbm,
-            format_si(s.laser_w, Dim::Power)
+            format_power(s.laser_w)
         );
     }
     out.push_str("  per node (without laser):\n");
@@ -231,4 +231,70 @@ pub fn render(r: &EnergyReport) -> String {
         }
     }
     out
+}
+
+/// One optical segment's laser budget against the source's limit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LaserBudget {
+    /// Index among the graph's segments (as in [`EnergyReport::segments`]).
+    pub segment: usize,
+    /// Its IR nodes, in graph order.
+    pub nodes: Vec<usize>,
+    pub width: usize,
+    /// MZI columns on its longest path.
+    pub depth: usize,
+    /// Insertion loss on the way to the detectors: IL_mod + IL_MZI·(depth + 1), dB.
+    pub loss_db: f64,
+    /// Optical power the laser must deliver (W): 10^(P_laser[dBm]/10) mW · 2^b.
+    pub needed_w: f64,
+    /// The profile's `max_laser_power` (W, optical).
+    pub limit_w: f64,
+}
+
+impl LaserBudget {
+    pub fn exceeded(&self) -> bool {
+        self.needed_w > self.limit_w
+    }
+}
+
+/// The laser power each optical segment needs, against the most the profile's source can
+/// deliver (`energy { max_laser_power }`): one entry per segment, empty off optical
+/// hardware. A segment with [`LaserBudget::exceeded`] cannot be run at the profile's ADC
+/// precision: the checker reports it and the search counts it as a violated constraint.
+pub fn laser_budget(g: &Graph, hw: &HardwareProfile) -> Vec<LaserBudget> {
+    if hw.backend.kind() != BackendKind::Mzi {
+        return Vec::new();
+    }
+    let e = &hw.energy;
+    segments(g, hw)
+        .into_iter()
+        .enumerate()
+        .map(|(segment, s)| LaserBudget {
+            segment,
+            width: s.width,
+            depth: s.depth,
+            loss_db: e.modulator_loss_db + hw.noise.loss_per_mzi_db * (s.depth as f64 + 1.0),
+            // The electrical power times the wall-plug efficiency: the light itself.
+            needed_w: s.laser_w * e.laser_efficiency,
+            limit_w: e.max_laser_power,
+            nodes: s.nodes,
+        })
+        .collect()
+}
+
+/// A power with an SI prefix, kW and MW included (the units of `.uh` files stop at W, but
+/// an infeasible laser budget reaches kilowatts): `283.374 mW`, `5.169 W`, `21.496 kW`.
+pub fn format_power(w: f64) -> String {
+    use crate::check::units::{format_si, Dim};
+    let trim = |v: f64, unit: &str| {
+        let s = format!("{v:.3}");
+        format!("{} {unit}", s.trim_end_matches('0').trim_end_matches('.'))
+    };
+    if w.abs() >= 1e6 {
+        trim(w / 1e6, "MW")
+    } else if w.abs() >= 1e3 {
+        trim(w / 1e3, "kW")
+    } else {
+        format_si(w, Dim::Power)
+    }
 }

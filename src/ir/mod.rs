@@ -6,7 +6,7 @@ mod constraints;
 pub mod energy;
 mod hash;
 
-pub use constraints::decide_constraints;
+pub use constraints::{decide_constraints, decide_laser_budget};
 pub use energy::{energy_report, EnergyReport};
 pub use hash::{canonical_form, structural_hash, text_hash};
 

@@ -451,7 +451,14 @@ pub struct Summary {
     pub proposals: usize,
     pub rejected: usize,
     pub duplicates: usize,
+    /// Evaluations that failed or timed out this session, and candidates marked failed
+    /// on resume (out of attempts).
     pub failed: usize,
+    /// Candidates this session found waiting from an earlier one (queued, or back in the
+    /// queue on resume) or marked failed on resume: they were proposed before it.
+    pub carried_over: usize,
+    /// Candidates still waiting for evaluation when the session ended.
+    pub queued: usize,
     pub front: Vec<i64>,
     pub hypervolume: f64,
     pub resumed: bool,
@@ -478,11 +485,15 @@ pub fn run(
         ..Summary::default()
     };
     let engine_start = Instant::now();
-    store.recover(Recovery::AllRunning)?;
+    let recovered = store.recover(Recovery::AllRunning)?;
     // Proposals interrupted between insert and enqueue are queued now.
     for c in store.candidates_in_state(CandidateState::Proposed)? {
         store.enqueue(c.id)?;
     }
+    // What the session's accounting starts from: so that evaluated + failed + rejected +
+    // duplicates + queued = proposals + carried over.
+    summary.failed += recovered.failed.len();
+    summary.carried_over = store.counts_by_state()?.queued as usize + recovered.failed.len();
     if store.counts_by_state()?.total() == 0 {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);
         for text in &cx.seeds {
@@ -640,6 +651,8 @@ pub fn run(
     let (front, hv) = front_and_hypervolume(cx, &archive);
     summary.front = front.iter().map(|&i| archive[i].id).collect();
     summary.hypervolume = hv;
+    let end = store.counts_by_state()?;
+    summary.queued = (end.queued + end.proposed + end.running) as usize;
     summary.engine_seconds = engine_start.elapsed().as_secs_f64() - summary.evaluation_seconds;
     Ok(summary)
 }
@@ -1014,6 +1027,21 @@ fn violations(cx: &SearchContext, m: &Metrics) -> Vec<Violation> {
     out
 }
 
+/// What an evaluation was run with, stored with its metrics (`extras.training`) so that
+/// `uhc eval --from RUN --candidate N` repeats it exactly: the candidate's own seed, the
+/// training settings, the noise draws and the task.
+pub fn training_record(cx: &SearchContext, seed: u64) -> serde_json::Value {
+    serde_json::json!({
+        "seed": seed,
+        "epochs": cx.spec.train.epochs,
+        "batch": cx.spec.train.batch,
+        "lr": cx.spec.train.lr,
+        "noise_aware": cx.spec.train.noise_aware,
+        "draws": cx.spec.draws,
+        "task": cx.task.name,
+    })
+}
+
 /// Candidate seeds are derived from the search seed and the structural hash, so the same
 /// network gets the same training seed in any run order.
 fn candidate_seed(seed: u64, hash: &str) -> u64 {
@@ -1062,6 +1090,7 @@ fn evaluate_batch(
                         Failure::Failed,
                         &format!("no longer compiles ({reason}): {diags}"),
                     )?;
+                    summary.failed += 1;
                     continue;
                 }
             };
@@ -1129,6 +1158,11 @@ fn evaluate_batch(
                         m.noisy_accuracy_p5 = scores.noisy_accuracy_p5;
                         m.accuracy_drop = scores.accuracy - scores.noisy_accuracy_mean;
                         m.violations = violations(cx, &m);
+                        m.violations.extend(laser_violations(cx, &cc));
+                        m.extras.insert(
+                            "training".into(),
+                            training_record(cx, candidate_seed(seed, &cc.hash)),
+                        );
                         store.record_evaluation(
                             id,
                             &owner,
@@ -1182,6 +1216,22 @@ fn evaluate_batch(
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
+}
+
+/// Segments whose laser would have to deliver more light than the source can
+/// (`ir::energy::laser_budget`): infeasible, by how much relative to the limit.
+fn laser_violations(cx: &SearchContext, cc: &CompiledCandidate) -> Vec<Violation> {
+    let Some(g) = cc.compiled.graph(&cc.arch.name) else {
+        return Vec::new();
+    };
+    crate::ir::energy::laser_budget(g, &cx.hardware)
+        .into_iter()
+        .filter(|b| b.exceeded())
+        .map(|b| Violation {
+            constraint: format!("laser_power <= {}", b.limit_w),
+            amount: (b.needed_w - b.limit_w) / b.limit_w.max(1e-30),
+        })
+        .collect()
 }
 
 /// Metrics the compiler decides: energy, MZI count, depth, parameters.

@@ -13,6 +13,8 @@ pub struct RunData {
     /// The store's run configuration (with the search's identity, see
     /// [`super::identity`]); `Null` when unknown. Decides which runs are comparable.
     pub config: serde_json::Value,
+    /// The store's path as given to `uhc report`, for the commands that reproduce rows.
+    pub store: Option<String>,
 }
 
 /// (error = 1 − noisy accuracy mean, energy in pJ) of an evaluated candidate.
@@ -379,6 +381,23 @@ pub fn markdown(runs: &[RunData]) -> String {
         let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {} | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop, format_pj(ref_energy_pj));
     }
     for run in runs {
+        let why = infeasibility(&run.candidates);
+        if !why.is_empty() {
+            let empty = front(run).is_empty();
+            let _ = writeln!(
+                md,
+                "\n**Constraints of {}{}:** {}.",
+                escape(&run.label),
+                if empty {
+                    " (why its front is empty)"
+                } else {
+                    ""
+                },
+                why.join("; ")
+            );
+        }
+    }
+    for run in runs {
         let _ = writeln!(md, "\n## Front of {}\n", run.label);
         md.push_str("| id | operator | gen | accuracy | noisy mean ± std | p5 | energy | MZIs | depth | params |\n|---|---|---|---|---|---|---|---|---|---|\n");
         let f = front(run);
@@ -404,10 +423,19 @@ pub fn markdown(runs: &[RunData]) -> String {
         }
         for &i in &f {
             let c = &run.candidates[i];
+            let _ = writeln!(md, "\n### Candidate {}\n", c.id);
+            if let (Some(file), Some(store)) =
+                (run.config.get("file").and_then(|f| f.as_str()), &run.store)
+            {
+                let _ = writeln!(
+                    md,
+                    "Reproduce its row (same seed and settings, bit for bit): `uhc eval {file} --from {store} --candidate {}`\n",
+                    c.id
+                );
+            }
             let _ = writeln!(
                 md,
-                "\n### Candidate {}\n\n```uh\n{}```",
-                c.id,
+                "```uh\n{}```",
                 c.canonical_text.as_deref().unwrap_or(&c.text)
             );
         }
@@ -461,4 +489,86 @@ pub fn reference_energy(runs: &[RunData]) -> f64 {
     } else {
         1.0
     }
+}
+
+/// Why a front is empty or thin: for every constraint that most evaluated candidates
+/// violate (at least 90 %, or all of them when nothing is feasible), one sentence naming
+/// it and the best value reached, e.g. "all 40 candidates exceed energy <= 5 nJ; the
+/// lowest was 10.9 nJ". Empty when the constraints let enough candidates through.
+pub fn infeasibility(candidates: &[CandidateRecord]) -> Vec<String> {
+    use crate::check::model::Metric;
+    use crate::check::units::{format_si, Dim};
+    let evaluated: Vec<&super::store::Metrics> = candidates
+        .iter()
+        .filter(|c| c.state == CandidateState::Done)
+        .filter_map(|c| c.evaluation.as_ref().map(|e| &e.metrics))
+        .collect();
+    if evaluated.is_empty() {
+        return Vec::new();
+    }
+    let feasible = evaluated.iter().filter(|m| m.violations.is_empty()).count();
+    // The constraints as the engine wrote them: "metric op bound" (bound in SI units).
+    let mut constraints: Vec<&str> = evaluated
+        .iter()
+        .flat_map(|m| m.violations.iter().map(|v| v.constraint.as_str()))
+        .collect();
+    constraints.sort_unstable();
+    constraints.dedup();
+    let mut out = Vec::new();
+    for text in constraints {
+        let mut parts = text.split_whitespace();
+        let (Some(name), Some(op), Some(bound)) = (
+            parts.next(),
+            parts.next(),
+            parts.next().and_then(|b| b.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let metric = Metric::from_name(name);
+        // A metric's value is measured; the laser budget's (in W) follows from the
+        // violation's relative amount.
+        let violating: Vec<f64> = evaluated
+            .iter()
+            .filter_map(|m| {
+                let v = m.violations.iter().find(|v| v.constraint == text)?;
+                Some(match metric {
+                    Some(metric) => super::engine::metric_value(m, metric),
+                    None => bound + v.amount * bound.abs(),
+                })
+            })
+            .filter(|v| v.is_finite())
+            .collect();
+        let n = violating.len();
+        if n == 0 || (feasible > 0 && 10 * n < 9 * evaluated.len()) {
+            continue;
+        }
+        let below = op.starts_with('<');
+        let best = if below {
+            violating.iter().copied().fold(f64::INFINITY, f64::min)
+        } else {
+            violating.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        };
+        let show = |v: f64| match metric {
+            Some(Metric::Energy) => format_si(v, Dim::Energy),
+            None if name == "laser_power" => crate::ir::energy::format_power(v),
+            Some(m) if m.is_fraction() => format!("{v:.3}"),
+            _ => format!("{v}"),
+        };
+        let who = if n == evaluated.len() {
+            format!("all {n} evaluated candidates")
+        } else {
+            format!("{n} of {} evaluated candidates", evaluated.len())
+        };
+        let (verb, extreme) = if below {
+            ("exceed", "lowest")
+        } else {
+            ("fall short of", "highest")
+        };
+        out.push(format!(
+            "{who} {verb} {name} {op} {}; the {extreme} was {}",
+            show(bound),
+            show(best)
+        ));
+    }
+    out
 }

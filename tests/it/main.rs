@@ -2,6 +2,7 @@
 
 mod cli_search;
 mod cli_train;
+mod docs;
 mod examples;
 mod fix;
 mod grammar;
@@ -10,6 +11,7 @@ mod llm_client;
 mod llm_ops;
 mod llm_server;
 mod lying;
+mod newcomer;
 mod robustness;
 mod roundtrip;
 mod search;

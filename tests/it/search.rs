@@ -231,3 +231,60 @@ fn candidates_are_sandboxed_and_must_fit_the_search() {
     );
     assert_eq!(a.hash, b.hash);
 }
+
+/// The session summary adds up (evaluated + failed + rejected + duplicates + still queued =
+/// proposals + carried over), also when a resumed search marks a candidate whose worker
+/// died failed: that candidate is counted as failed and as carried over.
+#[test]
+fn session_counts_add_up_with_failures_on_resume() {
+    let adds_up = |s: &engine::Summary| {
+        assert_eq!(
+            s.proposals + s.carried_over,
+            s.evaluated + s.failed + s.rejected + s.duplicates + s.queued,
+            "{s:?}"
+        );
+    };
+    let cx = context("");
+    let db = temp_db("failed-on-resume");
+    let ev = Arc::new(Analytic {
+        calls: AtomicUsize::new(0),
+    });
+    let s = run(&cx, &db, ev.clone(), 4);
+    adds_up(&s);
+    assert_eq!(s.carried_over, 0);
+    assert!(s.queued > 0, "{s:?}");
+    // A worker claims a queued candidate and dies; with one attempt allowed, the next run
+    // marks it failed.
+    let opts = || StoreOptions {
+        max_attempts: 1,
+        ..StoreOptions::default()
+    };
+    {
+        let mut store = Store::open(&db, opts()).unwrap();
+        store
+            .claim_next("uhc-dead-worker", std::time::Duration::from_secs(3600))
+            .unwrap()
+            .expect("a queued candidate");
+    }
+    let (mut store, _) = Store::open_or_create(&db, "{}", 0, opts()).unwrap();
+    let overrides = Overrides {
+        budget: Some(6),
+        jobs: Some(1),
+        seed: None,
+        pipeline: false,
+        stop: None,
+    };
+    let s = engine::run(
+        &cx,
+        &mut store,
+        ev,
+        &mut proposers(),
+        &overrides,
+        true,
+        &mut |_| {},
+    )
+    .unwrap();
+    adds_up(&s);
+    assert_eq!(s.failed, 1, "{s:?}");
+    assert!(s.carried_over > 1, "{s:?}");
+}
