@@ -202,11 +202,12 @@ impl Cx<'_> {
             return None;
         };
         let kind = backend.kind();
+        let be = crate::backend::of(&backend);
         let ops = match ops_list {
             Some(list) => {
                 for op in &list {
                     if let Some(spec) = ops::lookup(op) {
-                        if !spec.backends.contains(&kind) {
+                        if !be.offers(spec) {
                             let span = ops_span.unwrap_or(hw.name.span);
                             self.push(
                                 Diagnostic::error(
@@ -222,7 +223,7 @@ impl Cx<'_> {
                                 .with_help(format!(
                                     "`{}` backends support: {}",
                                     kind.as_str(),
-                                    ops::supported_list(kind)
+                                    ops::supported_list(be)
                                 )),
                             );
                         }
@@ -232,15 +233,11 @@ impl Cx<'_> {
             }
             None => ops::CATALOG
                 .iter()
-                .filter(|o| o.backends.contains(&kind))
+                .filter(|o| be.offers(o))
                 .map(|o| o.name.to_string())
                 .collect(),
         };
-        if kind == BackendKind::Digital
-            && energy.mac <= 0.0
-            && !seen.contains_key("energy")
-            && parent.is_none()
-        {
+        if !be.optical() && energy.mac <= 0.0 && !seen.contains_key("energy") && parent.is_none() {
             self.push(
                 Diagnostic::error(
                     code::MISSING_FIELD,

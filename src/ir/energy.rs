@@ -16,7 +16,7 @@
 //!   count in it. Static phase-shifter power is held for one clock period per inference.
 
 use super::{Graph, Prim};
-use crate::check::model::{BackendKind, Domain, HardwareProfile};
+use crate::check::model::{Domain, HardwareProfile};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -81,28 +81,16 @@ pub fn adc_energy(hw: &HardwareProfile) -> f64 {
 }
 
 pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
-    let e = &hw.energy;
-    let f = e.clock;
+    let f = hw.energy.clock;
     let mut per_node = Vec::with_capacity(g.nodes.len());
     let mut components = ComponentEnergy::default();
+    let backend = hw.backend.backend();
     for n in &g.nodes {
-        let mut c = ComponentEnergy::default();
-        if hw.backend.kind() == BackendKind::Mzi {
-            c.dac = n.cost.dac as f64 * dac_energy(hw);
-            c.modulator = n.cost.dac as f64 * e.modulator * hw.precision.dac as f64;
-            c.detection = n.cost.adc as f64 * (e.photodetector + e.tia) / f;
-            c.adc = n.cost.adc as f64 * adc_energy(hw);
-            c.phase_shifters = n.cost.phase_shifters as f64 * e.phase_shifter / f;
-        }
-        c.digital = n.cost.macs as f64 * e.mac;
+        let c = backend.node_energy(hw, &n.cost);
         components.add(&c);
         per_node.push((n.name.clone(), c));
     }
-    let segments = if hw.backend.kind() == BackendKind::Mzi {
-        segments(g, hw)
-    } else {
-        Vec::new()
-    };
+    let segments = backend.laser_segments(g, hw);
     for s in &segments {
         components.laser += s.laser_w / f;
     }
@@ -114,8 +102,9 @@ pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
     }
 }
 
-/// Groups optical nodes into connected segments (union-find over optical edges).
-fn segments(g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
+/// Groups optical nodes into connected segments (union-find over optical edges), each
+/// with its laser power.
+pub fn optical_segments(g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
     let n = g.nodes.len();
     let optical = |i: usize| {
         let node = &g.nodes[i];

@@ -49,10 +49,10 @@
 //! collapse and packing buffers and their output arrays ([`MeshLayout::realise_reusing`]);
 //! results are bit-identical to [`Program::forward_tape`].
 
-pub mod quant;
+pub use crate::backend::digital::quant;
 
 use crate::backend::mzi::{MeshLayout, MeshPhases, MziError, NonIdeal, Realisation, Topology};
-use crate::check::model::{BackendSpec, DType, Domain, EncodeMode, HardwareProfile, MeshKind};
+use crate::check::model::{DType, Domain, EncodeMode, HardwareProfile, MeshKind};
 use crate::ir::{Graph, Prim};
 use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64 as C64;
@@ -292,10 +292,7 @@ impl Program {
                 hardware: hw.name.clone(),
             });
         }
-        let dtype = match hw.backend {
-            BackendSpec::Digital { dtype, .. } => Some(dtype),
-            BackendSpec::Mzi { .. } => None,
-        };
+        let dtype = hw.backend.backend().number_format(&hw.backend);
         let mut rng = StdRng::seed_from_u64(seed);
         let mut exec = Vec::with_capacity(graph.nodes.len());
         let mut blocks = Vec::with_capacity(graph.nodes.len());

@@ -22,14 +22,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Accuracy figures the evaluator measures by training and Monte Carlo testing.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Scores {
-    pub accuracy: f64,
-    pub noisy_accuracy_mean: f64,
-    pub noisy_accuracy_std: f64,
-    pub noisy_accuracy_p5: f64,
-}
+pub use crate::train::Scores;
 
 /// Everything an evaluator needs for one candidate.
 pub struct EvalRequest<'a> {
@@ -49,13 +42,42 @@ pub trait Evaluator: Send + Sync {
     fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String>;
 }
 
+/// Training is the evaluator of a real search. The adapter lives here so that `train`
+/// knows nothing of the search.
+impl Evaluator for crate::train::Trainer {
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
+        let graph = req.compiled.graph(req.arch).ok_or_else(|| {
+            crate::train::TrainError::UnknownArch(req.arch.to_string()).to_string()
+        })?;
+        let hw = req
+            .compiled
+            .checked
+            .hardware(&graph.hardware)
+            .ok_or_else(|| format!("hardware `{}` is missing", graph.hardware))?;
+        self.run(
+            graph,
+            hw,
+            req.task,
+            req.train,
+            req.draws,
+            req.seed,
+            Some(req.deadline),
+            None,
+        )
+        .map(|o| o.robustness.scores())
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// The search file, compiled, and what candidates are compiled against.
 pub struct SearchContext {
     pub spec: SearchSpec,
     pub task: TaskSpec,
     pub hardware: HardwareProfile,
-    /// The search file's `use` and `hardware` items: every candidate is compiled after it.
+    /// The search file's `use` and `hardware` items, as text (the LLM prompt shows it).
     pub prelude: String,
+    /// The prelude checked once: every candidate is checked in it ([`crate::compile_in`]).
+    env: crate::check::Env,
     /// Seed architectures as `.uh` text, retargeted onto the search's hardware.
     pub seeds: Vec<String>,
     resolver: Arc<dyn Resolver + Send + Sync>,
@@ -120,6 +142,9 @@ impl SearchContext {
         let prelude = syntax::print_file(&syntax::File {
             items: prelude_items,
         });
+        let mut env_sources = Sources::new();
+        let env_root = env_sources.add(format!("{file_name}#prelude"), prelude.clone());
+        let (env, _) = crate::check::Env::new(env_sources, env_root, resolver.as_ref());
         let mut seeds = Vec::new();
         for seed in &spec.seeds {
             let Some(Item::Arch(a)) = ast
@@ -140,6 +165,7 @@ impl SearchContext {
             task,
             hardware,
             prelude,
+            env,
             seeds,
             resolver,
             file_name: file_name.to_string(),
@@ -147,28 +173,42 @@ impl SearchContext {
         })
     }
 
-    /// The candidate's diagnostics as compiled after the prelude (task shape included),
-    /// with the region of the combined file the candidate occupies: what
-    /// [`crate::fix::fix_with`] needs to repair candidate text and nothing else.
+    /// Checks and lowers candidate text in the search's environment (its prelude,
+    /// checked once): the candidate is a file of its own, so its diagnostics carry its own
+    /// line numbers.
+    fn compile_in_env(
+        &self,
+        text: &str,
+    ) -> (
+        Option<Compiled>,
+        Vec<crate::Diagnostic>,
+        Sources,
+        crate::diag::FileId,
+    ) {
+        crate::compile_in(
+            &self.env,
+            &format!("{}#candidate", self.file_name),
+            text,
+            self.resolver.as_ref(),
+        )
+    }
+
+    /// The candidate's diagnostics (task shape included), with the region the candidate
+    /// occupies (the whole of its own file): what [`crate::fix::fix_with`] needs to repair
+    /// candidate text and nothing else.
     pub fn candidate_diagnostics(
         &self,
         text: &str,
     ) -> (crate::fix::Region, Vec<crate::Diagnostic>) {
-        let full = format!("{}\n{}", self.prelude, text);
-        let mut sources = Sources::new();
-        let root = sources.add(format!("{}#candidate", self.file_name), full);
-        let (compiled, mut diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
+        let (compiled, mut diags, _, root) = self.compile_in_env(text);
         if let Some(arch) = compiled.as_ref().and_then(|c| c.checked.archs.last()) {
             diags.extend(crate::check::task_shape(arch, &self.task));
         }
-        let region = crate::fix::Region {
-            file: root,
-            start: u32::try_from(self.prelude.len() + 1).unwrap_or(u32::MAX),
-        };
-        (region, diags)
+        (crate::fix::Region::file(root), diags)
     }
 
-    /// Compiles candidate text (one `arch` on the search's hardware) after the prelude.
+    /// Compiles candidate text (one `arch` on the search's hardware) in the search's
+    /// environment.
     /// On failure returns the reason and the rendered diagnostics.
     pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, (String, String)> {
         let (cand_ast, parse_diags) = syntax::parse(crate::diag::FileId(0), text);
@@ -196,10 +236,7 @@ impl SearchContext {
                 }
             }
         }
-        let full = format!("{}\n{}", self.prelude, text);
-        let mut sources = Sources::new();
-        let root = sources.add(format!("{}#candidate", self.file_name), full);
-        let (compiled, diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
+        let (compiled, diags, sources, _) = self.compile_in_env(text);
         let Some(compiled) = compiled else {
             let first = diags
                 .iter()

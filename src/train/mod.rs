@@ -17,7 +17,6 @@ use crate::check::model::{HardwareProfile, TaskSpec, TrainSpec};
 use crate::data::{BatchSampler, DataError};
 use crate::ir::Graph;
 use crate::runtime::{gather_rows, mix, NoiseDraw, Params, Program, RuntimeError, Workspace};
-use crate::search::engine::{EvalRequest, Evaluator, Scores};
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -302,6 +301,15 @@ fn check_classes(program: &Program, data: &TaskData) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Accuracy figures an evaluation measures by training and Monte Carlo testing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub accuracy: f64,
+    pub noisy_accuracy_mean: f64,
+    pub noisy_accuracy_std: f64,
+    pub noisy_accuracy_p5: f64,
+}
+
 /// Accuracy on clean hardware and over Monte Carlo hardware instances.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Robustness {
@@ -392,7 +400,8 @@ pub struct Outcome {
 }
 
 /// Trains and scores candidates; caches each task's prepared data (the search evaluates
-/// many candidates on one task). Implements the search's [`Evaluator`].
+/// many candidates on one task). The search's `Evaluator` is implemented for it in
+/// `search::engine` (training knows nothing of the search).
 #[derive(Default)]
 pub struct Trainer {
     cache: Mutex<HashMap<String, Arc<TaskData>>>,
@@ -446,32 +455,6 @@ impl Trainer {
             losses,
             robustness,
         })
-    }
-}
-
-impl Evaluator for Trainer {
-    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
-        let graph = req
-            .compiled
-            .graph(req.arch)
-            .ok_or_else(|| TrainError::UnknownArch(req.arch.to_string()).to_string())?;
-        let hw = req
-            .compiled
-            .checked
-            .hardware(&graph.hardware)
-            .ok_or_else(|| format!("hardware `{}` is missing", graph.hardware))?;
-        self.run(
-            graph,
-            hw,
-            req.task,
-            req.train,
-            req.draws,
-            req.seed,
-            Some(req.deadline),
-            None,
-        )
-        .map(|o| o.robustness.scores())
-        .map_err(|e| e.to_string())
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::search::engine::EvalRequest;
+use crate::search::engine::{EvalRequest, Evaluator};
 use ndarray::Array2;
 use rand::Rng;
 use std::time::Duration;

@@ -13,6 +13,7 @@ mod lying;
 mod robustness;
 mod roundtrip;
 mod search;
+mod tidy;
 mod ui;
 
 use std::path::{Path, PathBuf};

@@ -231,3 +231,29 @@ fn candidates_are_sandboxed_and_must_fit_the_search() {
     );
     assert_eq!(a.hash, b.hash);
 }
+
+#[test]
+fn candidate_diagnostics_carry_the_candidates_own_lines() {
+    let cx = context("");
+    let text = "arch c on mzi_realistic {\n    input x: real[16]\n    h = lniear(x, 16)\n    y = linear(h, 10)\n    output detect(y)\n}\n";
+    let (region, diags) = cx.candidate_diagnostics(text);
+    assert_eq!(region.start, 0, "the candidate is a file of its own");
+    let d = diags
+        .iter()
+        .find(|d| d.is_error())
+        .expect("the misspelt op is an error");
+    assert_eq!(d.file, region.file);
+    assert_eq!(&text[d.span.range()], "lniear");
+    // The fix applies to the candidate text as it is.
+    let outcome = uhc::fix::fix_with(text, uhc::fix::MAX_ROUNDS, |t| cx.candidate_diagnostics(t));
+    assert!(
+        outcome.text.contains("h = linear(x, 16)"),
+        "{}",
+        outcome.text
+    );
+    // Rendered for the LLM: line 3 of the candidate, not of prelude + candidate.
+    let (reason, rendered) = cx.compile_candidate(text).err().expect("an error");
+    assert_eq!(reason, d.code);
+    assert!(rendered.contains(":3:"), "{rendered}");
+    assert!(!rendered.contains("hw/mzi.uh"), "{rendered}");
+}
