@@ -93,7 +93,7 @@ fn lower_checked(checked: Checked, mut diags: Vec<Diag>) -> (Option<Compiled>, V
             continue;
         };
         let g = ir::lower(a, hw);
-        diags.extend(ir::decide_constraints(a, hw, &g));
+        diags.extend(ir::decide_constraints(a, &g));
         graphs.push(g);
     }
     let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();

@@ -15,10 +15,10 @@
 pub mod digital;
 pub mod mzi;
 
-use crate::check::model::{Domain, HardwareProfile, Node};
+use crate::check::model::{Domain, Node};
 use crate::check::ops::{self, OpSpec};
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
-use crate::ir::{Cost, Graph, Lowering};
+use crate::ir::{Cost, Graph, Lowering, Target};
 use serde::Serialize;
 
 /// One kind of hardware. Implemented by unit structs; see [`ALL`] and [`of`].
@@ -59,11 +59,12 @@ pub trait Backend: Sync {
         out: &mut Lowering<'_>,
     ) -> usize;
 
-    /// Energy per inference of one node's static cost (laser power excepted).
-    fn node_energy(&self, hw: &HardwareProfile, cost: &Cost) -> ComponentEnergy;
+    /// Energy per inference of one node's static cost on `target` (laser power excepted).
+    fn node_energy(&self, hw: &Target, cost: &Cost) -> ComponentEnergy;
 
-    /// The optical segments of a graph with their laser power; empty for electronics.
-    fn laser_segments(&self, g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy>;
+    /// The optical segments of a graph with their laser power (from the graph's target);
+    /// empty for electronics.
+    fn laser_segments(&self, g: &Graph) -> Vec<SegmentEnergy>;
 
     /// The number format values are rounded to at run time (`None`: exact f64 fields).
     fn number_format(&self, spec: &BackendSpec) -> Option<DType>;

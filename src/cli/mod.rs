@@ -385,7 +385,7 @@ pub fn compile(path: &std::path::Path, arch: Option<&str>, emit: Emit) -> u8 {
     let Some(hw) = compiled.checked.hardware(&a.hardware) else {
         return EXIT_PROBLEMS;
     };
-    let report = uhc::ir::energy_report(graph, hw);
+    let report = uhc::ir::energy_report(graph);
     let text = match emit {
         Emit::Ir => graph.dump(),
         Emit::Energy => uhc::ir::energy::render(&report),

@@ -122,16 +122,7 @@ fn train_program(c: &Common, s: &Setup, trainer: &Trainer) -> Result<Program, u8
     let spec = spec(c);
     let mut cb = progress(spec.epochs);
     trainer
-        .run(
-            &s.graph,
-            &s.hw,
-            &s.task,
-            &spec,
-            0,
-            c.seed,
-            None,
-            Some(&mut cb),
-        )
+        .run(&s.graph, &s.task, &spec, 0, c.seed, None, Some(&mut cb))
         .map(|o| o.program)
         .map_err(|e| {
             eprintln!("error: {e}");
@@ -153,7 +144,6 @@ pub fn train(c: &Common, out: &Path) -> u8 {
     let spec = spec(c);
     let file = weight_file::to_file(
         &program,
-        &s.hw,
         &s.task,
         Provenance {
             seed: c.seed,
@@ -203,7 +193,7 @@ fn load_weights(
             format!("{} is not a valid uhc weight file: {e}", path.display()),
         )
     })?;
-    let warnings = weight_file::load(&file, program, &s.hw, &s.task, allow_task_mismatch)
+    let warnings = weight_file::load(&file, program, &s.task, allow_task_mismatch)
         .map_err(|e| fail(EXIT_PROBLEMS, format!("{}: {e}", path.display())))?;
     for w in warnings {
         eprintln!("warning: {}: {w}", path.display());
@@ -235,7 +225,7 @@ pub fn eval(
     let trainer = c.trainer();
     let program = match weights {
         Some(path) => {
-            let mut p = match Program::new(&s.graph, &s.hw, 0) {
+            let mut p = match Program::new(&s.graph, 0) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -259,14 +249,7 @@ pub fn eval(
             return train_error_code(&e);
         }
     };
-    let r = match robustness(
-        &program,
-        &s.hw,
-        data.test_x.view(),
-        &data.test_y,
-        draws,
-        c.seed,
-    ) {
+    let r = match robustness(&program, data.test_x.view(), &data.test_y, draws, c.seed) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -274,7 +257,7 @@ pub fn eval(
         }
     };
     let cost = s.graph.total_cost();
-    let energy_pj = uhc::ir::energy_report(&s.graph, &s.hw).total * 1e12;
+    let energy_pj = uhc::ir::energy_report(&s.graph).total * 1e12;
     if json {
         let v = serde_json::json!({
             "arch": s.graph.arch,

@@ -15,8 +15,8 @@
 //!   depth is the longest chain of MZI columns inside it and its width the widest port
 //!   count in it. Static phase-shifter power is held for one clock period per inference.
 
-use super::{Graph, Prim};
-use crate::check::model::{Domain, HardwareProfile};
+use super::{Graph, Prim, Target};
+use crate::check::model::Domain;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -71,16 +71,18 @@ pub struct EnergyReport {
     pub segments: Vec<SegmentEnergy>,
 }
 
-pub fn dac_energy(hw: &HardwareProfile) -> f64 {
+pub fn dac_energy(hw: &Target) -> f64 {
     let b = hw.precision.dac as f64;
     hw.energy.dac * (2f64.powf(b) / b) / (256.0 / 8.0)
 }
 
-pub fn adc_energy(hw: &HardwareProfile) -> f64 {
+pub fn adc_energy(hw: &Target) -> f64 {
     hw.energy.adc * hw.precision.adc as f64 / 8.0
 }
 
-pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
+/// Energy per inference of `g` on its target.
+pub fn energy_report(g: &Graph) -> EnergyReport {
+    let hw = &g.target;
     let f = hw.energy.clock;
     let mut per_node = Vec::with_capacity(g.nodes.len());
     let mut components = ComponentEnergy::default();
@@ -90,7 +92,7 @@ pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
         components.add(&c);
         per_node.push((n.name.clone(), c));
     }
-    let segments = backend.laser_segments(g, hw);
+    let segments = backend.laser_segments(g);
     for s in &segments {
         components.laser += s.laser_w / f;
     }
@@ -104,7 +106,8 @@ pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
 
 /// Groups optical nodes into connected segments (union-find over optical edges), each
 /// with its laser power.
-pub fn optical_segments(g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
+pub fn optical_segments(g: &Graph) -> Vec<SegmentEnergy> {
+    let hw = &g.target;
     let n = g.nodes.len();
     let optical = |i: usize| {
         let node = &g.nodes[i];

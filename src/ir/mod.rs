@@ -6,6 +6,8 @@ mod constraints;
 pub mod energy;
 mod hash;
 
+/// The value types of the IR's ports (defined by the checker, which produces them).
+pub use crate::check::model::{Domain, EncodeMode, ValueType};
 pub use constraints::decide_constraints;
 pub use energy::{energy_report, EnergyReport};
 pub use hash::{canonical_form, structural_hash, text_hash};
@@ -98,11 +100,37 @@ pub struct IrNode {
     pub span: Span,
 }
 
+/// What a graph runs on: its profile's backend, precision, noise and energy coefficients.
+/// The graph carries it, so the runtime, the energy model and training take a graph alone.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Target {
+    pub backend: BackendSpec,
+    pub precision: Precision,
+    pub noise: Noise,
+    pub energy: EnergySpec,
+}
+
+impl Target {
+    /// The target of a checked profile.
+    pub fn of(hw: &HardwareProfile) -> Target {
+        Target {
+            backend: hw.backend,
+            precision: hw.precision,
+            noise: hw.noise,
+            energy: hw.energy,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Graph {
     pub arch: String,
+    /// The profile's name (the target is its content).
     pub hardware: String,
     pub backend: BackendKind,
+    /// Not in `--emit json` (the profile is in the source); in memory for every consumer.
+    #[serde(skip)]
+    pub target: Target,
     pub nodes: Vec<IrNode>,
     pub inputs: Vec<usize>,
     pub output: usize,
@@ -330,6 +358,7 @@ pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
         arch: arch.name.clone(),
         hardware: hw.name.clone(),
         backend: hw.backend.kind(),
+        target: Target::of(hw),
         inputs: arch.inputs.iter().map(|&i| map[i]).collect(),
         output: map[arch.output],
         nodes,

@@ -49,14 +49,8 @@ impl Evaluator for crate::train::Trainer {
         let graph = req.compiled.graph(req.arch).ok_or_else(|| {
             crate::train::TrainError::UnknownArch(req.arch.to_string()).to_string()
         })?;
-        let hw = req
-            .compiled
-            .checked
-            .hardware(&graph.hardware)
-            .ok_or_else(|| format!("hardware `{}` is missing", graph.hardware))?;
         self.run(
             graph,
-            hw,
             req.task,
             req.train,
             req.draws,
@@ -1159,7 +1153,7 @@ fn evaluate_batch(
                 };
                 let outcome = match result {
                     Ok(scores) => {
-                        let mut m = static_metrics(cx, &cc);
+                        let mut m = static_metrics(&cc);
                         m.accuracy = scores.accuracy;
                         m.noisy_accuracy_mean = scores.noisy_accuracy_mean;
                         m.noisy_accuracy_std = scores.noisy_accuracy_std;
@@ -1222,13 +1216,13 @@ fn evaluate_batch(
 }
 
 /// Metrics the compiler decides: energy, MZI count, depth, parameters.
-fn static_metrics(cx: &SearchContext, cc: &CompiledCandidate) -> Metrics {
+fn static_metrics(cc: &CompiledCandidate) -> Metrics {
     let g = cc
         .compiled
         .graph(&cc.arch.name)
         .expect("compiled candidates are lowered");
     let cost = g.total_cost();
-    let energy = crate::ir::energy_report(g, &cx.hardware).total;
+    let energy = crate::ir::energy_report(g).total;
     Metrics {
         energy_pj: energy * 1e12,
         mzi_count: Some(cost.mzis as u64),

@@ -5,10 +5,10 @@
 pub mod quant;
 
 use super::{Backend, BackendKind, BackendSpec, DType};
-use crate::check::model::{Domain, HardwareProfile, Node, OpKind, ValueType};
+use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
-use crate::ir::{Cost, Graph, Lowering, Prim};
+use crate::ir::{Cost, Graph, Lowering, Prim, Target};
 
 /// The digital backend.
 pub struct Digital;
@@ -126,14 +126,14 @@ impl Backend for Digital {
         }
     }
 
-    fn node_energy(&self, hw: &HardwareProfile, cost: &Cost) -> ComponentEnergy {
+    fn node_energy(&self, hw: &Target, cost: &Cost) -> ComponentEnergy {
         ComponentEnergy {
             digital: cost.macs as f64 * hw.energy.mac,
             ..ComponentEnergy::default()
         }
     }
 
-    fn laser_segments(&self, _g: &Graph, _hw: &HardwareProfile) -> Vec<SegmentEnergy> {
+    fn laser_segments(&self, _g: &Graph) -> Vec<SegmentEnergy> {
         Vec::new()
     }
 

@@ -2,10 +2,10 @@
 //! lower to meshes, attenuators and converters, and what they cost in energy.
 
 use crate::backend::{Backend, BackendKind, BackendSpec, DType, MeshKind};
-use crate::check::model::{Domain, HardwareProfile, Node, OpKind, ValueType};
+use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{self, ComponentEnergy, SegmentEnergy};
-use crate::ir::{mesh_cost, Cost, Graph, Lowering, Prim};
+use crate::ir::{mesh_cost, Cost, Graph, Lowering, Prim, Target};
 
 /// The MZI-mesh (photonic) backend.
 pub struct Mzi;
@@ -150,7 +150,7 @@ impl Backend for Mzi {
         }
     }
 
-    fn node_energy(&self, hw: &HardwareProfile, cost: &Cost) -> ComponentEnergy {
+    fn node_energy(&self, hw: &Target, cost: &Cost) -> ComponentEnergy {
         let e = &hw.energy;
         let f = e.clock;
         ComponentEnergy {
@@ -164,8 +164,8 @@ impl Backend for Mzi {
         }
     }
 
-    fn laser_segments(&self, g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
-        energy::optical_segments(g, hw)
+    fn laser_segments(&self, g: &Graph) -> Vec<SegmentEnergy> {
+        energy::optical_segments(g)
     }
 
     fn number_format(&self, _spec: &BackendSpec) -> Option<DType> {
