@@ -7,7 +7,8 @@
 //! trait's required methods are the list of what it must say. The tidy test
 //! `tests::no_backend_matches_outside_backend` holds the rest of the crate to asking.
 //!
-//! A backend owns: the ops it offers and their result domains (the checker and the
+//! A backend owns: the schema of its profile block (fields, ranges, defaults, what is
+//! required), the ops it offers and their result domains (the checker and the
 //! decoding grammar ask), the width-limit vocabulary of its diagnostics, the lowering of
 //! its ops to primitives with their static costs, the energy of those costs, its number
 //! format at run time, and the one-paragraph description the LLM prompt shows.
@@ -21,10 +22,57 @@ use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
 use crate::ir::{Cost, Graph, Lowering, Target};
 use serde::Serialize;
 
+/// Widest layer any backend may declare: beyond this a dense simulation is meaningless here.
+pub const MAX_WIDTH: u64 = 4096;
+
+/// One field of a profile's `backend NAME { … }` block.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaField {
+    pub name: &'static str,
+    pub kind: FieldKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum FieldKind {
+    /// One of a set of names.
+    Choice(&'static [&'static str]),
+    /// A whole number in `min..=max`.
+    Count { min: u64, max: u64 },
+}
+
+/// A field's checked value.
+#[derive(Clone, Copy, Debug)]
+pub enum FieldValue<'a> {
+    Choice(&'a str),
+    Count(u64),
+}
+
+/// A required field a `backend` block left unset (and no parent profile gave).
+#[derive(Clone, Debug)]
+pub struct MissingField {
+    pub message: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+}
+
 /// One kind of hardware. Implemented by unit structs; see [`ALL`] and [`of`].
 pub trait Backend: Sync {
     /// The kind, as written in a profile's `backend NAME { … }` block.
     fn kind(&self) -> BackendKind;
+
+    /// The block as diagnostics name it (`an `mzi` backend`).
+    fn block_name(&self) -> &'static str;
+
+    /// The fields of its `backend NAME { … }` block.
+    fn fields(&self) -> &'static [SchemaField];
+
+    /// The spec a block describes: `set` (checked values of its fields, in order) on top
+    /// of `inherited` (the parent profile's spec, whatever its kind) or the defaults.
+    fn spec(
+        &self,
+        inherited: Option<BackendSpec>,
+        set: &[(&str, FieldValue<'_>)],
+    ) -> Result<BackendSpec, MissingField>;
 
     /// Computes on light: values may be complex fields, real inputs are modulated onto
     /// light (DAC + modulator), an output must be detected, meshes need laser power and
@@ -72,6 +120,16 @@ pub trait Backend: Sync {
 
 /// Every backend, in the order documentation lists them.
 pub const ALL: &[&dyn Backend] = &[&mzi::Mzi, &digital::Digital];
+
+/// The backend a profile's `backend NAME { … }` block names.
+pub fn by_name(name: &str) -> Option<&'static dyn Backend> {
+    ALL.iter().copied().find(|b| b.kind().as_str() == name)
+}
+
+/// The names of every backend (`mzi`, `digital`).
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|b| b.kind().as_str()).collect()
+}
 
 /// The backend of a kind.
 pub fn by_kind(kind: BackendKind) -> &'static dyn Backend {

@@ -4,7 +4,10 @@
 
 pub mod quant;
 
-use super::{Backend, BackendKind, BackendSpec, DType};
+use super::{
+    Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MissingField, SchemaField,
+    MAX_WIDTH,
+};
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
@@ -16,6 +19,54 @@ pub struct Digital;
 impl Backend for Digital {
     fn kind(&self) -> BackendKind {
         BackendKind::Digital
+    }
+
+    fn block_name(&self) -> &'static str {
+        "a `digital` backend"
+    }
+
+    fn fields(&self) -> &'static [SchemaField] {
+        &[
+            SchemaField {
+                name: "dtype",
+                kind: FieldKind::Choice(&["fp32", "fp16", "int8"]),
+            },
+            SchemaField {
+                name: "max_width",
+                kind: FieldKind::Count {
+                    min: 1,
+                    max: MAX_WIDTH,
+                },
+            },
+        ]
+    }
+
+    fn spec(
+        &self,
+        inherited: Option<BackendSpec>,
+        set: &[(&str, FieldValue<'_>)],
+    ) -> Result<BackendSpec, MissingField> {
+        let (mut dtype, mut width) = match inherited {
+            Some(BackendSpec::Digital { dtype, max_width }) => (dtype, max_width),
+            _ => (DType::Fp32, MAX_WIDTH as usize),
+        };
+        for (name, value) in set {
+            match (*name, *value) {
+                ("dtype", FieldValue::Choice(d)) => {
+                    dtype = match d {
+                        "fp16" => DType::Fp16,
+                        "int8" => DType::Int8,
+                        _ => DType::Fp32,
+                    };
+                }
+                (_, FieldValue::Count(n)) => width = n as usize,
+                _ => {}
+            }
+        }
+        Ok(BackendSpec::Digital {
+            dtype,
+            max_width: width,
+        })
     }
 
     fn optical(&self) -> bool {

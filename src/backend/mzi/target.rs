@@ -1,7 +1,10 @@
 //! The MZI-mesh backend behind the [`Backend`] interface: which ops it offers, how they
 //! lower to meshes, attenuators and converters, and what they cost in energy.
 
-use crate::backend::{Backend, BackendKind, BackendSpec, DType, MeshKind};
+use crate::backend::{
+    Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MeshKind, MissingField,
+    SchemaField, MAX_WIDTH,
+};
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{self, ComponentEnergy, SegmentEnergy};
@@ -13,6 +16,61 @@ pub struct Mzi;
 impl Backend for Mzi {
     fn kind(&self) -> BackendKind {
         BackendKind::Mzi
+    }
+
+    fn block_name(&self) -> &'static str {
+        "an `mzi` backend"
+    }
+
+    fn fields(&self) -> &'static [SchemaField] {
+        &[
+            SchemaField {
+                name: "mesh",
+                kind: FieldKind::Choice(&["clements", "reck"]),
+            },
+            SchemaField {
+                name: "max_ports",
+                kind: FieldKind::Count {
+                    min: 2,
+                    max: MAX_WIDTH,
+                },
+            },
+        ]
+    }
+
+    fn spec(
+        &self,
+        inherited: Option<BackendSpec>,
+        set: &[(&str, FieldValue<'_>)],
+    ) -> Result<BackendSpec, MissingField> {
+        let (mut mesh, mut ports) = match inherited {
+            Some(BackendSpec::Mzi { mesh, max_ports }) => (mesh, max_ports),
+            _ => (MeshKind::Clements, 0),
+        };
+        for (name, value) in set {
+            match (*name, *value) {
+                ("mesh", FieldValue::Choice(m)) => {
+                    mesh = if m == "reck" {
+                        MeshKind::Reck
+                    } else {
+                        MeshKind::Clements
+                    };
+                }
+                (_, FieldValue::Count(n)) => ports = n as usize,
+                _ => {}
+            }
+        }
+        if ports == 0 {
+            return Err(MissingField {
+                message: "the `mzi` backend needs `max_ports`",
+                label: "mesh size unknown",
+                help: "add `max_ports = 16` (the number of optical ports of the mesh)",
+            });
+        }
+        Ok(BackendSpec::Mzi {
+            mesh,
+            max_ports: ports,
+        })
     }
 
     fn optical(&self) -> bool {
