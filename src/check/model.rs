@@ -156,6 +156,64 @@ pub struct Node {
     pub span: Span,
 }
 
+/// A search operator: what proposes candidates. The one table of their names, used by the
+/// checker (`operators [...]`), the engine's built-in proposers, the LLM operators and the
+/// CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operator {
+    Mutate,
+    Crossover,
+    Random,
+    LlmMutate,
+    LlmCrossover,
+    BestOfN,
+}
+
+impl Operator {
+    pub const ALL: [Operator; 6] = [
+        Operator::Mutate,
+        Operator::Crossover,
+        Operator::Random,
+        Operator::LlmMutate,
+        Operator::LlmCrossover,
+        Operator::BestOfN,
+    ];
+
+    /// The name written in a `search` item and stored with each candidate.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Operator::Mutate => "mutate",
+            Operator::Crossover => "crossover",
+            Operator::Random => "random",
+            Operator::LlmMutate => "llm_mutate",
+            Operator::LlmCrossover => "llm_crossover",
+            Operator::BestOfN => "best_of_n",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Operator> {
+        Operator::ALL.into_iter().find(|o| o.name() == name)
+    }
+
+    /// Written by an LLM (it needs a server); the others are built in.
+    pub const fn is_llm(self) -> bool {
+        matches!(
+            self,
+            Operator::LlmMutate | Operator::LlmCrossover | Operator::BestOfN
+        )
+    }
+
+    /// The names of the operators with `is_llm() == llm`, in table order.
+    pub fn names(llm: Option<bool>) -> Vec<&'static str> {
+        Operator::ALL
+            .into_iter()
+            .filter(|o| llm.is_none_or(|l| o.is_llm() == l))
+            .map(Operator::name)
+            .collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {

@@ -33,14 +33,6 @@ const EVAL_FIELDS: &[&str] = &["draws"];
 /// Built-in data sets: name, feature count, image side.
 pub const BUILTIN_DATASETS: &[(&str, usize, usize, usize)] =
     &[("digits", 64, 8, 10), ("mnist5k", 784, 28, 10)];
-pub const OPERATORS: &[&str] = &[
-    "mutate",
-    "crossover",
-    "random",
-    "llm_mutate",
-    "llm_crossover",
-    "best_of_n",
-];
 const ENCODERS: &[&str] = &["pool", "fft", "standardize", "minmax"];
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.
@@ -627,11 +619,11 @@ impl Cx<'_> {
             draws: 20,
             operators: vec![
                 OperatorWeight {
-                    name: "mutate".into(),
+                    name: Operator::Mutate.name().into(),
                     weight: 0.7,
                 },
                 OperatorWeight {
-                    name: "crossover".into(),
+                    name: Operator::Crossover.name().into(),
                     weight: 0.3,
                 },
             ],
@@ -1108,8 +1100,8 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if !OPERATORS.contains(&name.name.as_str()) {
-                self.unknown_choice(file, name, "operator", OPERATORS);
+            if Operator::from_name(&name.name).is_none() {
+                self.unknown_choice(file, name, "operator", &Operator::names(None));
                 continue;
             }
             out.push(OperatorWeight {

@@ -10,7 +10,7 @@ use super::store::{
     NewCandidate, Recovery, Store, StoreError, Violation,
 };
 use crate::check::model::{
-    ArchGraph, Direction, HardwareProfile, Metric, SearchSpec, TaskSpec, TrainSpec,
+    ArchGraph, Direction, HardwareProfile, Metric, Operator, SearchSpec, TaskSpec, TrainSpec,
 };
 use crate::check::Resolver;
 use crate::diag::Sources;
@@ -371,7 +371,7 @@ fn features(cx: &SearchContext) -> usize {
 
 impl Proposer for RandomProposer {
     fn name(&self) -> &str {
-        "random"
+        Operator::Random.name()
     }
     fn arity(&self) -> usize {
         0
@@ -389,7 +389,7 @@ impl Proposer for RandomProposer {
 
 impl Proposer for MutateProposer {
     fn name(&self) -> &str {
-        "mutate"
+        Operator::Mutate.name()
     }
     fn arity(&self) -> usize {
         1
@@ -408,7 +408,7 @@ impl Proposer for MutateProposer {
 
 impl Proposer for CrossoverProposer {
     fn name(&self) -> &str {
-        "crossover"
+        Operator::Crossover.name()
     }
     fn arity(&self) -> usize {
         2
@@ -428,11 +428,11 @@ impl Proposer for CrossoverProposer {
 
 /// The built-in (no-network) proposer for an operator name.
 pub fn builtin_proposer(name: &str) -> Option<Box<dyn Proposer>> {
-    match name {
-        "random" => Some(Box::new(RandomProposer)),
-        "mutate" => Some(Box::new(MutateProposer)),
-        "crossover" => Some(Box::new(CrossoverProposer)),
-        _ => None,
+    match Operator::from_name(name)? {
+        Operator::Random => Some(Box::new(RandomProposer)),
+        Operator::Mutate => Some(Box::new(MutateProposer)),
+        Operator::Crossover => Some(Box::new(CrossoverProposer)),
+        Operator::LlmMutate | Operator::LlmCrossover | Operator::BestOfN => None,
     }
 }
 
@@ -532,7 +532,15 @@ pub fn run(
             let parent = &queued[rng.random_range(0..queued.len())];
             let mut m = MutateProposer;
             if let Some(text) = m.propose(cx, &[parent], &mut rng) {
-                add_candidate(cx, store, &text, vec![parent.id], "mutate", 0, &mut summary)?;
+                add_candidate(
+                    cx,
+                    store,
+                    &text,
+                    vec![parent.id],
+                    Operator::Mutate.name(),
+                    0,
+                    &mut summary,
+                )?;
             }
         }
     }

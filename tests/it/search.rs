@@ -257,3 +257,20 @@ fn candidate_diagnostics_carry_the_candidates_own_lines() {
     assert!(rendered.contains(":3:"), "{rendered}");
     assert!(!rendered.contains("hw/mzi.uh"), "{rendered}");
 }
+
+#[test]
+fn operator_names_come_from_one_table() {
+    use uhc::check::model::Operator;
+    assert_eq!(
+        uhc::llm::operators::OPERATORS.to_vec(),
+        Operator::names(Some(true))
+    );
+    for op in Operator::ALL {
+        assert_eq!(Operator::from_name(op.name()), Some(op));
+        // Every built-in operator has a proposer, and no LLM one does.
+        assert_eq!(
+            uhc::search::engine::builtin_proposer(op.name()).map(|p| p.name().to_string()),
+            (!op.is_llm()).then(|| op.name().to_string())
+        );
+    }
+}
