@@ -30,9 +30,6 @@ const SEARCH_FIELDS: &[&str] = &[
 const LLM_FIELDS: &[&str] = &["grammar", "temperature", "concurrency"];
 const TRAIN_FIELDS: &[&str] = &["epochs", "batch", "lr", "noise_aware"];
 const EVAL_FIELDS: &[&str] = &["draws"];
-/// Built-in data sets: name, feature count, image side.
-pub const BUILTIN_DATASETS: &[(&str, usize, usize, usize)] =
-    &[("digits", 64, 8, 10), ("mnist5k", 784, 28, 10)];
 const ENCODERS: &[&str] = &["pool", "fft", "standardize", "minmax"];
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.
@@ -188,11 +185,11 @@ impl Cx<'_> {
         let mut side = None;
         let mut features = features_decl;
         if let DatasetSpec::Builtin { name } = &dataset {
-            if let Some(&(_, f, s, c)) = BUILTIN_DATASETS.iter().find(|d| d.0 == name) {
-                side = Some(s);
-                features = Some(f);
+            if let Some(d) = crate::stdlib::dataset(name) {
+                side = Some(d.side);
+                features = Some(d.features);
                 if classes.is_none() {
-                    classes = Some(c);
+                    classes = Some(d.classes);
                 }
             }
         }
@@ -371,7 +368,7 @@ impl Cx<'_> {
     }
 
     fn dataset(&mut self, file: FileId, v: &Expr) -> Option<DatasetSpec> {
-        let builtin: Vec<&str> = BUILTIN_DATASETS.iter().map(|d| d.0).collect();
+        let builtin = crate::stdlib::dataset_names();
         match v {
             Expr::Ident(id) => {
                 if builtin.contains(&id.name.as_str()) {
