@@ -76,4 +76,49 @@ fn main() {
             t_scan * 1e6
         );
     }
+    candidate(budget);
+}
+
+/// What the search pays per candidate: one `arch` (a seed of the typical search) compiled
+/// for its search (`SearchContext::compile_candidate`: shape, check, lower, task shape,
+/// hash, canonical text), against the same newline-scan baseline.
+fn candidate(budget: Duration) {
+    let (compiled, diags, _) = uhc::check_source("digits_search.uh", TYPICAL);
+    assert!(diags.is_empty(), "{diags:?}");
+    let compiled = compiled.expect("typical search compiles");
+    let cx = uhc::search::engine::SearchContext::new(
+        "digits_search.uh",
+        TYPICAL,
+        &compiled,
+        None,
+        std::sync::Arc::new(uhc::check::StdlibResolver),
+    )
+    .expect("search context");
+    let text = cx.seeds[0].clone();
+    assert!(cx.compile_candidate(&text).is_ok(), "the seed compiles");
+    let (t, n) = time(
+        || {
+            black_box(cx.compile_candidate(black_box(&text)).is_ok());
+        },
+        budget,
+    );
+    let (t_scan, _) = time(
+        || {
+            black_box(
+                black_box(text.as_bytes())
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count(),
+            );
+        },
+        budget,
+    );
+    println!(
+        "search candidate ({} lines, {} bytes): compile_candidate {:.1} µs ({n} runs), {:.0}× a newline scan of the same bytes ({:.2} µs)",
+        text.lines().count(),
+        text.len(),
+        t * 1e6,
+        t / t_scan,
+        t_scan * 1e6
+    );
 }

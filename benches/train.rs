@@ -78,7 +78,6 @@ fn main() {
     let (compiled, diags, _) = uhc::check_source("digits_small.uh", FILE);
     let compiled = compiled.unwrap_or_else(|| panic!("example must compile: {diags:?}"));
     let graph = compiled.graph("digits_small").expect("arch");
-    let hw = compiled.checked.hardware(&graph.hardware).expect("hw");
     let task = compiled.checked.task("digits4").expect("task");
     let trainer = Trainer::new(TrainOptions::default());
     let data = trainer.data(task).expect("digits4 loads");
@@ -94,7 +93,7 @@ fn main() {
     let mut rep = 0u64;
     let (eval_s, eval_cpu) = median_times(reps, || {
         let o = trainer
-            .run(graph, hw, task, &spec, draws, rep, None, None)
+            .run(graph, task, &spec, draws, rep, None, None)
             .expect("training runs");
         acc = o.robustness.accuracy;
         rep += 1;
@@ -104,7 +103,7 @@ fn main() {
     let (train_s, train_cpu) = median_times(reps, || {
         black_box(
             trainer
-                .run(graph, hw, task, &spec, 0, 99, None, None)
+                .run(graph, task, &spec, 0, 99, None, None)
                 .expect("training runs"),
         );
     });
@@ -119,7 +118,7 @@ fn main() {
     let (phase_s, phase_cpu) = median_times(reps, || {
         black_box(
             phase_trainer
-                .run(graph, hw, task, &spec, 0, 99, None, None)
+                .run(graph, task, &spec, 0, 99, None, None)
                 .expect("training runs"),
         );
     });

@@ -4,7 +4,7 @@
 //! diagnostic is rendered (human, JSON or GitHub annotations). Every diagnostic has a
 //! stable code from [`CODES`], which the book's diagnostics index and the ui tests mirror.
 
-use crate::syntax::Span;
+use crate::span::Span;
 use serde::Serialize;
 use std::fmt::Write as _;
 

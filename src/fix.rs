@@ -14,9 +14,9 @@ use serde::Serialize;
 /// renamed value whose output then needs `detect`), but never an unbounded chain.
 pub const MAX_ROUNDS: usize = 4;
 
-/// Where the text being fixed sits in the file the checker saw. A search checks a
-/// candidate appended to its prelude, so the candidate's first byte is at `start` of
-/// `file`; fixes in other files, or in the prelude, are not the candidate's to apply.
+/// Where the text being fixed sits in the file the checker saw: its first byte is at
+/// `start` of `file` (a search checks each candidate as a file of its own, in an
+/// environment, so `start` is 0 there); fixes in other files are not the text's to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
     pub file: FileId,

@@ -13,6 +13,7 @@ pub mod ir;
 pub mod llm;
 pub mod runtime;
 pub mod search;
+pub mod span;
 pub mod stdlib;
 pub mod syntax;
 pub mod train;
@@ -66,15 +67,34 @@ pub fn compile(
     root: diag::FileId,
     resolver: &dyn Resolver,
 ) -> (Option<Compiled>, Vec<Diag>) {
-    let (checked, mut diags) = check::check(sources, root, resolver);
+    let (checked, diags) = check::check(sources, root, resolver);
+    lower_checked(checked, diags)
+}
+
+/// As [`compile`], for `text` checked in an environment checked once before
+/// ([`check::Env`]): what the search does per candidate. Returns the sources (the
+/// environment's and the new file `root`), so diagnostics carry `text`'s own lines.
+pub fn compile_in(
+    env: &check::Env,
+    name: &str,
+    text: &str,
+    resolver: &dyn Resolver,
+) -> (Option<Compiled>, Vec<Diag>, Sources, diag::FileId) {
+    let (sources, root, checked, diags) = check::check_in(env, name, text, resolver);
+    let (compiled, diags) = lower_checked(checked, diags);
+    (compiled, diags, sources, root)
+}
+
+/// Lowers every checked architecture and decides its static constraints.
+fn lower_checked(checked: Checked, mut diags: Vec<Diag>) -> (Option<Compiled>, Vec<Diag>) {
     let mut graphs = Vec::with_capacity(checked.archs.len());
     for a in &checked.archs {
         let Some(hw) = checked.hardware(&a.hardware) else {
             continue;
         };
         let g = ir::lower(a, hw);
-        diags.extend(ir::decide_constraints(a, hw, &g));
-        diags.extend(ir::decide_laser_budget(a, hw, &g));
+        diags.extend(ir::decide_constraints(a, &g));
+        diags.extend(ir::decide_laser_budget(a, &g));
         graphs.push(g);
     }
     let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();

@@ -1,1 +1,231 @@
+//! The backend interface: everything that depends on *which* hardware a graph runs on is
+//! asked of a [`Backend`], and only the modules under `src/backend/` answer by kind.
+//!
+//! A backend is a unit struct implementing the trait, listed once in [`ALL`]; a profile's
+//! [`BackendSpec`] finds its backend with [`of`]. Adding a backend is one module here and
+//! one line in [`ALL`] (and its `backend NAME { … }` block in the profile schema); the
+//! trait's required methods are the list of what it must say. The tidy test
+//! `tests::no_backend_matches_outside_backend` holds the rest of the crate to asking.
+//!
+//! A backend owns: the schema of its profile block (fields, ranges, defaults, what is
+//! required), the ops it offers and their result domains (the checker and the
+//! decoding grammar ask), the width-limit vocabulary of its diagnostics, the lowering of
+//! its ops to primitives with their static costs, the energy of those costs, its number
+//! format at run time, and the one-paragraph description the LLM prompt shows.
+
+pub mod digital;
 pub mod mzi;
+
+use crate::check::model::{Domain, Node};
+use crate::check::ops::{self, OpSpec};
+use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
+use crate::ir::{Cost, Graph, Lowering, Target};
+use serde::Serialize;
+
+/// Widest layer any backend may declare: beyond this a dense simulation is meaningless here.
+pub const MAX_WIDTH: u64 = 4096;
+
+/// One field of a profile's `backend NAME { … }` block.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaField {
+    pub name: &'static str,
+    pub kind: FieldKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum FieldKind {
+    /// One of a set of names.
+    Choice(&'static [&'static str]),
+    /// A whole number in `min..=max`.
+    Count { min: u64, max: u64 },
+}
+
+/// A field's checked value.
+#[derive(Clone, Copy, Debug)]
+pub enum FieldValue<'a> {
+    Choice(&'a str),
+    Count(u64),
+}
+
+/// A required field a `backend` block left unset (and no parent profile gave).
+#[derive(Clone, Debug)]
+pub struct MissingField {
+    pub message: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+}
+
+/// One kind of hardware. Implemented by unit structs; see [`ALL`] and [`of`].
+pub trait Backend: Sync {
+    /// The kind, as written in a profile's `backend NAME { … }` block.
+    fn kind(&self) -> BackendKind;
+
+    /// The block as diagnostics name it (`an `mzi` backend`).
+    fn block_name(&self) -> &'static str;
+
+    /// The fields of its `backend NAME { … }` block.
+    fn fields(&self) -> &'static [SchemaField];
+
+    /// The spec a block describes: `set` (checked values of its fields, in order) on top
+    /// of `inherited` (the parent profile's spec, whatever its kind) or the defaults.
+    fn spec(
+        &self,
+        inherited: Option<BackendSpec>,
+        set: &[(&str, FieldValue<'_>)],
+    ) -> Result<BackendSpec, MissingField>;
+
+    /// Computes on light: values may be complex fields, real inputs are modulated onto
+    /// light (DAC + modulator), an output must be detected, meshes need laser power and
+    /// the profile's noise (phase error, loss, crosstalk) applies. False for electronics.
+    fn optical(&self) -> bool;
+
+    /// Whether the backend can perform `op` at all (a profile lists the subset it has).
+    fn offers(&self, op: &OpSpec) -> bool;
+
+    /// The domain of `op`'s result for an input in `input`, or `None` where the checker
+    /// refuses the pairing. See [`ops::result_domain`].
+    fn result_domain(&self, op: &str, input: Domain) -> Option<Domain> {
+        ops::common_result_domain(op, input)
+    }
+
+    /// The words of the width-limit diagnostic: the device (`mesh`) and its unit (`ports`),
+    /// and the profile field that sets the limit (`max_ports`).
+    fn width_words(&self) -> (&'static str, &'static str, &'static str);
+
+    /// The backend in one sentence, for the compact LLM prompt.
+    fn describe(&self, spec: &BackendSpec) -> String;
+
+    /// Lowers one node whose op is hardware-specific (`input`, `encode`, `linear`,
+    /// `unitary`, `diag`, `detect`) to primitives with their static costs; returns the
+    /// IR node holding its value. Element-wise activations are lowered by `ir::lower`.
+    fn lower(
+        &self,
+        spec: &BackendSpec,
+        n: &Node,
+        ins: Vec<usize>,
+        in_width: usize,
+        out: &mut Lowering<'_>,
+    ) -> usize;
+
+    /// Energy per inference of one node's static cost on `target` (laser power excepted).
+    fn node_energy(&self, hw: &Target, cost: &Cost) -> ComponentEnergy;
+
+    /// The optical segments of a graph with their laser power (from the graph's target);
+    /// empty for electronics.
+    fn laser_segments(&self, g: &Graph) -> Vec<SegmentEnergy>;
+
+    /// The number format values are rounded to at run time (`None`: exact f64 fields).
+    fn number_format(&self, spec: &BackendSpec) -> Option<DType>;
+}
+
+/// Every backend, in the order documentation lists them.
+pub const ALL: &[&dyn Backend] = &[&mzi::Mzi, &digital::Digital];
+
+/// The backend a profile's `backend NAME { … }` block names.
+pub fn by_name(name: &str) -> Option<&'static dyn Backend> {
+    ALL.iter().copied().find(|b| b.kind().as_str() == name)
+}
+
+/// The names of every backend (`mzi`, `digital`).
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|b| b.kind().as_str()).collect()
+}
+
+/// The backend of a kind.
+pub fn by_kind(kind: BackendKind) -> &'static dyn Backend {
+    match kind {
+        BackendKind::Mzi => &mzi::Mzi,
+        BackendKind::Digital => &digital::Digital,
+    }
+}
+
+/// The backend a profile's spec names.
+pub fn of(spec: &BackendSpec) -> &'static dyn Backend {
+    by_kind(spec.kind())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshKind {
+    /// Rectangular, depth N (Clements et al., Optica 2016).
+    Clements,
+    /// Triangular, depth 2N−3 (Reck et al., PRL 1994).
+    Reck,
+}
+
+impl MeshKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeshKind::Clements => "clements",
+            MeshKind::Reck => "reck",
+        }
+    }
+    /// Optical depth (MZI columns) of an n-port mesh.
+    pub fn depth(self, n: usize) -> usize {
+        match self {
+            MeshKind::Clements => n,
+            MeshKind::Reck => (2 * n).saturating_sub(3).max(usize::from(n >= 2)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl DType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DType::Fp32 => "fp32",
+            DType::Fp16 => "fp16",
+            DType::Int8 => "int8",
+        }
+    }
+}
+
+/// A profile's `backend NAME { … }` block, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendSpec {
+    Mzi { mesh: MeshKind, max_ports: usize },
+    Digital { dtype: DType, max_width: usize },
+}
+
+impl BackendSpec {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendSpec::Mzi { .. } => BackendKind::Mzi,
+            BackendSpec::Digital { .. } => BackendKind::Digital,
+        }
+    }
+    pub fn max_width(&self) -> usize {
+        match *self {
+            BackendSpec::Mzi { max_ports, .. } => max_ports,
+            BackendSpec::Digital { max_width, .. } => max_width,
+        }
+    }
+    /// The backend this spec names.
+    pub fn backend(&self) -> &'static dyn Backend {
+        of(self)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Mzi,
+    Digital,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Mzi => "mzi",
+            BackendKind::Digital => "digital",
+        }
+    }
+}

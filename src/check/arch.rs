@@ -362,7 +362,7 @@ impl Cx<'_> {
             return None;
         }
         let width = w as usize;
-        if domain == Domain::Complex || hw.backend.kind() == BackendKind::Digital {
+        if domain == Domain::Complex || !hw.backend.backend().optical() {
             self.check_ports(file, ty.span, "input", width, width, hw);
         }
         Some(ValueType { domain, width })
@@ -465,7 +465,7 @@ impl Cx<'_> {
         if !hw.supports(spec.name) {
             let kind = hw.backend.kind().as_str();
             let listed: Vec<&str> = hw.ops.iter().map(String::as_str).collect();
-            let help = if spec.backends.contains(&hw.backend.kind()) {
+            let help = if hw.backend.backend().offers(spec) {
                 format!(
                     "`{}` offers {}; add `{}` to its `ops` list if the device has it",
                     hw.name,
@@ -653,7 +653,7 @@ impl Cx<'_> {
                     domain: Domain::Complex,
                     width: b.nodes[input].ty.width,
                 };
-                if b.hw.backend.kind() == BackendKind::Mzi {
+                if b.hw.backend.backend().optical() {
                     cx.check_ports(b.file, c.span, spec.name, ty.width, ty.width, b.hw);
                 }
                 let name = format!("{}.encode", b.nodes[input].name);
@@ -687,7 +687,7 @@ impl Cx<'_> {
                 } else {
                     EncodeMode::Amplitude
                 };
-                if hw.backend.kind() == BackendKind::Mzi {
+                if hw.backend.backend().optical() {
                     self.check_ports(file, c.span, "encode", in_ty.width, in_ty.width, hw);
                 }
                 (
@@ -709,8 +709,7 @@ impl Cx<'_> {
                     .find(|a| a.name.as_ref().is_some_and(|n| n.name == "width"))
                     .or(positional.get(1))
                     .map(|a| a.value.span());
-                let digital_real =
-                    hw.backend.kind() == BackendKind::Digital && in_ty.domain == Domain::Real;
+                let digital_real = !hw.backend.backend().optical() && in_ty.domain == Domain::Real;
                 let (x, domain) = if digital_real {
                     (input, Domain::Real)
                 } else {
@@ -847,10 +846,8 @@ impl Cx<'_> {
         if need <= have {
             return false;
         }
-        let (what, unit) = match hw.backend {
-            BackendSpec::Mzi { .. } => ("mesh", "ports"),
-            BackendSpec::Digital { .. } => ("array", "lanes"),
-        };
+        let be = hw.backend.backend();
+        let (what, unit, field) = be.width_words();
         self.push(
             Diagnostic::error(
                 code::PORTS,
@@ -860,10 +857,7 @@ impl Cx<'_> {
             )
             .with_label(format!("{need} {unit} needed"))
             .with_related(hw.file, hw.span, format!("`{}` is {have} {unit} wide", hw.name))
-            .with_help(match hw.backend {
-                BackendSpec::Mzi { .. } => format!("make the layer at most {have} wide, or use a profile with `max_ports >= {need}` (e.g. `hardware big extends {} {{ backend mzi {{ max_ports = {need} }} }}`)", hw.name),
-                BackendSpec::Digital { .. } => format!("make the layer at most {have} wide, or use a profile with `max_width >= {need}` (e.g. `hardware big extends {} {{ backend digital {{ max_width = {need} }} }}`)", hw.name),
-            }),
+            .with_help(format!("make the layer at most {have} wide, or use a profile with `{field} >= {need}` (e.g. `hardware big extends {} {{ backend {} {{ {field} = {need} }} }}`)", hw.name, be.kind().as_str())),
         );
         true
     }
@@ -881,7 +875,7 @@ impl Cx<'_> {
                     let Some(bits) = self.bits(file, &f.value, "phase") else {
                         continue;
                     };
-                    if hw.backend.kind() == BackendKind::Digital {
+                    if !hw.backend.backend().optical() {
                         self.push(
                             Diagnostic::error(
                                 code::PRECISION,

@@ -4,14 +4,12 @@ use super::model::*;
 use super::ops;
 use super::units::Dim;
 use super::Cx;
+use crate::backend::{FieldKind, FieldValue};
 use crate::diag::{code, Diagnostic, FileId};
 use crate::syntax::{Entry, Expr, Section};
 use std::collections::HashMap;
 
 pub const SECTIONS: &[&str] = &["backend", "precision", "noise", "energy", "ops"];
-pub const BACKENDS: &[&str] = &["mzi", "digital"];
-const MZI_FIELDS: &[&str] = &["mesh", "max_ports"];
-const DIGITAL_FIELDS: &[&str] = &["dtype", "max_width"];
 const PRECISION_FIELDS: &[&str] = &["phase", "dac", "adc"];
 const NOISE_FIELDS: &[&str] = &[
     "phase_sigma",
@@ -35,8 +33,7 @@ const ENERGY_FIELDS: &[&str] = &[
     "mac",
 ];
 
-/// Widest layer any backend may declare: beyond this a dense simulation is meaningless here.
-pub const MAX_WIDTH: u64 = 4096;
+pub use crate::backend::MAX_WIDTH;
 
 /// Defaults for a profile that sets nothing. Sources: the Lightening-Transformer simulator
 /// (zhuhanqing/Lightening-Transformer, `hardware_simulator/`) for converters, detectors,
@@ -208,11 +205,12 @@ impl Cx<'_> {
             return None;
         };
         let kind = backend.kind();
+        let be = crate::backend::of(&backend);
         let ops = match ops_list {
             Some(list) => {
                 for op in &list {
                     if let Some(spec) = ops::lookup(op) {
-                        if !spec.backends.contains(&kind) {
+                        if !be.offers(spec) {
                             let span = ops_span.unwrap_or(hw.name.span);
                             self.push(
                                 Diagnostic::error(
@@ -228,7 +226,7 @@ impl Cx<'_> {
                                 .with_help(format!(
                                     "`{}` backends support: {}",
                                     kind.as_str(),
-                                    ops::supported_list(kind)
+                                    ops::supported_list(be)
                                 )),
                             );
                         }
@@ -238,15 +236,11 @@ impl Cx<'_> {
             }
             None => ops::CATALOG
                 .iter()
-                .filter(|o| o.backends.contains(&kind))
+                .filter(|o| be.offers(o))
                 .map(|o| o.name.to_string())
                 .collect(),
         };
-        if kind == BackendKind::Digital
-            && energy.mac <= 0.0
-            && !seen.contains_key("energy")
-            && parent.is_none()
-        {
+        if !be.optical() && energy.mac <= 0.0 && !seen.contains_key("energy") && parent.is_none() {
             self.push(
                 Diagnostic::error(
                     code::MISSING_FIELD,
@@ -361,94 +355,48 @@ impl Cx<'_> {
             );
             return None;
         };
-        match kind.name.as_str() {
-            "mzi" => {
-                let (mut mesh, mut ports) = match inherited {
-                    Some(BackendSpec::Mzi { mesh, max_ports }) => (mesh, max_ports),
-                    _ => (MeshKind::Clements, 0),
-                };
-                for (k, v) in self.section_fields(file, s, MZI_FIELDS, "an `mzi` backend") {
-                    match k {
-                        "mesh" => {
-                            if let Some(m) = self.choice(file, v, "mesh", &["clements", "reck"]) {
-                                mesh = if m == "reck" {
-                                    MeshKind::Reck
-                                } else {
-                                    MeshKind::Clements
-                                };
-                            }
-                        }
-                        _ => {
-                            if let Some(n) =
-                                self.integer(file, v, "max_ports", Dim::None, 2, MAX_WIDTH)
-                            {
-                                ports = n as usize;
-                            }
-                        }
-                    }
-                }
-                if ports == 0 {
-                    self.push(
-                        Diagnostic::error(
-                            code::MISSING_FIELD,
-                            file,
-                            s.span,
-                            "the `mzi` backend needs `max_ports`",
-                        )
-                        .with_label("mesh size unknown")
-                        .with_help(
-                            "add `max_ports = 16` (the number of optical ports of the mesh)",
-                        ),
-                    );
-                    return None;
-                }
-                Some(BackendSpec::Mzi {
-                    mesh,
-                    max_ports: ports,
-                })
+        let Some(backend) = crate::backend::by_name(&kind.name) else {
+            let names = crate::backend::names();
+            self.push(
+                Diagnostic::error(
+                    code::BACKEND,
+                    file,
+                    kind.span,
+                    format!("unknown backend `{}`", kind.name),
+                )
+                .with_label("unknown backend")
+                .with_suggestion(&kind.name, kind.span, &names, "backend"),
+            );
+            return None;
+        };
+        // The block's fields, checked against the backend's schema; values that fail their
+        // check are reported and left out.
+        let schema = backend.fields();
+        let known: Vec<&str> = schema.iter().map(|f| f.name).collect();
+        let mut set = Vec::new();
+        for (k, v) in self.section_fields(file, s, &known, backend.block_name()) {
+            let Some(field) = schema.iter().find(|f| f.name == k) else {
+                continue;
+            };
+            let value = match field.kind {
+                FieldKind::Choice(choices) => self
+                    .choice(file, v, field.name, choices)
+                    .map(FieldValue::Choice),
+                FieldKind::Count { min, max } => self
+                    .integer(file, v, field.name, Dim::None, min, max)
+                    .map(FieldValue::Count),
+            };
+            if let Some(value) = value {
+                set.push((field.name, value));
             }
-            "digital" => {
-                let (mut dtype, mut width) = match inherited {
-                    Some(BackendSpec::Digital { dtype, max_width }) => (dtype, max_width),
-                    _ => (DType::Fp32, MAX_WIDTH as usize),
-                };
-                for (k, v) in self.section_fields(file, s, DIGITAL_FIELDS, "a `digital` backend") {
-                    match k {
-                        "dtype" => {
-                            if let Some(d) =
-                                self.choice(file, v, "dtype", &["fp32", "fp16", "int8"])
-                            {
-                                dtype = match d {
-                                    "fp16" => DType::Fp16,
-                                    "int8" => DType::Int8,
-                                    _ => DType::Fp32,
-                                };
-                            }
-                        }
-                        _ => {
-                            if let Some(n) =
-                                self.integer(file, v, "max_width", Dim::None, 1, MAX_WIDTH)
-                            {
-                                width = n as usize;
-                            }
-                        }
-                    }
-                }
-                Some(BackendSpec::Digital {
-                    dtype,
-                    max_width: width,
-                })
-            }
-            other => {
+        }
+        match backend.spec(inherited, &set) {
+            Ok(spec) => Some(spec),
+            Err(missing) => {
                 self.push(
-                    Diagnostic::error(
-                        code::BACKEND,
-                        file,
-                        kind.span,
-                        format!("unknown backend `{other}`"),
-                    )
-                    .with_label("unknown backend")
-                    .with_suggestion(other, kind.span, BACKENDS, "backend"),
+                    Diagnostic::error(code::MISSING_FIELD, file, s.span, missing.message)
+                        .with_label(missing.label)
+                        .with_help(missing.help),
                 );
                 None
             }

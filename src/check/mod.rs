@@ -62,16 +62,103 @@ pub fn check(
     resolver: &dyn Resolver,
 ) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let files = load_files(sources, root, resolver, &mut diags);
-    let mut cx = Cx::new(&files, &mut diags);
+    let files = load_files(sources, root, resolver, &mut diags, &mut HashMap::new());
+    let mut cx = Cx::new(&mut diags);
     cx.folders = files
         .iter()
         .map(|(id, _)| (*id, folder_of(sources.name(*id))))
         .collect();
-    cx.collect_names();
-    let checked = cx.run();
+    cx.collect_names(&files);
+    let checked = cx.run(HashMap::new());
     diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
     (checked, diags)
+}
+
+/// Items checked once that later texts are checked against: a search's `use` and
+/// `hardware` items, which every candidate of the search needs. Checking a candidate in
+/// an environment ([`check_in`]) gives the diagnostics checking the environment's text
+/// followed by the candidate's would, minus the environment's own, with the candidate's
+/// own line numbers, and without parsing or resolving the environment's profiles again.
+#[derive(Clone, Debug)]
+pub struct Env {
+    sources: Sources,
+    files: Vec<(FileId, syntax::File)>,
+    /// Canonical names of the files loaded, so a candidate's `use` of one is not a second copy.
+    loaded: HashMap<String, FileId>,
+    /// Every profile of the environment, resolved (`None`: broken).
+    resolved: HashMap<String, Option<HardwareProfile>>,
+}
+
+impl Env {
+    /// Checks `root` (already in `sources`) and what it imports as an environment; returns
+    /// the environment and the problems found in it.
+    pub fn new(
+        mut sources: Sources,
+        root: FileId,
+        resolver: &dyn Resolver,
+    ) -> (Env, Vec<Diagnostic>) {
+        let mut diags = Vec::new();
+        let mut loaded = HashMap::new();
+        let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded);
+        let mut resolved = HashMap::new();
+        {
+            let mut cx = Cx::new(&mut diags);
+            cx.collect_names(&files);
+            for h in Cx::ordered(&cx.hardware, |h| h.span) {
+                cx.hardware_profile(&h.node.name.name, &mut resolved, &mut Vec::new());
+            }
+        }
+        diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
+        let env = Env {
+            sources,
+            files,
+            loaded,
+            resolved,
+        };
+        (env, diags)
+    }
+
+    /// The sources of the environment (its files keep their ids in every [`check_in`]).
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// A profile of the environment, if it resolved.
+    pub fn hardware(&self, name: &str) -> Option<&HardwareProfile> {
+        self.resolved.get(name).and_then(Option::as_ref)
+    }
+}
+
+/// Checks the text `name` in `env`. Returns the sources (the environment's files and the
+/// new one, `root`), the result and the new text's diagnostics (and those of any file it
+/// imports that the environment did not have).
+pub fn check_in(
+    env: &Env,
+    name: &str,
+    text: &str,
+    resolver: &dyn Resolver,
+) -> (Sources, FileId, Checked, Vec<Diagnostic>) {
+    let mut sources = env.sources.clone();
+    let root = sources.add(name, text);
+    let mut diags = Vec::new();
+    let mut loaded = env.loaded.clone();
+    let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded);
+    let mut cx = Cx::new(&mut diags);
+    cx.folders = env
+        .files
+        .iter()
+        .chain(&files)
+        .map(|(id, _)| (*id, folder_of(sources.name(*id))))
+        .collect();
+    // The environment's names come first, as its text would; its problems were reported
+    // when it was built.
+    let before = cx.diags.len();
+    cx.collect_names(&env.files);
+    cx.diags.truncate(before);
+    cx.collect_names(&files);
+    let checked = cx.run(env.resolved.clone());
+    diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
+    (sources, root, checked, diags)
 }
 
 /// The folder a file name is in (a pure path operation, no I/O); empty for the standard
@@ -87,15 +174,17 @@ fn folder_of(name: &str) -> std::path::PathBuf {
 }
 
 /// Parses the root and, transitively, every file it `use`s.
+/// Files whose canonical name is in `loaded` are not loaded again (they are in an
+/// environment already); `loaded` gains the files loaded now.
 fn load_files(
     sources: &mut Sources,
     root: FileId,
     resolver: &dyn Resolver,
     diags: &mut Vec<Diagnostic>,
+    loaded: &mut HashMap<String, FileId>,
 ) -> Vec<(FileId, syntax::File)> {
     let mut files = Vec::new();
     let mut queue = vec![root];
-    let mut loaded: HashMap<String, FileId> = HashMap::new();
     loaded.insert(sources.name(root).to_string(), root);
     while let Some(id) = queue.pop() {
         let (ast, parse_diags) = match stdlib_ast(sources.name(id), sources.text(id)) {
@@ -151,7 +240,6 @@ fn stdlib_ast(name: &str, text: &str) -> Option<syntax::File> {
 
 /// Checking context shared by the item checkers.
 pub(crate) struct Cx<'a> {
-    pub files: &'a [(FileId, syntax::File)],
     pub diags: &'a mut Vec<Diagnostic>,
     pub hardware: HashMap<&'a str, Located<'a, syntax::Hardware>>,
     pub archs: HashMap<&'a str, Located<'a, syntax::Arch>>,
@@ -165,9 +253,8 @@ pub(crate) struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    fn new(files: &'a [(FileId, syntax::File)], diags: &'a mut Vec<Diagnostic>) -> Self {
+    fn new(diags: &'a mut Vec<Diagnostic>) -> Self {
         Cx {
-            files,
             diags,
             hardware: HashMap::new(),
             archs: HashMap::new(),
@@ -182,8 +269,8 @@ impl<'a> Cx<'a> {
         self.diags.push(d);
     }
 
-    fn collect_names(&mut self) {
-        for (file, ast) in self.files {
+    fn collect_names(&mut self, files: &'a [(FileId, syntax::File)]) {
+        for (file, ast) in files {
             for item in &ast.items {
                 let Some(name) = item.name() else { continue };
                 if let Some((prev_file, prev, kind)) = self.names.get(name.name.as_str()) {
@@ -257,9 +344,9 @@ impl<'a> Cx<'a> {
         v
     }
 
-    fn run(&mut self) -> Checked {
+    /// Checks every item; `resolved` holds profiles resolved already (an environment's).
+    fn run(&mut self, mut resolved: HashMap<String, Option<HardwareProfile>>) -> Checked {
         let mut checked = Checked::default();
-        let mut resolved: HashMap<String, Option<HardwareProfile>> = HashMap::new();
         for h in Self::ordered(&self.hardware, |h| h.span) {
             let profile = self.hardware_profile(&h.node.name.name, &mut resolved, &mut Vec::new());
             if let Some(p) = profile {

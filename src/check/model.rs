@@ -5,86 +5,7 @@ use crate::diag::FileId;
 use crate::syntax::{CmpOp, Span};
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MeshKind {
-    /// Rectangular, depth N (Clements et al., Optica 2016).
-    Clements,
-    /// Triangular, depth 2N−3 (Reck et al., PRL 1994).
-    Reck,
-}
-
-impl MeshKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MeshKind::Clements => "clements",
-            MeshKind::Reck => "reck",
-        }
-    }
-    /// Optical depth (MZI columns) of an n-port mesh.
-    pub fn depth(self, n: usize) -> usize {
-        match self {
-            MeshKind::Clements => n,
-            MeshKind::Reck => (2 * n).saturating_sub(3).max(usize::from(n >= 2)),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    Fp32,
-    Fp16,
-    Int8,
-}
-
-impl DType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DType::Fp32 => "fp32",
-            DType::Fp16 => "fp16",
-            DType::Int8 => "int8",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum BackendSpec {
-    Mzi { mesh: MeshKind, max_ports: usize },
-    Digital { dtype: DType, max_width: usize },
-}
-
-impl BackendSpec {
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            BackendSpec::Mzi { .. } => BackendKind::Mzi,
-            BackendSpec::Digital { .. } => BackendKind::Digital,
-        }
-    }
-    pub fn max_width(&self) -> usize {
-        match *self {
-            BackendSpec::Mzi { max_ports, .. } => max_ports,
-            BackendSpec::Digital { max_width, .. } => max_width,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    Mzi,
-    Digital,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Mzi => "mzi",
-            BackendKind::Digital => "digital",
-        }
-    }
-}
+pub use crate::backend::{BackendKind, BackendSpec, DType, MeshKind};
 
 /// Bits of the converters and phase shifters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -236,6 +157,64 @@ pub struct Node {
     pub ty: ValueType,
     #[serde(skip)]
     pub span: Span,
+}
+
+/// A search operator: what proposes candidates. The one table of their names, used by the
+/// checker (`operators [...]`), the engine's built-in proposers, the LLM operators and the
+/// CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operator {
+    Mutate,
+    Crossover,
+    Random,
+    LlmMutate,
+    LlmCrossover,
+    BestOfN,
+}
+
+impl Operator {
+    pub const ALL: [Operator; 6] = [
+        Operator::Mutate,
+        Operator::Crossover,
+        Operator::Random,
+        Operator::LlmMutate,
+        Operator::LlmCrossover,
+        Operator::BestOfN,
+    ];
+
+    /// The name written in a `search` item and stored with each candidate.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Operator::Mutate => "mutate",
+            Operator::Crossover => "crossover",
+            Operator::Random => "random",
+            Operator::LlmMutate => "llm_mutate",
+            Operator::LlmCrossover => "llm_crossover",
+            Operator::BestOfN => "best_of_n",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Operator> {
+        Operator::ALL.into_iter().find(|o| o.name() == name)
+    }
+
+    /// Written by an LLM (it needs a server); the others are built in.
+    pub const fn is_llm(self) -> bool {
+        matches!(
+            self,
+            Operator::LlmMutate | Operator::LlmCrossover | Operator::BestOfN
+        )
+    }
+
+    /// The names of the operators with `is_llm() == llm`, in table order.
+    pub fn names(llm: Option<bool>) -> Vec<&'static str> {
+        Operator::ALL
+            .into_iter()
+            .filter(|o| llm.is_none_or(|l| o.is_llm() == l))
+            .map(Operator::name)
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -30,17 +30,6 @@ const SEARCH_FIELDS: &[&str] = &[
 const LLM_FIELDS: &[&str] = &["grammar", "temperature", "concurrency"];
 const TRAIN_FIELDS: &[&str] = &["epochs", "batch", "lr", "noise_aware"];
 const EVAL_FIELDS: &[&str] = &["draws"];
-/// Built-in data sets: name, feature count, image side.
-pub const BUILTIN_DATASETS: &[(&str, usize, usize, usize)] =
-    &[("digits", 64, 8, 10), ("mnist5k", 784, 28, 10)];
-pub const OPERATORS: &[&str] = &[
-    "mutate",
-    "crossover",
-    "random",
-    "llm_mutate",
-    "llm_crossover",
-    "best_of_n",
-];
 const ENCODERS: &[&str] = &["pool", "fft", "standardize", "minmax"];
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.
@@ -196,11 +185,11 @@ impl Cx<'_> {
         let mut side = None;
         let mut features = features_decl;
         if let DatasetSpec::Builtin { name } = &dataset {
-            if let Some(&(_, f, s, c)) = BUILTIN_DATASETS.iter().find(|d| d.0 == name) {
-                side = Some(s);
-                features = Some(f);
+            if let Some(d) = crate::stdlib::dataset(name) {
+                side = Some(d.side);
+                features = Some(d.features);
                 if classes.is_none() {
-                    classes = Some(c);
+                    classes = Some(d.classes);
                 }
             }
         }
@@ -360,7 +349,7 @@ impl Cx<'_> {
     }
 
     fn dataset(&mut self, file: FileId, v: &Expr) -> Option<DatasetSpec> {
-        let builtin: Vec<&str> = BUILTIN_DATASETS.iter().map(|d| d.0).collect();
+        let builtin = crate::stdlib::dataset_names();
         match v {
             Expr::Ident(id) => {
                 if builtin.contains(&id.name.as_str()) {
@@ -608,11 +597,11 @@ impl Cx<'_> {
             draws: 20,
             operators: vec![
                 OperatorWeight {
-                    name: "mutate".into(),
+                    name: Operator::Mutate.name().into(),
                     weight: 0.7,
                 },
                 OperatorWeight {
-                    name: "crossover".into(),
+                    name: Operator::Crossover.name().into(),
                     weight: 0.3,
                 },
             ],
@@ -1089,8 +1078,8 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if !OPERATORS.contains(&name.name.as_str()) {
-                self.unknown_choice(file, name, "operator", OPERATORS);
+            if Operator::from_name(&name.name).is_none() {
+                self.unknown_choice(file, name, "operator", &Operator::names(None));
                 continue;
             }
             out.push(OperatorWeight {

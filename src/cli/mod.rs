@@ -408,16 +408,16 @@ pub fn compile(
     } else {
         lowered = uhc::ir::lower(a, hw);
         // The file was checked on its own profile: the laser budget on this one is new.
-        let laser = uhc::ir::decide_laser_budget(a, hw, &lowered);
+        let laser = uhc::ir::decide_laser_budget(a, &lowered);
         eprint!("{}", sources.render_human(&laser, false));
         &lowered
     };
-    let report = uhc::ir::energy_report(graph, hw);
+    let report = uhc::ir::energy_report(graph);
     let text = match emit {
         Emit::Ir => graph.dump(),
         Emit::Energy => {
             let mut text = uhc::ir::energy::render(&report);
-            for b in uhc::ir::energy::laser_budget(graph, hw) {
+            for b in uhc::ir::energy::laser_budget(graph) {
                 let power = uhc::ir::energy::format_power;
                 text.push_str(&format!(
                     "  laser budget of segment {}: loss {:.1} dB, needs {} of light, source delivers at most {}{}\n",

@@ -209,8 +209,9 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             }
             None => {
                 eprintln!(
-                    "error: unknown operator `{op}`; built in: mutate, crossover, random; LLM: {}",
-                    uhc::llm::operators::OPERATORS.join(", ")
+                    "error: unknown operator `{op}`; built in: {}; LLM: {}",
+                    uhc::check::model::Operator::names(Some(false)).join(", "),
+                    uhc::check::model::Operator::names(Some(true)).join(", ")
                 );
                 return EXIT_USAGE;
             }

@@ -113,7 +113,7 @@ fn setup(c: &Common) -> Result<Setup, u8> {
     } else {
         let g = uhc::ir::lower(arch, &hw);
         // The file was checked on its own profile: the laser budget on this one is new.
-        let laser = uhc::ir::decide_laser_budget(arch, &hw, &g);
+        let laser = uhc::ir::decide_laser_budget(arch, &g);
         eprint!("{}", sources.render_human(&laser, false));
         g
     };
@@ -144,16 +144,7 @@ fn train_program(c: &Common, s: &Setup, trainer: &Trainer) -> Result<Program, u8
     let spec = spec(c);
     let mut cb = progress(spec.epochs);
     trainer
-        .run(
-            &s.graph,
-            &s.hw,
-            &s.task,
-            &spec,
-            0,
-            c.seed,
-            None,
-            Some(&mut cb),
-        )
+        .run(&s.graph, &s.task, &spec, 0, c.seed, None, Some(&mut cb))
         .map(|o| o.program)
         .map_err(|e| {
             eprintln!("error: {e}");
@@ -175,7 +166,6 @@ pub fn train(c: &Common, out: &Path) -> u8 {
     let spec = spec(c);
     let file = weight_file::to_file(
         &program,
-        &s.hw,
         &s.task,
         Provenance {
             seed: c.seed,
@@ -225,7 +215,7 @@ fn load_weights(
             format!("{} is not a valid uhc weight file: {e}", path.display()),
         )
     })?;
-    let warnings = weight_file::load(&file, program, &s.hw, &s.task, allow_task_mismatch)
+    let warnings = weight_file::load(&file, program, &s.task, allow_task_mismatch)
         .map_err(|e| fail(EXIT_PROBLEMS, format!("{}: {e}", path.display())))?;
     for w in warnings {
         eprintln!("warning: {}: {w}", path.display());
@@ -257,7 +247,7 @@ pub fn eval(
     let trainer = c.trainer();
     let program = match weights {
         Some(path) => {
-            let mut p = match Program::new(&s.graph, &s.hw, 0) {
+            let mut p = match Program::new(&s.graph, 0) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -281,14 +271,7 @@ pub fn eval(
             return train_error_code(&e);
         }
     };
-    let r = match robustness(
-        &program,
-        &s.hw,
-        data.test_x.view(),
-        &data.test_y,
-        draws,
-        c.seed,
-    ) {
+    let r = match robustness(&program, data.test_x.view(), &data.test_y, draws, c.seed) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -296,7 +279,7 @@ pub fn eval(
         }
     };
     let cost = s.graph.total_cost();
-    let energy_j = uhc::ir::energy_report(&s.graph, &s.hw).total;
+    let energy_j = uhc::ir::energy_report(&s.graph).total;
     if json {
         let v = serde_json::json!({
             "arch": s.graph.arch,

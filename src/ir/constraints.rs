@@ -2,11 +2,11 @@
 //! depth, parameters, and energy per inference from the runtime's model.
 
 use super::{energy_report, Graph};
-use crate::check::model::{ArchGraph, HardwareProfile, Metric};
+use crate::check::model::{ArchGraph, Metric};
 use crate::check::units::{format_si, Dim};
 use crate::diag::{code, Diagnostic};
 
-pub fn decide_constraints(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) -> Vec<Diagnostic> {
+pub fn decide_constraints(arch: &ArchGraph, g: &Graph) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for c in &arch.constraints {
         let (value, shown, help) = match c.metric {
@@ -23,7 +23,7 @@ pub fn decide_constraints(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) -> 
                 (v, v.to_string(), "narrow or remove layers")
             }
             Metric::Energy => {
-                let v = energy_report(g, hw).total;
+                let v = energy_report(g).total;
                 (v, format_si(v, Dim::Energy), "shallower or narrower meshes need less laser power; fewer converters cost less; see `uhc compile --emit energy`")
             }
             _ => continue,
@@ -57,9 +57,10 @@ pub fn decide_constraints(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) -> 
 /// deliver more light than the profile's source can (`energy { max_laser_power }`), from
 /// [`super::energy::laser_budget`]. The search counts the same excess as a violated
 /// constraint, so such an architecture is never on a front.
-pub fn decide_laser_budget(arch: &ArchGraph, hw: &HardwareProfile, g: &Graph) -> Vec<Diagnostic> {
+pub fn decide_laser_budget(arch: &ArchGraph, g: &Graph) -> Vec<Diagnostic> {
+    let hw = &g.target;
     let mut out = Vec::new();
-    for b in super::energy::laser_budget(g, hw) {
+    for b in super::energy::laser_budget(g) {
         if !b.exceeded() {
             continue;
         }

@@ -15,8 +15,8 @@
 //!   depth is the longest chain of MZI columns inside it and its width the widest port
 //!   count in it. Static phase-shifter power is held for one clock period per inference.
 
-use super::{Graph, Prim};
-use crate::check::model::{BackendKind, Domain, HardwareProfile};
+use super::{Graph, Prim, Target};
+use crate::check::model::Domain;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -71,38 +71,28 @@ pub struct EnergyReport {
     pub segments: Vec<SegmentEnergy>,
 }
 
-pub fn dac_energy(hw: &HardwareProfile) -> f64 {
+pub fn dac_energy(hw: &Target) -> f64 {
     let b = hw.precision.dac as f64;
     hw.energy.dac * (2f64.powf(b) / b) / (256.0 / 8.0)
 }
 
-pub fn adc_energy(hw: &HardwareProfile) -> f64 {
+pub fn adc_energy(hw: &Target) -> f64 {
     hw.energy.adc * hw.precision.adc as f64 / 8.0
 }
 
-pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
-    let e = &hw.energy;
-    let f = e.clock;
+/// Energy per inference of `g` on its target.
+pub fn energy_report(g: &Graph) -> EnergyReport {
+    let hw = &g.target;
+    let f = hw.energy.clock;
     let mut per_node = Vec::with_capacity(g.nodes.len());
     let mut components = ComponentEnergy::default();
+    let backend = hw.backend.backend();
     for n in &g.nodes {
-        let mut c = ComponentEnergy::default();
-        if hw.backend.kind() == BackendKind::Mzi {
-            c.dac = n.cost.dac as f64 * dac_energy(hw);
-            c.modulator = n.cost.dac as f64 * e.modulator * hw.precision.dac as f64;
-            c.detection = n.cost.adc as f64 * (e.photodetector + e.tia) / f;
-            c.adc = n.cost.adc as f64 * adc_energy(hw);
-            c.phase_shifters = n.cost.phase_shifters as f64 * e.phase_shifter / f;
-        }
-        c.digital = n.cost.macs as f64 * e.mac;
+        let c = backend.node_energy(hw, &n.cost);
         components.add(&c);
         per_node.push((n.name.clone(), c));
     }
-    let segments = if hw.backend.kind() == BackendKind::Mzi {
-        segments(g, hw)
-    } else {
-        Vec::new()
-    };
+    let segments = backend.laser_segments(g);
     for s in &segments {
         components.laser += s.laser_w / f;
     }
@@ -114,8 +104,10 @@ pub fn energy_report(g: &Graph, hw: &HardwareProfile) -> EnergyReport {
     }
 }
 
-/// Groups optical nodes into connected segments (union-find over optical edges).
-fn segments(g: &Graph, hw: &HardwareProfile) -> Vec<SegmentEnergy> {
+/// Groups optical nodes into connected segments (union-find over optical edges), each
+/// with its laser power.
+pub fn optical_segments(g: &Graph) -> Vec<SegmentEnergy> {
+    let hw = &g.target;
     let n = g.nodes.len();
     let optical = |i: usize| {
         let node = &g.nodes[i];
@@ -261,12 +253,12 @@ impl LaserBudget {
 /// deliver (`energy { max_laser_power }`): one entry per segment, empty off optical
 /// hardware. A segment with [`LaserBudget::exceeded`] cannot be run at the profile's ADC
 /// precision: the checker reports it and the search counts it as a violated constraint.
-pub fn laser_budget(g: &Graph, hw: &HardwareProfile) -> Vec<LaserBudget> {
-    if hw.backend.kind() != BackendKind::Mzi {
-        return Vec::new();
-    }
+pub fn laser_budget(g: &Graph) -> Vec<LaserBudget> {
+    let hw = &g.target;
     let e = &hw.energy;
-    segments(g, hw)
+    hw.backend
+        .backend()
+        .laser_segments(g)
         .into_iter()
         .enumerate()
         .map(|(segment, s)| LaserBudget {

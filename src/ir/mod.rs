@@ -6,6 +6,8 @@ mod constraints;
 pub mod energy;
 mod hash;
 
+/// The value types of the IR's ports (defined by the checker, which produces them).
+pub use crate::check::model::{Domain, EncodeMode, ValueType};
 pub use constraints::{decide_constraints, decide_laser_budget};
 pub use energy::{energy_report, EnergyReport};
 pub use hash::{canonical_form, structural_hash, text_hash};
@@ -98,11 +100,37 @@ pub struct IrNode {
     pub span: Span,
 }
 
+/// What a graph runs on: its profile's backend, precision, noise and energy coefficients.
+/// The graph carries it, so the runtime, the energy model and training take a graph alone.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Target {
+    pub backend: BackendSpec,
+    pub precision: Precision,
+    pub noise: Noise,
+    pub energy: EnergySpec,
+}
+
+impl Target {
+    /// The target of a checked profile.
+    pub fn of(hw: &HardwareProfile) -> Target {
+        Target {
+            backend: hw.backend,
+            precision: hw.precision,
+            noise: hw.noise,
+            energy: hw.energy,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Graph {
     pub arch: String,
+    /// The profile's name (the target is its content).
     pub hardware: String,
     pub backend: BackendKind,
+    /// Not in `--emit json` (the profile is in the source); in memory for every consumer.
+    #[serde(skip)]
+    pub target: Target,
     pub nodes: Vec<IrNode>,
     pub inputs: Vec<usize>,
     pub output: usize,
@@ -219,7 +247,7 @@ fn tri(n: usize) -> usize {
 }
 
 /// Cost of one n-port mesh: N(N−1)/2 MZIs (two phase shifters each) and N output phases.
-fn mesh_cost(n: usize, layout: MeshKind) -> Cost {
+pub fn mesh_cost(n: usize, layout: MeshKind) -> Cost {
     Cost {
         mzis: tri(n),
         phase_shifters: 2 * tri(n) + n,
@@ -229,33 +257,47 @@ fn mesh_cost(n: usize, layout: MeshKind) -> Cost {
     }
 }
 
-/// Lowers a checked architecture for its hardware. Total: the checker has ruled out every
-/// shape and support problem, so lowering cannot fail.
-pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
-    let mut nodes: Vec<IrNode> = Vec::with_capacity(arch.nodes.len() * 2);
-    let mut map = vec![0usize; arch.nodes.len()];
-    let phase_bits = arch.phase_bits.unwrap_or(hw.precision.phase);
-    let push = |nodes: &mut Vec<IrNode>,
-                name: String,
-                prim: Prim,
-                inputs: Vec<usize>,
-                in_width: usize,
-                ty: ValueType,
-                cost: Cost,
-                source: NodeId,
-                span: Span| {
-        nodes.push(IrNode {
+/// Where a backend's lowering of one checked node puts its primitives.
+pub struct Lowering<'a> {
+    nodes: &'a mut Vec<IrNode>,
+    /// The checked node being lowered.
+    pub source: NodeId,
+    pub span: Span,
+}
+
+impl Lowering<'_> {
+    /// Appends a primitive; returns its index.
+    pub fn push(
+        &mut self,
+        name: String,
+        prim: Prim,
+        inputs: Vec<usize>,
+        in_width: usize,
+        ty: ValueType,
+        cost: Cost,
+    ) -> usize {
+        self.nodes.push(IrNode {
             name,
             prim,
             inputs,
             in_width,
             ty,
             cost,
-            source,
-            span,
+            source: self.source,
+            span: self.span,
         });
-        nodes.len() - 1
-    };
+        self.nodes.len() - 1
+    }
+}
+
+/// Lowers a checked architecture for its hardware. Total: the checker has ruled out every
+/// shape and support problem, so lowering cannot fail. Hardware-specific ops are lowered
+/// by the profile's [`crate::backend::Backend`]; element-wise activations here.
+pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
+    let mut nodes: Vec<IrNode> = Vec::with_capacity(arch.nodes.len() * 2);
+    let mut map = vec![0usize; arch.nodes.len()];
+    let phase_bits = arch.phase_bits.unwrap_or(hw.precision.phase);
+    let backend = hw.backend.backend();
     for (i, n) in arch.nodes.iter().enumerate() {
         let ins: Vec<usize> = n.inputs.iter().map(|&j| map[j]).collect();
         let in_width = n
@@ -267,194 +309,21 @@ pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
             domain: Domain::Complex,
             width: w,
         };
-        map[i] = match (&n.op, hw.backend) {
-            (OpKind::Input, _) => {
-                let cost =
-                    if n.ty.domain == Domain::Complex && hw.backend.kind() == BackendKind::Mzi {
-                        Cost {
-                            dac: w,
-                            ..Cost::default()
-                        }
-                    } else {
-                        Cost::default()
-                    };
-                push(
-                    &mut nodes,
-                    n.name.clone(),
-                    Prim::Input,
-                    vec![],
-                    w,
-                    n.ty,
-                    cost,
-                    i,
-                    n.span,
-                )
-            }
-            (OpKind::Encode { mode, .. }, BackendSpec::Mzi { .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Encode { mode: *mode },
-                ins,
-                in_width,
-                n.ty,
-                Cost {
-                    dac: w,
-                    ..Cost::default()
-                },
-                i,
-                n.span,
-            ),
-            (OpKind::Encode { mode, .. }, BackendSpec::Digital { .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Encode { mode: *mode },
-                ins,
-                in_width,
-                n.ty,
-                Cost::default(),
-                i,
-                n.span,
-            ),
-            (OpKind::Linear { out }, BackendSpec::Mzi { mesh, .. }) => {
-                let v = push(
-                    &mut nodes,
-                    format!("{}.V", n.name),
-                    Prim::Mesh { layout: mesh },
-                    ins,
-                    in_width,
-                    ValueType {
-                        domain: Domain::Complex,
-                        width: in_width,
-                    },
-                    mesh_cost(in_width, mesh),
-                    i,
-                    n.span,
-                );
-                let k = in_width.min(*out);
-                let s_cost = Cost {
-                    mzis: k,
-                    phase_shifters: k,
-                    optical_columns: 1,
-                    params: k,
-                    ..Cost::default()
-                };
-                let s = push(
-                    &mut nodes,
-                    format!("{}.sigma", n.name),
-                    Prim::Attenuate,
-                    vec![v],
-                    in_width,
-                    ValueType {
-                        domain: Domain::Complex,
-                        width: *out,
-                    },
-                    s_cost,
-                    i,
-                    n.span,
-                );
-                push(
-                    &mut nodes,
-                    format!("{}.U", n.name),
-                    Prim::Mesh { layout: mesh },
-                    vec![s],
-                    *out,
-                    complex,
-                    mesh_cost(*out, mesh),
-                    i,
-                    n.span,
-                )
-            }
-            (OpKind::Linear { out }, BackendSpec::Digital { dtype, .. }) => {
-                let is_complex = n.ty.domain == Domain::Complex;
-                let macs = in_width * out * if is_complex { 4 } else { 1 };
-                let params = if is_complex {
-                    2 * in_width * out
-                } else {
-                    in_width * out + out
-                };
-                push(
-                    &mut nodes,
-                    n.name.clone(),
-                    Prim::MatMul {
-                        dtype,
-                        complex: is_complex,
-                    },
-                    ins,
-                    in_width,
-                    n.ty,
-                    Cost {
-                        macs,
-                        params,
-                        ..Cost::default()
-                    },
-                    i,
-                    n.span,
-                )
-            }
-            (OpKind::Unitary, BackendSpec::Mzi { mesh, .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Mesh { layout: mesh },
-                ins,
-                w,
-                complex,
-                mesh_cost(w, mesh),
-                i,
-                n.span,
-            ),
-            (OpKind::Unitary, BackendSpec::Digital { dtype, .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::MatMul {
-                    dtype,
-                    complex: true,
-                },
-                ins,
-                w,
-                complex,
-                Cost {
-                    macs: 4 * w * w,
-                    params: w * w,
-                    ..Cost::default()
-                },
-                i,
-                n.span,
-            ),
-            (OpKind::Diag, BackendSpec::Mzi { .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Diag,
-                ins,
-                w,
-                complex,
-                Cost {
-                    mzis: w,
-                    phase_shifters: 2 * w,
-                    optical_columns: 1,
-                    params: 2 * w,
-                    ..Cost::default()
-                },
-                i,
-                n.span,
-            ),
-            (OpKind::Diag, BackendSpec::Digital { dtype, .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Scale { dtype },
-                ins,
-                w,
-                complex,
-                Cost {
-                    macs: 4 * w,
-                    params: 2 * w,
-                    ..Cost::default()
-                },
-                i,
-                n.span,
-            ),
-            (OpKind::ModRelu { bias }, _) => push(
-                &mut nodes,
-                n.name.clone(),
+        let mut out = Lowering {
+            nodes: &mut nodes,
+            source: i,
+            span: n.span,
+        };
+        let name = n.name.clone();
+        map[i] = match &n.op {
+            OpKind::Input
+            | OpKind::Encode { .. }
+            | OpKind::Linear { .. }
+            | OpKind::Unitary
+            | OpKind::Diag
+            | OpKind::Detect => backend.lower(&hw.backend, n, ins, in_width, &mut out),
+            OpKind::ModRelu { bias } => out.push(
+                name,
                 Prim::ModRelu { bias: *bias },
                 ins,
                 w,
@@ -463,19 +332,13 @@ pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
                     params: w,
                     ..Cost::default()
                 },
-                i,
-                n.span,
             ),
-            (
-                OpKind::EoActivation {
-                    alpha,
-                    gain,
-                    bias_phase,
-                },
-                _,
-            ) => push(
-                &mut nodes,
-                n.name.clone(),
+            OpKind::EoActivation {
+                alpha,
+                gain,
+                bias_phase,
+            } => out.push(
+                name,
                 Prim::EoActivation {
                     alpha: *alpha,
                     gain: *gain,
@@ -485,73 +348,17 @@ pub fn lower(arch: &ArchGraph, hw: &HardwareProfile) -> Graph {
                 w,
                 complex,
                 Cost::default(),
-                i,
-                n.span,
             ),
-            (OpKind::Detect, BackendSpec::Mzi { .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Detect,
-                ins,
-                w,
-                n.ty,
-                Cost {
-                    adc: w,
-                    ..Cost::default()
-                },
-                i,
-                n.span,
-            ),
-            (OpKind::Detect, BackendSpec::Digital { .. }) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Detect,
-                ins,
-                w,
-                n.ty,
-                Cost::default(),
-                i,
-                n.span,
-            ),
-            (OpKind::Relu, _) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Relu,
-                ins,
-                w,
-                n.ty,
-                Cost::default(),
-                i,
-                n.span,
-            ),
-            (OpKind::Tanh, _) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Tanh,
-                ins,
-                w,
-                n.ty,
-                Cost::default(),
-                i,
-                n.span,
-            ),
-            (OpKind::Sigmoid, _) => push(
-                &mut nodes,
-                n.name.clone(),
-                Prim::Sigmoid,
-                ins,
-                w,
-                n.ty,
-                Cost::default(),
-                i,
-                n.span,
-            ),
+            OpKind::Relu => out.push(name, Prim::Relu, ins, w, n.ty, Cost::default()),
+            OpKind::Tanh => out.push(name, Prim::Tanh, ins, w, n.ty, Cost::default()),
+            OpKind::Sigmoid => out.push(name, Prim::Sigmoid, ins, w, n.ty, Cost::default()),
         };
     }
     Graph {
         arch: arch.name.clone(),
         hardware: hw.name.clone(),
         backend: hw.backend.kind(),
+        target: Target::of(hw),
         inputs: arch.inputs.iter().map(|&i| map[i]).collect(),
         output: map[arch.output],
         nodes,

@@ -693,7 +693,7 @@ fn parse_completion(body: &[u8]) -> Result<Parsed, LlmError> {
     })
 }
 
-/// The blocking facade for synchronous callers (the search runs in rayon threads). It
+/// The blocking facade for synchronous callers (the search runs on std threads). It
 /// owns a small tokio runtime (one worker thread for I/O and timers); each call runs on
 /// the caller's thread, so many threads may call [`LlmClient::chat`] at once.
 pub struct LlmClient {

@@ -2,7 +2,7 @@
 //! operators that write `.uh` text (UH-NAS, King and Leleu 2026).
 //!
 //! This module is the edge that talks to the network; nothing else in uhc does.
-//! - [`LlmClient`] (blocking, for the rayon search) and [`AsyncLlmClient`]: an
+//! - [`LlmClient`] (blocking, for the search's worker threads) and [`AsyncLlmClient`]: an
 //!   OpenAI-compatible chat-completions client with a concurrency limit, per-attempt
 //!   timeout, retries with backoff and jitter (honouring `Retry-After`), and a cap on
 //!   the response size enforced while streaming.

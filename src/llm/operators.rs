@@ -27,13 +27,18 @@ use super::{
     LlmOverrides, Message, Outcome, Replay, ReplayMode, Usage,
 };
 use crate::check::grammar::ArchGrammar;
+use crate::check::model::Operator;
 use crate::diag::FileId;
 use crate::search::engine::{self, Proposer, SearchContext};
 use crate::search::store::{self, CandidateRecord, Store, StoreOptions};
 use crate::syntax::{self, Item};
 
 /// Operator names this module provides.
-pub const OPERATORS: [&str; 3] = ["llm_mutate", "llm_crossover", "best_of_n"];
+pub const OPERATORS: [&str; 3] = [
+    Operator::LlmMutate.name(),
+    Operator::LlmCrossover.name(),
+    Operator::BestOfN.name(),
+];
 /// The operator name of design-notes exchanges in the store.
 pub const NOTES_OPERATOR: &str = "llm_notes";
 

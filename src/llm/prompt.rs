@@ -3,7 +3,7 @@
 //! drift from what the compiler accepts. Two styles ([`PromptStyle`]): the full reference
 //! for hosted models, and a compact one for small local models. Pure: no I/O.
 
-use crate::check::model::{BackendSpec, Direction, HardwareProfile, Metric};
+use crate::check::model::{Direction, HardwareProfile, Metric};
 use crate::check::units::Dim;
 use crate::check::{ops, units};
 use crate::search::engine::SearchContext;
@@ -235,18 +235,9 @@ pub fn hardware_section(cx: &SearchContext) -> Section {
 /// the noise and loss that punish depth.
 pub fn compact_hardware_section(cx: &SearchContext) -> Section {
     let hw = &cx.hardware;
-    let backend = match hw.backend {
-        BackendSpec::Mzi { mesh, max_ports } => format!(
-            "an optical mesh of MZIs ({} layout), at most {max_ports} ports per layer",
-            mesh.as_str()
-        ),
-        BackendSpec::Digital { dtype, max_width } => format!(
-            "a digital accelerator ({}), at most {max_width} values per layer",
-            dtype.as_str()
-        ),
-    };
+    let backend = hw.backend.backend().describe(&hw.backend);
     let n = &hw.noise;
-    let noise = if matches!(hw.backend, BackendSpec::Mzi { .. }) {
+    let noise = if hw.backend.backend().optical() {
         format!(
             " Each MZI a signal passes adds {} dB loss and {} rad phase noise: deep meshes lose accuracy under noise.",
             n.loss_per_mzi_db, n.phase_sigma
@@ -295,7 +286,7 @@ pub fn task_section(cx: &SearchContext) -> Section {
             )
         })
         .collect();
-    let output = if cx.hardware.backend.kind() == crate::check::model::BackendKind::Mzi {
+    let output = if cx.hardware.backend.backend().optical() {
         "output detect(y)"
     } else {
         "output y"

@@ -49,11 +49,11 @@
 //! collapse and packing buffers and their output arrays ([`MeshLayout::realise_reusing`]);
 //! results are bit-identical to [`Program::forward_tape`].
 
-pub mod quant;
+pub use crate::backend::digital::quant;
 
 use crate::backend::mzi::{MeshLayout, MeshPhases, MziError, NonIdeal, Realisation, Topology};
-use crate::check::model::{BackendSpec, DType, Domain, EncodeMode, HardwareProfile, MeshKind};
-use crate::ir::{Graph, Prim};
+use crate::backend::{DType, MeshKind};
+use crate::ir::{Domain, EncodeMode, Graph, Prim, Target};
 use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64 as C64;
 use rand::rngs::StdRng;
@@ -84,12 +84,6 @@ pub enum RuntimeError {
     },
     #[error("{0} non-finite values in the parameters; lower the learning rate")]
     NonFinite(usize),
-    #[error("graph `{arch}` was lowered for {backend} hardware but the profile `{hardware}` is not; lower it for this profile")]
-    Backend {
-        arch: String,
-        backend: &'static str,
-        hardware: String,
-    },
     #[error(transparent)]
     Mzi(#[from] MziError),
 }
@@ -126,8 +120,8 @@ pub struct NoiseDraw {
 
 impl NoiseDraw {
     /// The profile's noise with phases quantised to `phase_bits`, seeded from `rng`.
-    pub fn sample<R: Rng + ?Sized>(hw: &HardwareProfile, phase_bits: u32, rng: &mut R) -> Self {
-        let n = hw.noise;
+    pub fn sample<R: Rng + ?Sized>(target: &Target, phase_bits: u32, rng: &mut R) -> Self {
+        let n = target.noise;
         NoiseDraw {
             seed: rng.random(),
             mesh: NonIdeal {
@@ -284,18 +278,10 @@ pub struct Program {
 
 impl Program {
     /// Builds the program and initialises its parameters from `seed` (see the module docs).
-    pub fn new(graph: &Graph, hw: &HardwareProfile, seed: u64) -> Result<Program, RuntimeError> {
-        if graph.backend != hw.backend.kind() {
-            return Err(RuntimeError::Backend {
-                arch: graph.arch.clone(),
-                backend: graph.backend.as_str(),
-                hardware: hw.name.clone(),
-            });
-        }
-        let dtype = match hw.backend {
-            BackendSpec::Digital { dtype, .. } => Some(dtype),
-            BackendSpec::Mzi { .. } => None,
-        };
+    /// The graph carries its target, so the graph and the hardware cannot disagree.
+    pub fn new(graph: &Graph, seed: u64) -> Result<Program, RuntimeError> {
+        let backend = &graph.target.backend;
+        let dtype = backend.backend().number_format(backend);
         let mut rng = StdRng::seed_from_u64(seed);
         let mut exec = Vec::with_capacity(graph.nodes.len());
         let mut blocks = Vec::with_capacity(graph.nodes.len());

@@ -2,13 +2,13 @@ use super::*;
 use crate::check::model::Noise;
 
 /// Compiles `body` (architecture items) after the standard hardware imports.
-pub(crate) fn compile(body: &str, arch: &str) -> (Graph, HardwareProfile) {
+pub(crate) fn compile(body: &str, arch: &str) -> (Graph, Target) {
     let text = format!("use \"hw/mzi.uh\"\nuse \"hw/digital.uh\"\n{body}");
     let (c, diags, sources) = crate::check_source("test.uh", &text);
     let c = c.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
     let g = c.graph(arch).expect("arch").clone();
-    let hw = c.checked.hardware(&g.hardware).expect("hw").clone();
-    (g, hw)
+    let target = g.target;
+    (g, target)
 }
 
 fn random_x(n: usize, d: usize, seed: u64) -> Array2<f64> {
@@ -116,8 +116,8 @@ arch mlp16 on gpu_fp16 {
 
 #[test]
 fn optical_gradients_match_finite_differences_ideal_and_noisy() {
-    let (g, hw) = compile(OPTICAL, "net");
-    let mut p = Program::new(&g, &hw, 3).unwrap();
+    let (g, _) = compile(OPTICAL, "net");
+    let mut p = Program::new(&g, 3).unwrap();
     // Move attenuators off σ = 1 so their gradients are generic.
     for (e, b) in p.exec.clone().iter().zip(&mut p.params.blocks) {
         if matches!(e, Exec::Attenuate { .. } | Exec::Diag) {
@@ -133,8 +133,8 @@ fn optical_gradients_match_finite_differences_ideal_and_noisy() {
 
 #[test]
 fn phase_encoding_gradients() {
-    let (g, hw) = compile(OPTICAL, "phased");
-    let p = Program::new(&g, &hw, 4).unwrap();
+    let (g, _) = compile(OPTICAL, "phased");
+    let p = Program::new(&g, 4).unwrap();
     let x = random_x(6, 5, 2).mapv(|v| (v + 1.0) / 2.0);
     gradient_check(&p, &x, None);
     gradient_check(&p, &x, Some(&smooth_draw()));
@@ -143,8 +143,8 @@ fn phase_encoding_gradients() {
 #[test]
 fn digital_gradients_match_finite_differences() {
     for arch in ["mlp", "cdig"] {
-        let (g, hw) = compile(OPTICAL, arch);
-        let mut p = Program::new(&g, &hw, 5).unwrap().with_exact_arithmetic();
+        let (g, _) = compile(OPTICAL, arch);
+        let mut p = Program::new(&g, 5).unwrap().with_exact_arithmetic();
         // Non-zero biases and a non-trivial complex scale.
         for b in &mut p.params.blocks {
             let n = b.len();
@@ -160,11 +160,11 @@ fn digital_gradients_match_finite_differences() {
 #[test]
 fn ideal_square_layer_conserves_power() {
     // linear(x, 6) on 6 ports with σ = 1 is a unitary: total detected power = input power.
-    let (g, hw) = compile(
+    let (g, _) = compile(
         "arch sq on mzi_realistic { input x: real[6]\n output detect(linear(x, 6)) }",
         "sq",
     );
-    let p = Program::new(&g, &hw, 1).unwrap();
+    let p = Program::new(&g, 1).unwrap();
     let x = random_x(9, 6, 7);
     let s = p.forward(x.view(), None).unwrap();
     for (row, xr) in s.outer_iter().zip(x.outer_iter()) {
@@ -202,11 +202,11 @@ fn ideal_square_layer_conserves_power() {
 fn calibrated_uniform_loss_leaves_a_two_port_layer_ideal() {
     // On 2 ports every path crosses exactly one MZI per mesh: the calibration undoes the
     // loss exactly, so a loss-only instance computes the ideal layer.
-    let (g, hw) = compile(
+    let (g, _) = compile(
         "arch two on mzi_realistic { input x: real[2]\n output detect(linear(x, 2)) }",
         "two",
     );
-    let p = Program::new(&g, &hw, 4).unwrap();
+    let p = Program::new(&g, 4).unwrap();
     let x = random_x(7, 2, 8);
     let draw = NoiseDraw {
         seed: 2,
@@ -227,8 +227,8 @@ fn calibrated_uniform_loss_leaves_a_two_port_layer_ideal() {
 
 #[test]
 fn digital_formats_round_and_stay_close() {
-    let (g, hw) = compile(OPTICAL, "mlp16");
-    let p = Program::new(&g, &hw, 2).unwrap();
+    let (g, _) = compile(OPTICAL, "mlp16");
+    let p = Program::new(&g, 2).unwrap();
     let exact = p.clone().with_exact_arithmetic();
     let x = random_x(8, 6, 3);
     let a = p.forward(x.view(), None).unwrap();
@@ -244,10 +244,10 @@ fn digital_formats_round_and_stay_close() {
 
 #[test]
 fn noise_draws_are_reproducible_and_distinct() {
-    let (g, hw) = compile(OPTICAL, "net");
-    let p = Program::new(&g, &hw, 3).unwrap();
+    let (g, _) = compile(OPTICAL, "net");
+    let p = Program::new(&g, 3).unwrap();
     let x = random_x(4, 6, 1);
-    let hw_noise = HardwareProfile {
+    let hw_noise = Target {
         noise: Noise {
             phase_sigma: 0.05,
             splitter_sigma: 0.02,
@@ -255,7 +255,7 @@ fn noise_draws_are_reproducible_and_distinct() {
             crosstalk: 0.02,
             detector_noise: 0.05,
         },
-        ..hw
+        ..g.target
     };
     let mut rng = StdRng::seed_from_u64(0);
     let d1 = NoiseDraw::sample(&hw_noise, g.phase_bits, &mut rng);
@@ -268,8 +268,8 @@ fn noise_draws_are_reproducible_and_distinct() {
 
 #[test]
 fn bad_inputs_are_errors() {
-    let (g, hw) = compile(OPTICAL, "net");
-    let mut p = Program::new(&g, &hw, 3).unwrap();
+    let (g, _) = compile(OPTICAL, "net");
+    let mut p = Program::new(&g, 3).unwrap();
     assert!(matches!(
         p.forward(random_x(2, 5, 0).view(), None),
         Err(RuntimeError::InputWidth { .. })
@@ -285,20 +285,18 @@ fn bad_inputs_are_errors() {
         p.set_params(bad),
         Err(RuntimeError::ParamShape { .. })
     ));
+    // A graph carries its target: a digital graph runs digitally, whatever else is around.
     let (gd, _) = compile(OPTICAL, "mlp");
-    assert!(matches!(
-        Program::new(&gd, &hw, 0),
-        Err(RuntimeError::Backend { .. })
-    ));
+    assert!(!gd.target.backend.backend().optical());
 }
 
 #[test]
 fn reusing_a_workspace_changes_no_bit() {
-    let (g, hw) = compile(OPTICAL, "net");
-    let p = Program::new(&g, &hw, 3).unwrap();
+    let (g, _) = compile(OPTICAL, "net");
+    let p = Program::new(&g, 3).unwrap();
     // Start from another program's tape: mismatched buffers must simply be replaced.
     let (gp, _) = compile(OPTICAL, "phased");
-    let other = Program::new(&gp, &hw, 4).unwrap();
+    let other = Program::new(&gp, 4).unwrap();
     let mut ws = Workspace::default();
     let xo = random_x(5, 5, 0).mapv(|v| (v + 1.0) / 2.0);
     ws.recycle(other.forward_tape(xo.view(), None).unwrap().1);

@@ -10,7 +10,7 @@ use super::store::{
     NewCandidate, Recovery, Store, StoreError, Violation,
 };
 use crate::check::model::{
-    ArchGraph, Direction, HardwareProfile, Metric, SearchSpec, TaskSpec, TrainSpec,
+    ArchGraph, Direction, HardwareProfile, Metric, Operator, SearchSpec, TaskSpec, TrainSpec,
 };
 use crate::check::Resolver;
 use crate::diag::Sources;
@@ -22,14 +22,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Accuracy figures the evaluator measures by training and Monte Carlo testing.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Scores {
-    pub accuracy: f64,
-    pub noisy_accuracy_mean: f64,
-    pub noisy_accuracy_std: f64,
-    pub noisy_accuracy_p5: f64,
-}
+pub use crate::train::Scores;
 
 /// Everything an evaluator needs for one candidate.
 pub struct EvalRequest<'a> {
@@ -49,13 +42,36 @@ pub trait Evaluator: Send + Sync {
     fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String>;
 }
 
+/// Training is the evaluator of a real search. The adapter lives here so that `train`
+/// knows nothing of the search.
+impl Evaluator for crate::train::Trainer {
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
+        let graph = req.compiled.graph(req.arch).ok_or_else(|| {
+            crate::train::TrainError::UnknownArch(req.arch.to_string()).to_string()
+        })?;
+        self.run(
+            graph,
+            req.task,
+            req.train,
+            req.draws,
+            req.seed,
+            Some(req.deadline),
+            None,
+        )
+        .map(|o| o.robustness.scores())
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// The search file, compiled, and what candidates are compiled against.
 pub struct SearchContext {
     pub spec: SearchSpec,
     pub task: TaskSpec,
     pub hardware: HardwareProfile,
-    /// The search file's `use` and `hardware` items: every candidate is compiled after it.
+    /// The search file's `use` and `hardware` items, as text (the LLM prompt shows it).
     pub prelude: String,
+    /// The prelude checked once: every candidate is checked in it ([`crate::compile_in`]).
+    env: crate::check::Env,
     /// Seed architectures as `.uh` text, retargeted onto the search's hardware.
     pub seeds: Vec<String>,
     resolver: Arc<dyn Resolver + Send + Sync>,
@@ -120,6 +136,9 @@ impl SearchContext {
         let prelude = syntax::print_file(&syntax::File {
             items: prelude_items,
         });
+        let mut env_sources = Sources::new();
+        let env_root = env_sources.add(format!("{file_name}#prelude"), prelude.clone());
+        let (env, _) = crate::check::Env::new(env_sources, env_root, resolver.as_ref());
         let mut seeds = Vec::new();
         for seed in &spec.seeds {
             let Some(Item::Arch(a)) = ast
@@ -140,6 +159,7 @@ impl SearchContext {
             task,
             hardware,
             prelude,
+            env,
             seeds,
             resolver,
             file_name: file_name.to_string(),
@@ -147,28 +167,42 @@ impl SearchContext {
         })
     }
 
-    /// The candidate's diagnostics as compiled after the prelude (task shape included),
-    /// with the region of the combined file the candidate occupies: what
-    /// [`crate::fix::fix_with`] needs to repair candidate text and nothing else.
+    /// Checks and lowers candidate text in the search's environment (its prelude,
+    /// checked once): the candidate is a file of its own, so its diagnostics carry its own
+    /// line numbers.
+    fn compile_in_env(
+        &self,
+        text: &str,
+    ) -> (
+        Option<Compiled>,
+        Vec<crate::Diagnostic>,
+        Sources,
+        crate::diag::FileId,
+    ) {
+        crate::compile_in(
+            &self.env,
+            &format!("{}#candidate", self.file_name),
+            text,
+            self.resolver.as_ref(),
+        )
+    }
+
+    /// The candidate's diagnostics (task shape included), with the region the candidate
+    /// occupies (the whole of its own file): what [`crate::fix::fix_with`] needs to repair
+    /// candidate text and nothing else.
     pub fn candidate_diagnostics(
         &self,
         text: &str,
     ) -> (crate::fix::Region, Vec<crate::Diagnostic>) {
-        let full = format!("{}\n{}", self.prelude, text);
-        let mut sources = Sources::new();
-        let root = sources.add(format!("{}#candidate", self.file_name), full);
-        let (compiled, mut diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
+        let (compiled, mut diags, _, root) = self.compile_in_env(text);
         if let Some(arch) = compiled.as_ref().and_then(|c| c.checked.archs.last()) {
             diags.extend(crate::check::task_shape(arch, &self.task));
         }
-        let region = crate::fix::Region {
-            file: root,
-            start: u32::try_from(self.prelude.len() + 1).unwrap_or(u32::MAX),
-        };
-        (region, diags)
+        (crate::fix::Region::file(root), diags)
     }
 
-    /// Compiles candidate text (one `arch` on the search's hardware) after the prelude.
+    /// Compiles candidate text (one `arch` on the search's hardware) in the search's
+    /// environment.
     /// On failure returns the reason and the rendered diagnostics.
     pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, (String, String)> {
         let (cand_ast, parse_diags) = syntax::parse(crate::diag::FileId(0), text);
@@ -196,10 +230,7 @@ impl SearchContext {
                 }
             }
         }
-        let full = format!("{}\n{}", self.prelude, text);
-        let mut sources = Sources::new();
-        let root = sources.add(format!("{}#candidate", self.file_name), full);
-        let (compiled, diags) = crate::compile(&mut sources, root, self.resolver.as_ref());
+        let (compiled, diags, sources, _) = self.compile_in_env(text);
         let Some(compiled) = compiled else {
             let first = diags
                 .iter()
@@ -340,7 +371,7 @@ fn features(cx: &SearchContext) -> usize {
 
 impl Proposer for RandomProposer {
     fn name(&self) -> &str {
-        "random"
+        Operator::Random.name()
     }
     fn arity(&self) -> usize {
         0
@@ -358,7 +389,7 @@ impl Proposer for RandomProposer {
 
 impl Proposer for MutateProposer {
     fn name(&self) -> &str {
-        "mutate"
+        Operator::Mutate.name()
     }
     fn arity(&self) -> usize {
         1
@@ -377,7 +408,7 @@ impl Proposer for MutateProposer {
 
 impl Proposer for CrossoverProposer {
     fn name(&self) -> &str {
-        "crossover"
+        Operator::Crossover.name()
     }
     fn arity(&self) -> usize {
         2
@@ -397,11 +428,11 @@ impl Proposer for CrossoverProposer {
 
 /// The built-in (no-network) proposer for an operator name.
 pub fn builtin_proposer(name: &str) -> Option<Box<dyn Proposer>> {
-    match name {
-        "random" => Some(Box::new(RandomProposer)),
-        "mutate" => Some(Box::new(MutateProposer)),
-        "crossover" => Some(Box::new(CrossoverProposer)),
-        _ => None,
+    match Operator::from_name(name)? {
+        Operator::Random => Some(Box::new(RandomProposer)),
+        Operator::Mutate => Some(Box::new(MutateProposer)),
+        Operator::Crossover => Some(Box::new(CrossoverProposer)),
+        Operator::LlmMutate | Operator::LlmCrossover | Operator::BestOfN => None,
     }
 }
 
@@ -512,7 +543,15 @@ pub fn run(
             let parent = &queued[rng.random_range(0..queued.len())];
             let mut m = MutateProposer;
             if let Some(text) = m.propose(cx, &[parent], &mut rng) {
-                add_candidate(cx, store, &text, vec![parent.id], "mutate", 0, &mut summary)?;
+                add_candidate(
+                    cx,
+                    store,
+                    &text,
+                    vec![parent.id],
+                    Operator::Mutate.name(),
+                    0,
+                    &mut summary,
+                )?;
             }
         }
     }
@@ -1151,14 +1190,14 @@ fn evaluate_batch(
                 };
                 let outcome = match result {
                     Ok(scores) => {
-                        let mut m = static_metrics(cx, &cc);
+                        let mut m = static_metrics(&cc);
                         m.accuracy = scores.accuracy;
                         m.noisy_accuracy_mean = scores.noisy_accuracy_mean;
                         m.noisy_accuracy_std = scores.noisy_accuracy_std;
                         m.noisy_accuracy_p5 = scores.noisy_accuracy_p5;
                         m.accuracy_drop = scores.accuracy - scores.noisy_accuracy_mean;
                         m.violations = violations(cx, &m);
-                        m.violations.extend(laser_violations(cx, &cc));
+                        m.violations.extend(laser_violations(&cc));
                         m.extras.insert(
                             "training".into(),
                             training_record(cx, candidate_seed(seed, &cc.hash)),
@@ -1220,11 +1259,11 @@ fn evaluate_batch(
 
 /// Segments whose laser would have to deliver more light than the source can
 /// (`ir::energy::laser_budget`): infeasible, by how much relative to the limit.
-fn laser_violations(cx: &SearchContext, cc: &CompiledCandidate) -> Vec<Violation> {
+fn laser_violations(cc: &CompiledCandidate) -> Vec<Violation> {
     let Some(g) = cc.compiled.graph(&cc.arch.name) else {
         return Vec::new();
     };
-    crate::ir::energy::laser_budget(g, &cx.hardware)
+    crate::ir::energy::laser_budget(g)
         .into_iter()
         .filter(|b| b.exceeded())
         .map(|b| Violation {
@@ -1235,13 +1274,13 @@ fn laser_violations(cx: &SearchContext, cc: &CompiledCandidate) -> Vec<Violation
 }
 
 /// Metrics the compiler decides: energy, MZI count, depth, parameters.
-fn static_metrics(cx: &SearchContext, cc: &CompiledCandidate) -> Metrics {
+fn static_metrics(cc: &CompiledCandidate) -> Metrics {
     let g = cc
         .compiled
         .graph(&cc.arch.name)
         .expect("compiled candidates are lowered");
     let cost = g.total_cost();
-    let energy = crate::ir::energy_report(g, &cx.hardware).total;
+    let energy = crate::ir::energy_report(g).total;
     Metrics {
         energy_pj: energy * 1e12,
         mzi_count: Some(cost.mzis as u64),

@@ -3,7 +3,7 @@
 //! op takes one value), so any candidate, hand-written or LLM-written, can be mutated.
 //! Edits produce `.uh` text; the compiler remains the judge of validity.
 
-use crate::check::model::{ArchGraph, BackendKind, Domain, HardwareProfile, OpKind};
+use crate::check::model::{ArchGraph, Domain, HardwareProfile, OpKind};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use std::fmt::Write as _;
@@ -176,7 +176,7 @@ fn activation<R: Rng>(hw: &HardwareProfile, optical: bool, rng: &mut R) -> Step 
 }
 
 fn is_optical(hw: &HardwareProfile) -> bool {
-    hw.backend.kind() == BackendKind::Mzi
+    hw.backend.backend().optical()
 }
 
 /// A random valid-looking network: 0–2 hidden layers, widths within the hardware's limit.

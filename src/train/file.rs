@@ -25,7 +25,7 @@
 //! it). Files of format `uhc-weights/1` (no task hash or split) still load, with a warning
 //! that their task's split cannot be checked.
 
-use crate::check::model::{HardwareProfile, TaskSpec};
+use crate::check::model::TaskSpec;
 use crate::ir::Prim;
 use crate::runtime::{Params, Program};
 use serde::{Deserialize, Serialize};
@@ -106,18 +106,13 @@ pub fn prim_name(p: &Prim) -> &'static str {
     }
 }
 
-/// The weight file of `program` (trained on `task`, on hardware `hw`).
-pub fn to_file(
-    program: &Program,
-    hw: &HardwareProfile,
-    task: &TaskSpec,
-    how: Provenance,
-) -> WeightFile {
+/// The weight file of `program` (trained on `task`, on its graph's hardware).
+pub fn to_file(program: &Program, task: &TaskSpec, how: Provenance) -> WeightFile {
     let graph = program.graph();
     WeightFile {
         format: FORMAT.into(),
         arch: graph.arch.clone(),
-        hardware: hw.name.clone(),
+        hardware: graph.hardware.clone(),
         task: task.name.clone(),
         task_hash: Some(task_hash(task)),
         split: Some(split_text(task)),
@@ -206,13 +201,12 @@ fn locate(text: &str, at: usize) -> Option<String> {
 /// What loading found acceptable but worth saying.
 pub type Warnings = Vec<String>;
 
-/// Checks `file` against the graph `program` runs, its hardware `hw` and the `task` asked
+/// Checks `file` against the graph `program` runs (and its hardware) and the `task` asked
 /// for, and installs its parameters. Every problem is an error naming the node and field;
 /// a task or split mismatch is a warning instead when `allow_task_mismatch`.
 pub fn load(
     file: &WeightFile,
     program: &mut Program,
-    hw: &HardwareProfile,
     task: &TaskSpec,
     allow_task_mismatch: bool,
 ) -> Result<Warnings, String> {
@@ -228,7 +222,7 @@ pub fn load(
     if file.hash != hash {
         return Err(format!(
             "the weights were trained for arch `{}` on `{}` (hash {}), which differs from `{}` on `{}` (hash {hash}); retrain with `uhc train`",
-            file.arch, file.hardware, file.hash, graph.arch, hw.name
+            file.arch, file.hardware, file.hash, graph.arch, graph.hardware
         ));
     }
     // The task: its name, then what it means (data, encoders, split).
@@ -370,7 +364,7 @@ pub fn load(
                 {
                     return Err(format!(
                         "{here} field `{name}` value {k} is {x}, outside [-1, 1] ({why}); the file is not physical for `{}`",
-                        hw.name
+                        graph.hardware
                     ));
                 }
             }

@@ -13,11 +13,10 @@ pub use data::{load_task, TaskData};
 pub use loss::{accuracy, cross_entropy, DEFAULT_TEMPERATURE};
 pub use weights::WeightSpace;
 
-use crate::check::model::{HardwareProfile, TaskSpec, TrainSpec};
+use crate::check::model::{TaskSpec, TrainSpec};
 use crate::data::{BatchSampler, DataError};
 use crate::ir::Graph;
 use crate::runtime::{gather_rows, mix, NoiseDraw, Params, Program, RuntimeError, Workspace};
-use crate::search::engine::{EvalRequest, Evaluator, Scores};
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -141,13 +140,12 @@ impl Adam {
 
 /// Trains `program` in place on `data.train` for `spec.epochs` epochs of Adam with
 /// mini-batches of `spec.batch` drawn by [`BatchSampler`] from `seed`. With
-/// `spec.noise_aware` every mini-batch runs on a fresh [`NoiseDraw`] of `hw`. Calls
+/// `spec.noise_aware` every mini-batch runs on a fresh [`NoiseDraw`] of the graph's target. Calls
 /// `on_epoch` (when given) after each epoch with the loss and a clean held-out accuracy.
 /// With `opts.weight_space`, MZI `linear`s train as matrices ([`WeightSpace`]), for all
 /// epochs, or for the first half before noise-aware training on the phases.
 pub fn train(
     program: &mut Program,
-    hw: &HardwareProfile,
     data: &TaskData,
     spec: &TrainSpec,
     seed: u64,
@@ -155,11 +153,10 @@ pub fn train(
     mut on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
 ) -> Result<Vec<f64>, TrainError> {
     if opts.weight_space {
-        if let Some((mut ws, mut weights)) = WeightSpace::new(program, hw)? {
+        if let Some((mut ws, mut weights)) = WeightSpace::new(program)? {
             if !spec.noise_aware {
                 let losses = train_loop(
                     &mut weights,
-                    hw,
                     data,
                     spec,
                     seed,
@@ -180,7 +177,6 @@ pub fn train(
             };
             let mut losses = train_loop(
                 &mut weights,
-                hw,
                 data,
                 &warm,
                 seed,
@@ -196,7 +192,6 @@ pub fn train(
             };
             losses.extend(train_loop(
                 program,
-                hw,
                 data,
                 &rest,
                 seed,
@@ -208,7 +203,7 @@ pub fn train(
             return Ok(losses);
         }
     }
-    train_loop(program, hw, data, spec, seed, opts, 0, on_epoch, None)
+    train_loop(program, data, spec, seed, opts, 0, on_epoch, None)
 }
 
 /// The mini-batch loop of [`train`] over epochs `first_epoch..first_epoch + spec.epochs`
@@ -217,7 +212,6 @@ pub fn train(
 #[allow(clippy::too_many_arguments)]
 fn train_loop<'f>(
     program: &mut Program,
-    hw: &HardwareProfile,
     data: &TaskData,
     spec: &TrainSpec,
     seed: u64,
@@ -252,9 +246,10 @@ fn train_loop<'f>(
             }
             let x = gather_rows(train_x.view(), idx);
             let y: Vec<usize> = idx.iter().map(|&i| data.train_y[i]).collect();
-            let draw = spec
-                .noise_aware
-                .then(|| NoiseDraw::sample(hw, program.graph().phase_bits, &mut noise_rng));
+            let draw = spec.noise_aware.then(|| {
+                let g = program.graph();
+                NoiseDraw::sample(&g.target, g.phase_bits, &mut noise_rng)
+            });
             let (scores, tape) = program.forward_tape_in(x.view(), draw.as_ref(), &mut ws)?;
             let (l, g) = cross_entropy(scores.view(), &y, intensities, opts.temperature);
             if !l.is_finite() {
@@ -302,6 +297,15 @@ fn check_classes(program: &Program, data: &TaskData) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Accuracy figures an evaluation measures by training and Monte Carlo testing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub accuracy: f64,
+    pub noisy_accuracy_mean: f64,
+    pub noisy_accuracy_std: f64,
+    pub noisy_accuracy_p5: f64,
+}
+
 /// Accuracy on clean hardware and over Monte Carlo hardware instances.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Robustness {
@@ -331,11 +335,10 @@ impl Robustness {
     }
 }
 
-/// Clean accuracy on `(x, y)`, then accuracy on `draws` hardware instances of `hw` seeded
+/// Clean accuracy on `(x, y)`, then accuracy on `draws` instances of the graph's target seeded
 /// from `seed` (one instance per draw, applied to the whole set).
 pub fn robustness(
     program: &Program,
-    hw: &HardwareProfile,
     x: ArrayView2<f64>,
     y: &[usize],
     draws: usize,
@@ -346,7 +349,11 @@ pub fn robustness(
     let mut noisy = Vec::with_capacity(draws);
     let mut ws = Workspace::default();
     for _ in 0..draws {
-        let d = NoiseDraw::sample(hw, program.graph().phase_bits, &mut rng);
+        let d = NoiseDraw::sample(
+            &program.graph().target,
+            program.graph().phase_bits,
+            &mut rng,
+        );
         noisy.push(self::accuracy(
             program.forward_in(x, Some(&d), &mut ws)?.view(),
             y,
@@ -392,7 +399,8 @@ pub struct Outcome {
 }
 
 /// Trains and scores candidates; caches each task's prepared data (the search evaluates
-/// many candidates on one task). Implements the search's [`Evaluator`].
+/// many candidates on one task). The search's `Evaluator` is implemented for it in
+/// `search::engine` (training knows nothing of the search).
 #[derive(Default)]
 pub struct Trainer {
     cache: Mutex<HashMap<String, Arc<TaskData>>>,
@@ -425,7 +433,6 @@ impl Trainer {
     pub fn run(
         &self,
         graph: &Graph,
-        hw: &HardwareProfile,
         task: &TaskSpec,
         spec: &TrainSpec,
         draws: usize,
@@ -434,44 +441,18 @@ impl Trainer {
         on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
     ) -> Result<Outcome, TrainError> {
         let data = self.data(task)?;
-        let mut program = Program::new(graph, hw, mix(seed, 1))?;
+        let mut program = Program::new(graph, mix(seed, 1))?;
         let opts = TrainOptions {
             deadline,
             ..self.options.clone()
         };
-        let losses = train(&mut program, hw, &data, spec, seed, &opts, on_epoch)?;
-        let robustness = robustness(&program, hw, data.test_x.view(), &data.test_y, draws, seed)?;
+        let losses = train(&mut program, &data, spec, seed, &opts, on_epoch)?;
+        let robustness = robustness(&program, data.test_x.view(), &data.test_y, draws, seed)?;
         Ok(Outcome {
             program,
             losses,
             robustness,
         })
-    }
-}
-
-impl Evaluator for Trainer {
-    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
-        let graph = req
-            .compiled
-            .graph(req.arch)
-            .ok_or_else(|| TrainError::UnknownArch(req.arch.to_string()).to_string())?;
-        let hw = req
-            .compiled
-            .checked
-            .hardware(&graph.hardware)
-            .ok_or_else(|| format!("hardware `{}` is missing", graph.hardware))?;
-        self.run(
-            graph,
-            hw,
-            req.task,
-            req.train,
-            req.draws,
-            req.seed,
-            Some(req.deadline),
-            None,
-        )
-        .map(|o| o.robustness.scores())
-        .map_err(|e| e.to_string())
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::search::engine::EvalRequest;
+use crate::search::engine::{EvalRequest, Evaluator};
 use ndarray::Array2;
 use rand::Rng;
 use std::time::Duration;
@@ -114,17 +114,16 @@ fn training_is_deterministic_and_learns() {
         ..TrainSpec::default()
     };
     let g = c.graph("small").unwrap();
-    let hw = c.checked.hardware(&g.hardware).unwrap();
     let mut seen = Vec::new();
     let mut cb = |e: &EpochStats| seen.push(e.clone());
     let a = trainer
-        .run(g, hw, task, &spec, 3, 7, None, Some(&mut cb))
+        .run(g, task, &spec, 3, 7, None, Some(&mut cb))
         .unwrap();
-    let b = trainer.run(g, hw, task, &spec, 3, 7, None, None).unwrap();
+    let b = trainer.run(g, task, &spec, 3, 7, None, None).unwrap();
     assert_eq!(a.program.params, b.program.params);
     assert_eq!(a.robustness, b.robustness);
     assert_eq!(a.losses, b.losses);
-    let other = trainer.run(g, hw, task, &spec, 3, 8, None, None).unwrap();
+    let other = trainer.run(g, task, &spec, 3, 8, None, None).unwrap();
     assert_ne!(a.program.params, other.program.params);
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].split, "test");
@@ -134,7 +133,7 @@ fn training_is_deterministic_and_learns() {
         noise_aware: false,
         ..spec.clone()
     };
-    let c = trainer.run(g, hw, task, &clean, 0, 7, None, None).unwrap();
+    let c = trainer.run(g, task, &clean, 0, 7, None, None).unwrap();
     assert!(c.robustness.accuracy > 0.5, "{:?}", c.robustness);
     assert!(c.robustness.noisy.is_empty() && c.robustness.noisy_mean.is_nan());
     assert_eq!(a.robustness.noisy.len(), 3);
@@ -184,7 +183,6 @@ fn class_mismatch_and_bad_settings_are_errors() {
     let c = compiled();
     let mut task = c.checked.task("digits4").unwrap().clone();
     let g = c.graph("mlp").unwrap();
-    let hw = c.checked.hardware(&g.hardware).unwrap();
     let trainer = Trainer::default();
     let spec = TrainSpec {
         epochs: 1,
@@ -195,13 +193,13 @@ fn class_mismatch_and_bad_settings_are_errors() {
         ..spec.clone()
     };
     assert!(matches!(
-        trainer.run(g, hw, &task, &bad_lr, 1, 0, None, None),
+        trainer.run(g, &task, &bad_lr, 1, 0, None, None),
         Err(TrainError::Setting(_))
     ));
     task.classes = 9;
     task.name = "digits9".into();
     assert!(matches!(
-        trainer.run(g, hw, &task, &spec, 1, 0, None, None),
+        trainer.run(g, &task, &spec, 1, 0, None, None),
         Err(TrainError::Classes { .. }) | Err(TrainError::Data(_))
     ));
 }

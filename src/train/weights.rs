@@ -17,7 +17,7 @@
 //! Noise-aware training stays in phase space, where the noise lives.
 
 use crate::backend::mzi::{svd_full, MeshLayout, MziError, Topology};
-use crate::check::model::{DType, HardwareProfile};
+use crate::check::model::DType;
 use crate::ir::{Graph, Prim};
 use crate::runtime::{complex_matrix, topology, Params, Program, RuntimeError};
 use ndarray::Array2;
@@ -121,14 +121,11 @@ fn mesh_topology(graph: &Graph, i: usize) -> Topology {
 impl WeightSpace {
     /// The weight-space twin of `phase` (same hardware and parameters, each `linear` as
     /// the matrix its current phases realise), or `None` when there is nothing to gain.
-    pub fn new(
-        phase: &Program,
-        hw: &HardwareProfile,
-    ) -> Result<Option<(WeightSpace, Program)>, RuntimeError> {
+    pub fn new(phase: &Program) -> Result<Option<(WeightSpace, Program)>, RuntimeError> {
         let Some((graph, linears, origin)) = weight_graph(phase.graph()) else {
             return Ok(None);
         };
-        let mut program = Program::new(&graph, hw, 0)?;
+        let mut program = Program::new(&graph, 0)?;
         let mut blocks = Vec::with_capacity(origin.len());
         for (k, &o) in origin.iter().enumerate() {
             match linears.iter().find(|l| l.matrix == k) {

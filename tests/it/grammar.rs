@@ -333,7 +333,7 @@ fn result_domain_agrees_with_the_checker() {
                     }
                 }
                 let expected = if profile.supports(op.name) {
-                    ops::result_domain(op.name, kind, domain)
+                    ops::result_domain(op.name, uhc::backend::by_kind(kind), domain)
                 } else {
                     None
                 };

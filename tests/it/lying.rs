@@ -337,23 +337,22 @@ proptest! {
     ) {
         prop_assume!((wa, da, ma) != (wb, db, mb));
         let compiled = compile_two(&arch_text("one", wa, da, ma), &arch_text("two", wb, db, mb));
-        let hw = compiled.checked.hardware("mzi_realistic").unwrap().clone();
         let task = compiled.checked.task("digits2").unwrap().clone();
         let (ga, gb) = (compiled.graph("one").unwrap(), compiled.graph("two").unwrap());
-        let trained = uhc::runtime::Program::new(ga, &hw, seed).unwrap();
+        let trained = uhc::runtime::Program::new(ga, seed).unwrap();
         let how = uhc::train::file::Provenance { seed, epochs: 1, noise_aware: false };
-        let mut file = uhc::train::file::to_file(&trained, &hw, &task, how);
+        let mut file = uhc::train::file::to_file(&trained, &task, how);
         // The file is valid: it loads into its own architecture.
-        let mut own = uhc::runtime::Program::new(ga, &hw, seed + 1).unwrap();
-        prop_assert!(uhc::train::file::load(&file, &mut own, &hw, &task, false).is_ok());
+        let mut own = uhc::runtime::Program::new(ga, seed + 1).unwrap();
+        prop_assert!(uhc::train::file::load(&file, &mut own, &task, false).is_ok());
         let text = serde_json::to_string(&file).unwrap();
         prop_assert!(uhc::train::file::parse(&text).is_ok());
-        let mut other = uhc::runtime::Program::new(gb, &hw, 0).unwrap();
+        let mut other = uhc::runtime::Program::new(gb, 0).unwrap();
         let before = other.params.clone();
-        let err = uhc::train::file::load(&file, &mut other, &hw, &task, true).unwrap_err();
+        let err = uhc::train::file::load(&file, &mut other, &task, true).unwrap_err();
         prop_assert!(err.contains("differs from"), "{}", err);
         file.hash = uhc::ir::structural_hash(gb);
-        let err = uhc::train::file::load(&file, &mut other, &hw, &task, true);
+        let err = uhc::train::file::load(&file, &mut other, &task, true);
         prop_assert!(err.is_err(), "forged hash accepted: ({wa},{da},{ma}) into ({wb},{db},{mb})");
         prop_assert_eq!(other.params.blocks, before.blocks, "a refused file changed nothing");
     }

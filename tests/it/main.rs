@@ -15,6 +15,7 @@ mod newcomer;
 mod robustness;
 mod roundtrip;
 mod search;
+mod tidy;
 mod ui;
 
 use std::path::{Path, PathBuf};

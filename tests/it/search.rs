@@ -288,3 +288,46 @@ fn session_counts_add_up_with_failures_on_resume() {
     assert_eq!(s.failed, 1, "{s:?}");
     assert!(s.carried_over > 1, "{s:?}");
 }
+
+#[test]
+fn candidate_diagnostics_carry_the_candidates_own_lines() {
+    let cx = context("");
+    let text = "arch c on mzi_realistic {\n    input x: real[16]\n    h = lniear(x, 16)\n    y = linear(h, 10)\n    output detect(y)\n}\n";
+    let (region, diags) = cx.candidate_diagnostics(text);
+    assert_eq!(region.start, 0, "the candidate is a file of its own");
+    let d = diags
+        .iter()
+        .find(|d| d.is_error())
+        .expect("the misspelt op is an error");
+    assert_eq!(d.file, region.file);
+    assert_eq!(&text[d.span.range()], "lniear");
+    // The fix applies to the candidate text as it is.
+    let outcome = uhc::fix::fix_with(text, uhc::fix::MAX_ROUNDS, |t| cx.candidate_diagnostics(t));
+    assert!(
+        outcome.text.contains("h = linear(x, 16)"),
+        "{}",
+        outcome.text
+    );
+    // Rendered for the LLM: line 3 of the candidate, not of prelude + candidate.
+    let (reason, rendered) = cx.compile_candidate(text).err().expect("an error");
+    assert_eq!(reason, d.code);
+    assert!(rendered.contains(":3:"), "{rendered}");
+    assert!(!rendered.contains("hw/mzi.uh"), "{rendered}");
+}
+
+#[test]
+fn operator_names_come_from_one_table() {
+    use uhc::check::model::Operator;
+    assert_eq!(
+        uhc::llm::operators::OPERATORS.to_vec(),
+        Operator::names(Some(true))
+    );
+    for op in Operator::ALL {
+        assert_eq!(Operator::from_name(op.name()), Some(op));
+        // Every built-in operator has a proposer, and no LLM one does.
+        assert_eq!(
+            uhc::search::engine::builtin_proposer(op.name()).map(|p| p.name().to_string()),
+            (!op.is_llm()).then(|| op.name().to_string())
+        );
+    }
+}

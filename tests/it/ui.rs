@@ -25,14 +25,16 @@ fn ui_cases() {
         "at least 40 ui cases, found {}",
         files.len()
     );
+    // Each case is its own snapshot (`snapshots/ui/case@NAME.uh.snap`): `glob!` runs them
+    // all and reports every mismatch, not the first.
     let mut failures = Vec::new();
-    for path in &files {
+    insta::glob!("../ui", "*.uh", |path| {
         let name = super::rel(path);
         let text = std::fs::read_to_string(path).expect("ui case is UTF-8");
         let expected = expected_codes(&text);
         if expected.is_empty() {
             failures.push(format!("{name}: first line must be `// expect: CODE`"));
-            continue;
+            return;
         }
         let (checked, diags, sources) = uhc::check_source_with(&name, &text, &StdlibResolver);
         let got: Vec<&str> = diags
@@ -57,14 +59,10 @@ fn ui_cases() {
             ));
         }
         let rendered = sources.render_human(&diags, false);
-        let snap_name = name
-            .trim_start_matches("tests/ui/")
-            .trim_end_matches(".uh")
-            .replace('/', "__");
         insta::with_settings!({ snapshot_path => "snapshots/ui", prepend_module_to_snapshot => false, omit_expression => true }, {
-            insta::assert_snapshot!(snap_name, format!("{text}\n---\n{rendered}"));
+            insta::assert_snapshot!("case", format!("{text}\n---\n{rendered}"));
         });
-    }
+    });
     assert!(failures.is_empty(), "ui failures:\n{}", failures.join("\n"));
 }
 

@@ -60,6 +60,7 @@ mod linalg;
 mod mesh;
 mod nonideal;
 mod svd;
+mod target;
 mod trig;
 
 pub use layout::{MeshLayout, MziSite, Topology};
@@ -68,6 +69,7 @@ pub use linalg::{fidelity, haar_unitary, relative_error};
 pub use mesh::{matrix_grad, MeshPhases, Realisation, Transfer};
 pub use nonideal::NonIdeal;
 pub use svd::{SvdLayout, SvdPhases, SvdRealisation};
+pub use target::Mzi;
 
 /// Errors of the MZI backend; each message says what was wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -98,7 +98,7 @@ impl<'a> ArchGrammar<'a> {
     pub fn build(&self) -> Result<Grammar, String> {
         let hw = self.hardware;
         let max = hw.backend.max_width();
-        let kind = hw.backend.kind();
+        let kind = hw.backend.backend();
         if self.features == 0 || self.features > max {
             return Err(format!(
                 "the task has {} features, but `{}` is {max} wide: no architecture on it can take the input",

@@ -3,7 +3,7 @@ use crate::backend::mzi::haar_unitary;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn compile(body: &str, arch: &str) -> (Graph, HardwareProfile) {
+fn compile(body: &str, arch: &str) -> (Graph, crate::ir::Target) {
     crate::runtime::tests::compile(body, arch)
 }
 
@@ -32,9 +32,9 @@ arch wide on mzi_reck {
 #[test]
 fn the_weight_twin_computes_what_the_phases_compute() {
     for arch in ["net", "wide"] {
-        let (g, hw) = compile(NET, arch);
-        let phase = Program::new(&g, &hw, 7).unwrap();
-        let (_, weights) = WeightSpace::new(&phase, &hw).unwrap().expect("has linears");
+        let (g, _) = compile(NET, arch);
+        let phase = Program::new(&g, 7).unwrap();
+        let (_, weights) = WeightSpace::new(&phase).unwrap().expect("has linears");
         // Two linears become two matrices; the unitary stays a mesh.
         let meshes = |p: &Program| {
             p.graph()
@@ -56,9 +56,9 @@ fn trained_matrices_program_back_onto_phases_exactly() {
     // Random weights at spectral norm ≤ 1 (the cap), then SVD + mesh decomposition: the
     // phase program must compute the same scores (reconstruction error ~ 1e-12).
     for arch in ["net", "wide"] {
-        let (g, hw) = compile(NET, arch);
-        let mut phase = Program::new(&g, &hw, 3).unwrap();
-        let (mut ws, mut weights) = WeightSpace::new(&phase, &hw).unwrap().unwrap();
+        let (g, _) = compile(NET, arch);
+        let mut phase = Program::new(&g, 3).unwrap();
+        let (mut ws, mut weights) = WeightSpace::new(&phase).unwrap().unwrap();
         let mut rng = StdRng::seed_from_u64(11);
         for b in &mut weights.params.blocks {
             b.iter_mut().for_each(|v| *v += rng.random_range(-0.3..0.3));
@@ -110,10 +110,10 @@ fn power_iteration_finds_the_largest_singular_value() {
 
 #[test]
 fn graphs_without_linears_have_no_twin() {
-    let (g, hw) = compile(
+    let (g, _) = compile(
         "arch u on mzi_realistic { input x: real[4]\n output detect(unitary(x)) }",
         "u",
     );
-    let p = Program::new(&g, &hw, 1).unwrap();
-    assert!(WeightSpace::new(&p, &hw).unwrap().is_none());
+    let p = Program::new(&g, 1).unwrap();
+    assert!(WeightSpace::new(&p).unwrap().is_none());
 }

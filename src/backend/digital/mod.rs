@@ -1,0 +1,201 @@
+//! The digital backend: a dense accelerator (CPU, GPU, int8 array) emulated in f64 with
+//! its number format ([`quant`]). No light: encode and detect are free identities, every
+//! product is counted in multiply-accumulates.
+
+pub mod quant;
+
+use super::{
+    Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MissingField, SchemaField,
+    MAX_WIDTH,
+};
+use crate::check::model::{Domain, Node, OpKind, ValueType};
+use crate::check::ops::OpSpec;
+use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
+use crate::ir::{Cost, Graph, Lowering, Prim, Target};
+
+/// The digital backend.
+pub struct Digital;
+
+impl Backend for Digital {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Digital
+    }
+
+    fn block_name(&self) -> &'static str {
+        "a `digital` backend"
+    }
+
+    fn fields(&self) -> &'static [SchemaField] {
+        &[
+            SchemaField {
+                name: "dtype",
+                kind: FieldKind::Choice(&["fp32", "fp16", "int8"]),
+            },
+            SchemaField {
+                name: "max_width",
+                kind: FieldKind::Count {
+                    min: 1,
+                    max: MAX_WIDTH,
+                },
+            },
+        ]
+    }
+
+    fn spec(
+        &self,
+        inherited: Option<BackendSpec>,
+        set: &[(&str, FieldValue<'_>)],
+    ) -> Result<BackendSpec, MissingField> {
+        let (mut dtype, mut width) = match inherited {
+            Some(BackendSpec::Digital { dtype, max_width }) => (dtype, max_width),
+            _ => (DType::Fp32, MAX_WIDTH as usize),
+        };
+        for (name, value) in set {
+            match (*name, *value) {
+                ("dtype", FieldValue::Choice(d)) => {
+                    dtype = match d {
+                        "fp16" => DType::Fp16,
+                        "int8" => DType::Int8,
+                        _ => DType::Fp32,
+                    };
+                }
+                (_, FieldValue::Count(n)) => width = n as usize,
+                _ => {}
+            }
+        }
+        Ok(BackendSpec::Digital {
+            dtype,
+            max_width: width,
+        })
+    }
+
+    fn optical(&self) -> bool {
+        false
+    }
+
+    fn offers(&self, op: &OpSpec) -> bool {
+        !op.optical_only
+    }
+
+    fn result_domain(&self, op: &str, input: Domain) -> Option<Domain> {
+        match (op, input) {
+            ("linear", Domain::Real) => Some(Domain::Real),
+            _ => crate::check::ops::common_result_domain(op, input),
+        }
+    }
+
+    fn width_words(&self) -> (&'static str, &'static str, &'static str) {
+        ("array", "lanes", "max_width")
+    }
+
+    fn describe(&self, spec: &BackendSpec) -> String {
+        format!(
+            "a digital accelerator ({}), at most {} values per layer",
+            dtype(spec).as_str(),
+            spec.max_width()
+        )
+    }
+
+    fn lower(
+        &self,
+        spec: &BackendSpec,
+        n: &Node,
+        ins: Vec<usize>,
+        in_width: usize,
+        out: &mut Lowering<'_>,
+    ) -> usize {
+        let dtype = dtype(spec);
+        let w = n.ty.width;
+        let complex = ValueType {
+            domain: Domain::Complex,
+            width: w,
+        };
+        let name = n.name.clone();
+        match n.op {
+            OpKind::Input => out.push(name, Prim::Input, vec![], w, n.ty, Cost::default()),
+            OpKind::Encode { mode, .. } => out.push(
+                name,
+                Prim::Encode { mode },
+                ins,
+                in_width,
+                n.ty,
+                Cost::default(),
+            ),
+            OpKind::Linear { out: width } => {
+                let is_complex = n.ty.domain == Domain::Complex;
+                let macs = in_width * width * if is_complex { 4 } else { 1 };
+                let params = if is_complex {
+                    2 * in_width * width
+                } else {
+                    in_width * width + width
+                };
+                out.push(
+                    name,
+                    Prim::MatMul {
+                        dtype,
+                        complex: is_complex,
+                    },
+                    ins,
+                    in_width,
+                    n.ty,
+                    Cost {
+                        macs,
+                        params,
+                        ..Cost::default()
+                    },
+                )
+            }
+            OpKind::Unitary => out.push(
+                name,
+                Prim::MatMul {
+                    dtype,
+                    complex: true,
+                },
+                ins,
+                w,
+                complex,
+                Cost {
+                    macs: 4 * w * w,
+                    params: w * w,
+                    ..Cost::default()
+                },
+            ),
+            OpKind::Diag => out.push(
+                name,
+                Prim::Scale { dtype },
+                ins,
+                w,
+                complex,
+                Cost {
+                    macs: 4 * w,
+                    params: 2 * w,
+                    ..Cost::default()
+                },
+            ),
+            OpKind::Detect => out.push(name, Prim::Detect, ins, w, n.ty, Cost::default()),
+            _ => unreachable!("ir::lower lowers element-wise ops itself"),
+        }
+    }
+
+    fn node_energy(&self, hw: &Target, cost: &Cost) -> ComponentEnergy {
+        ComponentEnergy {
+            digital: cost.macs as f64 * hw.energy.mac,
+            ..ComponentEnergy::default()
+        }
+    }
+
+    fn laser_segments(&self, _g: &Graph) -> Vec<SegmentEnergy> {
+        Vec::new()
+    }
+
+    fn number_format(&self, spec: &BackendSpec) -> Option<DType> {
+        Some(dtype(spec))
+    }
+}
+
+fn dtype(spec: &BackendSpec) -> DType {
+    match *spec {
+        BackendSpec::Digital { dtype, .. } => dtype,
+        BackendSpec::Mzi { .. } => unreachable!("the digital backend got an MZI profile"),
+    }
+}
