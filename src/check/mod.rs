@@ -62,7 +62,14 @@ pub fn check(
     resolver: &dyn Resolver,
 ) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let files = load_files(sources, root, resolver, &mut diags, &mut HashMap::new());
+    let files = load_files(
+        sources,
+        root,
+        resolver,
+        &mut diags,
+        &mut HashMap::new(),
+        None,
+    );
     let mut cx = Cx::new(&mut diags);
     cx.folders = files
         .iter()
@@ -99,7 +106,7 @@ impl Env {
     ) -> (Env, Vec<Diagnostic>) {
         let mut diags = Vec::new();
         let mut loaded = HashMap::new();
-        let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded);
+        let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded, None);
         let mut resolved = Resolved::new(None);
         {
             let mut cx = Cx::new(&mut diags);
@@ -135,17 +142,27 @@ impl Env {
 /// imports that the environment did not have). The result lists the new text's items (and
 /// those of files it imports that the environment did not have), plus the environment's
 /// profiles its architectures run on.
+///
+/// `parsed` is the text's tree when the caller has parsed it already, without errors.
 pub fn check_in(
     env: &Env,
     name: &str,
     text: &str,
+    parsed: Option<syntax::File>,
     resolver: &dyn Resolver,
 ) -> (Sources, FileId, Checked, Vec<Diagnostic>) {
     let mut sources = env.sources.clone();
     let root = sources.add(name, text);
     let mut diags = Vec::new();
     let mut loaded = env.loaded.clone();
-    let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded);
+    let files = load_files(
+        &mut sources,
+        root,
+        resolver,
+        &mut diags,
+        &mut loaded,
+        parsed,
+    );
     let mut cx = Cx::new(&mut diags);
     cx.folders = env
         .files
@@ -186,15 +203,18 @@ fn load_files(
     resolver: &dyn Resolver,
     diags: &mut Vec<Diagnostic>,
     loaded: &mut HashMap<String, FileId>,
+    mut root_ast: Option<syntax::File>,
 ) -> Vec<(FileId, syntax::File)> {
     let mut files = Vec::new();
     let mut queue = vec![root];
     loaded.insert(sources.name(root).to_string(), root);
     while let Some(id) = queue.pop() {
-        let (ast, parse_diags) = match stdlib_ast(sources.name(id), sources.text(id)) {
-            Some(ast) => (ast, Vec::new()),
-            None => syntax::parse(id, sources.text(id)),
-        };
+        let given = if id == root { root_ast.take() } else { None };
+        let (ast, parse_diags) =
+            match given.or_else(|| stdlib_ast(sources.name(id), sources.text(id))) {
+                Some(ast) => (ast, Vec::new()),
+                None => syntax::parse(id, sources.text(id)),
+            };
         diags.extend(parse_diags);
         for item in &ast.items {
             let Item::Use(u) = item else { continue };
