@@ -74,13 +74,15 @@ pub fn compile(
 /// As [`compile`], for `text` checked in an environment checked once before
 /// ([`check::Env`]): what the search does per candidate. Returns the sources (the
 /// environment's and the new file `root`), so diagnostics carry `text`'s own lines.
+/// `parsed`: `text`'s tree, if the caller parsed it already without errors.
 pub fn compile_in(
     env: &check::Env,
     name: &str,
     text: &str,
+    parsed: Option<syntax::File>,
     resolver: &dyn Resolver,
 ) -> (Option<Compiled>, Vec<Diag>, Sources, diag::FileId) {
-    let (sources, root, checked, diags) = check::check_in(env, name, text, resolver);
+    let (sources, root, checked, diags) = check::check_in(env, name, text, parsed, resolver);
     let (compiled, diags) = lower_checked(checked, diags);
     (compiled, diags, sources, root)
 }

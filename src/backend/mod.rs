@@ -116,6 +116,23 @@ pub trait Backend: Sync {
 
     /// The number format values are rounded to at run time (`None`: exact f64 fields).
     fn number_format(&self, spec: &BackendSpec) -> Option<DType>;
+
+    /// The noise model one hardware instance is drawn from (the runtime's `NoiseDraw`
+    /// adds the seed): mesh non-idealities with phases quantised to `phase_bits`, and the
+    /// relative detector noise. By default the profile's `noise` section as written; a
+    /// backend with other physics overrides it.
+    fn noise_model(&self, target: &Target, phase_bits: u32) -> (mzi::NonIdeal, f64) {
+        let n = target.noise;
+        let mesh = mzi::NonIdeal {
+            phase_bits: (1..=32).contains(&phase_bits).then_some(phase_bits),
+            phase_sigma: n.phase_sigma,
+            splitter_sigma: n.splitter_sigma,
+            loss_db_per_mzi: n.loss_per_mzi_db,
+            crosstalk: n.crosstalk,
+            ..mzi::NonIdeal::IDEAL
+        };
+        (mesh, n.detector_noise)
+    }
 }
 
 /// Every backend, in the order documentation lists them.

@@ -76,7 +76,7 @@ impl Cx<'_> {
     pub(crate) fn hardware_profile(
         &mut self,
         name: &str,
-        resolved: &mut HashMap<String, Option<HardwareProfile>>,
+        resolved: &mut super::Resolved<'_>,
         stack: &mut Vec<String>,
     ) -> Option<HardwareProfile> {
         if let Some(done) = resolved.get(name) {

@@ -62,14 +62,21 @@ pub fn check(
     resolver: &dyn Resolver,
 ) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let files = load_files(sources, root, resolver, &mut diags, &mut HashMap::new());
+    let files = load_files(
+        sources,
+        root,
+        resolver,
+        &mut diags,
+        &mut HashMap::new(),
+        None,
+    );
     let mut cx = Cx::new(&mut diags);
     cx.folders = files
         .iter()
         .map(|(id, _)| (*id, folder_of(sources.name(*id))))
         .collect();
     cx.collect_names(&files);
-    let checked = cx.run(HashMap::new());
+    let checked = cx.run(Resolved::new(None));
     diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
     (checked, diags)
 }
@@ -99,8 +106,8 @@ impl Env {
     ) -> (Env, Vec<Diagnostic>) {
         let mut diags = Vec::new();
         let mut loaded = HashMap::new();
-        let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded);
-        let mut resolved = HashMap::new();
+        let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded, None);
+        let mut resolved = Resolved::new(None);
         {
             let mut cx = Cx::new(&mut diags);
             cx.collect_names(&files);
@@ -108,6 +115,7 @@ impl Env {
                 cx.hardware_profile(&h.node.name.name, &mut resolved, &mut Vec::new());
             }
         }
+        let resolved = resolved.own;
         diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
         let env = Env {
             sources,
@@ -131,18 +139,30 @@ impl Env {
 
 /// Checks the text `name` in `env`. Returns the sources (the environment's files and the
 /// new one, `root`), the result and the new text's diagnostics (and those of any file it
-/// imports that the environment did not have).
+/// imports that the environment did not have). The result lists the new text's items (and
+/// those of files it imports that the environment did not have), plus the environment's
+/// profiles its architectures run on.
+///
+/// `parsed` is the text's tree when the caller has parsed it already, without errors.
 pub fn check_in(
     env: &Env,
     name: &str,
     text: &str,
+    parsed: Option<syntax::File>,
     resolver: &dyn Resolver,
 ) -> (Sources, FileId, Checked, Vec<Diagnostic>) {
     let mut sources = env.sources.clone();
     let root = sources.add(name, text);
     let mut diags = Vec::new();
     let mut loaded = env.loaded.clone();
-    let files = load_files(&mut sources, root, resolver, &mut diags, &mut loaded);
+    let files = load_files(
+        &mut sources,
+        root,
+        resolver,
+        &mut diags,
+        &mut loaded,
+        parsed,
+    );
     let mut cx = Cx::new(&mut diags);
     cx.folders = env
         .files
@@ -155,8 +175,9 @@ pub fn check_in(
     let before = cx.diags.len();
     cx.collect_names(&env.files);
     cx.diags.truncate(before);
+    cx.inherited = env.files.iter().map(|(id, _)| *id).collect();
     cx.collect_names(&files);
-    let checked = cx.run(env.resolved.clone());
+    let checked = cx.run(Resolved::new(Some(&env.resolved)));
     diags.sort_by_key(|d| (d.file != root, d.file, d.span.start));
     (sources, root, checked, diags)
 }
@@ -182,15 +203,18 @@ fn load_files(
     resolver: &dyn Resolver,
     diags: &mut Vec<Diagnostic>,
     loaded: &mut HashMap<String, FileId>,
+    mut root_ast: Option<syntax::File>,
 ) -> Vec<(FileId, syntax::File)> {
     let mut files = Vec::new();
     let mut queue = vec![root];
     loaded.insert(sources.name(root).to_string(), root);
     while let Some(id) = queue.pop() {
-        let (ast, parse_diags) = match stdlib_ast(sources.name(id), sources.text(id)) {
-            Some(ast) => (ast, Vec::new()),
-            None => syntax::parse(id, sources.text(id)),
-        };
+        let given = if id == root { root_ast.take() } else { None };
+        let (ast, parse_diags) =
+            match given.or_else(|| stdlib_ast(sources.name(id), sources.text(id))) {
+                Some(ast) => (ast, Vec::new()),
+                None => syntax::parse(id, sources.text(id)),
+            };
         diags.extend(parse_diags);
         for item in &ast.items {
             let Item::Use(u) = item else { continue };
@@ -250,6 +274,33 @@ pub(crate) struct Cx<'a> {
     /// The folder of each file, as its name gives it (empty for the standard library and
     /// names without one): relative data paths are resolved against it, as `use` paths are.
     pub folders: HashMap<FileId, std::path::PathBuf>,
+    /// Files of an environment ([`check_in`]): their items are known (names, profiles)
+    /// but were checked when the environment was built, and are not listed again.
+    pub inherited: Vec<FileId>,
+}
+
+/// Profiles resolved so far (`None`: broken): an environment's, read-only, and this
+/// check's own.
+pub(crate) struct Resolved<'e> {
+    base: Option<&'e HashMap<String, Option<HardwareProfile>>>,
+    own: HashMap<String, Option<HardwareProfile>>,
+}
+
+impl<'e> Resolved<'e> {
+    pub fn new(base: Option<&'e HashMap<String, Option<HardwareProfile>>>) -> Self {
+        Resolved {
+            base,
+            own: HashMap::new(),
+        }
+    }
+    pub fn get(&self, name: &str) -> Option<&Option<HardwareProfile>> {
+        self.own
+            .get(name)
+            .or_else(|| self.base.and_then(|b| b.get(name)))
+    }
+    pub fn insert(&mut self, name: String, profile: Option<HardwareProfile>) {
+        self.own.insert(name, profile);
+    }
 }
 
 impl<'a> Cx<'a> {
@@ -262,6 +313,7 @@ impl<'a> Cx<'a> {
             searches: HashMap::new(),
             names: HashMap::new(),
             folders: HashMap::new(),
+            inherited: Vec::new(),
         }
     }
 
@@ -345,22 +397,31 @@ impl<'a> Cx<'a> {
     }
 
     /// Checks every item; `resolved` holds profiles resolved already (an environment's).
-    fn run(&mut self, mut resolved: HashMap<String, Option<HardwareProfile>>) -> Checked {
+    fn run(&mut self, mut resolved: Resolved<'_>) -> Checked {
         let mut checked = Checked::default();
         for h in Self::ordered(&self.hardware, |h| h.span) {
+            if self.inherited.contains(&h.file) {
+                continue;
+            }
             let profile = self.hardware_profile(&h.node.name.name, &mut resolved, &mut Vec::new());
             if let Some(p) = profile {
                 checked.hardware.push(p);
             }
         }
         for t in Self::ordered(&self.tasks, |t| t.span) {
+            if self.inherited.contains(&t.file) {
+                continue;
+            }
             if let Some(task) = self.task(t) {
                 checked.tasks.push(task);
             }
         }
         for a in Self::ordered(&self.archs, |a| a.span) {
+            if self.inherited.contains(&a.file) {
+                continue;
+            }
             let hw_name = &a.node.hardware;
-            let Some(hw) = resolved.get(hw_name.name.as_str()).cloned() else {
+            let Some(hw) = resolved.get(hw_name.name.as_str()) else {
                 self.undefined(
                     a.file,
                     hw_name,
@@ -371,11 +432,18 @@ impl<'a> Cx<'a> {
             };
             // A broken profile has been reported already.
             let Some(hw) = hw else { continue };
-            if let Some(graph) = self.arch(a, &hw, true) {
+            if let Some(graph) = self.arch(a, hw, true) {
+                // An environment's profile is listed with the archs that use it.
+                if !checked.hardware.iter().any(|h| h.name == hw.name) {
+                    checked.hardware.push(hw.clone());
+                }
                 checked.archs.push(graph);
             }
         }
         for s in Self::ordered(&self.searches, |s| s.span) {
+            if self.inherited.contains(&s.file) {
+                continue;
+            }
             if let Some(spec) = self.search(s, &checked, &resolved) {
                 checked.searches.push(spec);
             }

@@ -572,7 +572,7 @@ impl Cx<'_> {
         &mut self,
         s: Located<'_, syntax::Search>,
         checked: &Checked,
-        resolved: &HashMap<String, Option<HardwareProfile>>,
+        resolved: &super::Resolved<'_>,
     ) -> Option<SearchSpec> {
         let file = s.file;
         let errors_before = self.error_count();

@@ -120,19 +120,14 @@ pub struct NoiseDraw {
 
 impl NoiseDraw {
     /// The profile's noise with phases quantised to `phase_bits`, seeded from `rng`.
+    /// The model is the target's backend's ([`crate::backend::Backend::noise_model`]).
     pub fn sample<R: Rng + ?Sized>(target: &Target, phase_bits: u32, rng: &mut R) -> Self {
-        let n = target.noise;
+        let seed = rng.random();
+        let (mesh, detector_sigma) = target.backend.backend().noise_model(target, phase_bits);
         NoiseDraw {
-            seed: rng.random(),
-            mesh: NonIdeal {
-                phase_bits: (1..=32).contains(&phase_bits).then_some(phase_bits),
-                phase_sigma: n.phase_sigma,
-                splitter_sigma: n.splitter_sigma,
-                loss_db_per_mzi: n.loss_per_mzi_db,
-                crosstalk: n.crosstalk,
-                ..NonIdeal::IDEAL
-            },
-            detector_sigma: n.detector_noise,
+            seed,
+            mesh,
+            detector_sigma,
         }
     }
 

@@ -173,6 +173,7 @@ impl SearchContext {
     fn compile_in_env(
         &self,
         text: &str,
+        parsed: Option<syntax::File>,
     ) -> (
         Option<Compiled>,
         Vec<crate::Diagnostic>,
@@ -183,6 +184,7 @@ impl SearchContext {
             &self.env,
             &format!("{}#candidate", self.file_name),
             text,
+            parsed,
             self.resolver.as_ref(),
         )
     }
@@ -194,7 +196,7 @@ impl SearchContext {
         &self,
         text: &str,
     ) -> (crate::fix::Region, Vec<crate::Diagnostic>) {
-        let (compiled, mut diags, _, root) = self.compile_in_env(text);
+        let (compiled, mut diags, _, root) = self.compile_in_env(text, None);
         if let Some(arch) = compiled.as_ref().and_then(|c| c.checked.archs.last()) {
             diags.extend(crate::check::task_shape(arch, &self.task));
         }
@@ -230,7 +232,9 @@ impl SearchContext {
                 }
             }
         }
-        let (compiled, diags, sources, _) = self.compile_in_env(text);
+        // Parsed once: the tree goes to the checker and to the canonical printer.
+        let parsed = parse_diags.is_empty().then(|| cand_ast.clone());
+        let (compiled, diags, sources, _) = self.compile_in_env(text, parsed);
         let Some(compiled) = compiled else {
             let first = diags
                 .iter()
@@ -255,8 +259,11 @@ impl SearchContext {
             return Err(("lower".into(), "the candidate could not be lowered".into()));
         };
         let hash = crate::ir::structural_hash(graph);
-        let canonical = syntax::format_source(crate::diag::FileId(0), text)
-            .unwrap_or_else(|_| text.to_string());
+        let canonical = if !parse_diags.iter().any(|d| d.is_error()) {
+            syntax::format_parsed(&cand_ast, text)
+        } else {
+            text.to_string()
+        };
         Ok(CompiledCandidate {
             compiled,
             arch,

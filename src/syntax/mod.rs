@@ -6,4 +6,4 @@ mod print;
 
 pub use ast::*;
 pub use parse::{parse, MAX_NESTING, MAX_SOURCE_BYTES};
-pub use print::{format_source, print_file};
+pub use print::{format_parsed, format_source, print_file};

@@ -33,6 +33,11 @@ pub fn format_source(file_id: FileId, text: &str) -> Result<String, Vec<Diagnost
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
+    Ok(format_parsed(&file, text))
+}
+
+/// [`format_source`] for a text already parsed without errors into `file`.
+pub fn format_parsed(file: &super::File, text: &str) -> String {
     let mut p = Printer {
         out: String::new(),
         src: text,
@@ -41,8 +46,8 @@ pub fn format_source(file_id: FileId, text: &str) -> Result<String, Vec<Diagnost
         depth: 0,
         last_end: 0,
     };
-    p.file(&file);
-    Ok(p.out)
+    p.file(file);
+    p.out
 }
 
 struct Comment {

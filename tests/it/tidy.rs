@@ -132,6 +132,20 @@ const UPWARD_ALLOWED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Downward imports that are still refused, with the reason.
+const DOWNWARD_FORBIDDEN: &[(&str, &str, &str)] = &[
+    (
+        "runtime",
+        "check",
+        "the runtime runs IR graphs: the checker's types it needs come through `ir`",
+    ),
+    (
+        "runtime",
+        "syntax",
+        "the runtime runs IR graphs and never sees source text",
+    ),
+];
+
 fn rank(module: &str) -> Option<u32> {
     STAGES.iter().find(|(m, _)| *m == module).map(|&(_, r)| r)
 }
@@ -179,6 +193,16 @@ fn stages_import_only_lower_stages() {
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
                 let Some(to_rank) = rank(&to) else { continue };
+                if let Some((_, _, why)) = DOWNWARD_FORBIDDEN
+                    .iter()
+                    .find(|(f, t, _)| *f == from && *t == to)
+                {
+                    offenders.push(format!(
+                        "{path}:{n}: `{from}` imports `{to}` ({why}): {}",
+                        line.trim()
+                    ));
+                    continue;
+                }
                 if to == from || to_rank < from_rank {
                     continue;
                 }
