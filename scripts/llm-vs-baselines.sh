@@ -14,6 +14,8 @@
 #        LLM_BUDGET  LLM-proposed evaluations after the first population (default 24);
 #                  the baselines get the same total budget
 #        OUT       where the stores and the report go (default a temporary folder)
+#        REFERENCE_ENERGY  the reference point's energy, e.g. 5nJ (default: the search's
+#                  `constraint energy <= …`)
 #        and any variable of scripts/local-llm.sh (LLM_MAX_TOKENS, LLM_EXTRA_ARGS, ...)
 set -euo pipefail
 
@@ -47,4 +49,8 @@ for seed in $SEEDS; do
         scripts/local-llm.sh "$SEARCH_FILE" >"$db.log" 2>&1 || { cat "$db.log" >&2; exit 1; }
     stores+=("$db")
 done
-"$UHC_BIN" report "${stores[@]}" --out "$OUT/report"
+# One reference point for every run: the search's own energy bound when it declares one
+# (no feasible candidate lies beyond it, and no run's figures depend on another's), else
+# `uhc report` derives one from these runs and says so.
+REFERENCE="${REFERENCE_ENERGY:-$(sed -n 's/^[[:space:]]*constraint[[:space:]]*energy[[:space:]]*<=[[:space:]]*\([0-9.eE+-]*\)[[:space:]]*\([a-zA-Z]*J\).*/\1\2/p' "$SEARCH_FILE" | head -n 1)}"
+"$UHC_BIN" report "${stores[@]}" --out "$OUT/report" ${REFERENCE:+--reference-energy "$REFERENCE"}
