@@ -129,6 +129,42 @@ impl Grammar {
         self.rules.len()
     }
 
+    /// Drops the rules the start rule cannot reach (a one-layer grammar needs no widths
+    /// other than the class count): smaller text for a server to parse on every request.
+    pub fn prune(&mut self) {
+        let Some(start) = self.start().map(str::to_string) else {
+            return;
+        };
+        fn refs<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
+            match e {
+                Expr::Ref(n) => out.push(n),
+                Expr::Seq(v) | Expr::Alt(v) => v.iter().for_each(|e| refs(e, out)),
+                Expr::Opt(e) => refs(e, out),
+                _ => {}
+            }
+        }
+        let mut reached = std::collections::HashSet::from([start.clone()]);
+        let mut stack = vec![start];
+        while let Some(name) = stack.pop() {
+            let mut found = Vec::new();
+            if let Some(body) = self.get(&name) {
+                refs(body, &mut found);
+            }
+            for r in found {
+                if reached.insert(r.to_string()) {
+                    stack.push(r.to_string());
+                }
+            }
+        }
+        self.rules.retain(|(n, _)| reached.contains(n));
+        self.index = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+    }
+
     /// Names referenced but never defined (a generator bug; tests assert there are none).
     pub fn undefined_refs(&self) -> Vec<String> {
         fn walk(e: &Expr, g: &Grammar, out: &mut Vec<String>) {
@@ -459,6 +495,15 @@ mod tests {
         for bad in ["", "a", "b", "abb", "a1b", "a!", "ab!!", "x"] {
             assert!(!g.accepts(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn pruning_keeps_exactly_the_reachable_rules() {
+        let mut g = small();
+        g.define("orphan", lit("x"));
+        g.prune();
+        assert_eq!(g.rule_count(), 2);
+        assert!(g.accepts("a12!") && !g.has("orphan"));
     }
 
     #[test]

@@ -233,6 +233,7 @@ impl<'a> ArchGrammar<'a> {
                 ])),
             ]),
         );
+        g.prune();
         Ok(g)
     }
 
