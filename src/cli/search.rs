@@ -249,6 +249,17 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
                 {
                     setup.concurrency = n;
                 }
+                // Say once why replies go unconstrained, when the backend would take a
+                // grammar but this search has none (e.g. a task whose feature count is
+                // only known once its data is read).
+                if setup.backend.grammar_dialect().is_some() {
+                    if let Err(why) =
+                        uhc::check::grammar::ArchGrammar::for_task(&cx.hardware, &cx.task)
+                            .and_then(|g| g.build())
+                    {
+                        eprintln!("note: no decoding grammar for this search ({why}); LLM replies are not constrained");
+                    }
+                }
                 llm_stats = Some(setup.stats());
                 match uhc::llm::operators::llm_proposers(&llm_ops, setup) {
                     Ok(ps) => proposers.extend(ps),
