@@ -590,7 +590,10 @@ impl Proposer for LlmProposer {
                         .collect();
                     handles
                         .into_iter()
-                        .map(|h| h.join().unwrap_or((None, Vec::new())))
+                        .map(|h| {
+                            // A proposal that panicked panics here, as it would in line.
+                            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+                        })
                         .collect()
                 });
             out.extend(results);
