@@ -594,54 +594,20 @@ pub fn run(
             } else {
                 None
             };
-            match plan {
-                Some(plan) => {
-                    let need = cx.spec.offspring;
-                    let (proposed, evaluation) = std::thread::scope(|scope| {
-                        let proposing = scope.spawn(|| {
-                            let mut plan = plan;
-                            let mut attempts = 0;
-                            let mut exhausted = false;
-                            let p = propose_round(
-                                cx,
-                                proposers,
-                                &mut plan,
-                                need,
-                                &mut attempts,
-                                &mut exhausted,
-                            );
-                            (p, exhausted)
-                        });
-                        let evaluation = evaluate_batch(
-                            cx,
-                            store,
-                            &evaluator,
-                            take,
-                            jobs,
-                            seed,
-                            budget,
-                            evaluated,
-                            &mut summary,
-                            on_event,
-                            overrides,
-                        );
-                        (proposing.join(), evaluation)
-                    });
-                    evaluation?;
-                    // A proposer that panicked does so here, as it would have in line.
-                    let (proposed, ran_out) =
-                        proposed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    exhausted |= ran_out;
-                    let before = (summary.rejected, summary.duplicates);
-                    let valid = store_round(cx, store, proposers, proposed, next, &mut summary)?;
-                    on_event(Event::Proposed {
-                        generation: next,
-                        valid,
-                        rejected: summary.rejected - before.0,
-                        duplicates: summary.duplicates - before.1,
-                    });
-                }
-                None => evaluate_batch(
+            // One evaluation either way; the next generation's proposals, if pipelined,
+            // run beside it on another thread.
+            let need = cx.spec.offspring;
+            let (proposed, evaluation) = std::thread::scope(|scope| {
+                let lent = &mut *proposers;
+                let proposing = plan.map(|mut plan| {
+                    scope.spawn(move || {
+                        let (mut attempts, mut ran_out) = (0, false);
+                        let p =
+                            propose_round(cx, lent, &mut plan, need, &mut attempts, &mut ran_out);
+                        (p, ran_out)
+                    })
+                });
+                let evaluation = evaluate_batch(
                     cx,
                     store,
                     &evaluator,
@@ -653,7 +619,23 @@ pub fn run(
                     &mut summary,
                     on_event,
                     overrides,
-                )?,
+                );
+                (proposing.map(|h| h.join()), evaluation)
+            });
+            evaluation?;
+            if let Some(joined) = proposed {
+                // A proposer that panicked does so here, as it would have in line.
+                let (proposed, ran_out) =
+                    joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                exhausted |= ran_out;
+                let before = (summary.rejected, summary.duplicates);
+                let valid = store_round(cx, store, proposers, proposed, next, &mut summary)?;
+                on_event(Event::Proposed {
+                    generation: next,
+                    valid,
+                    rejected: summary.rejected - before.0,
+                    duplicates: summary.duplicates - before.1,
+                });
             }
             summary.evaluation_seconds += t.elapsed().as_secs_f64();
             continue;
