@@ -106,21 +106,7 @@ impl Store {
             .ctx("taking the run for writing")?;
         tx.execute_batch(WRITER_TABLE)
             .ctx("creating the writer table")?;
-        let current = tx
-            .query_row(
-                "SELECT pid, host, since, process_start FROM writer WHERE id = 1",
-                [],
-                |r| {
-                    Ok(Writer {
-                        pid: r.get::<_, i64>(0)? as u32,
-                        host: r.get(1)?,
-                        since_ms: r.get(2)?,
-                        process_start: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .ctx("reading the run's writer")?;
+        let current = writer_row(&tx).ctx("reading the run's writer")?;
         if let Some(w) = current {
             let me_again = w.pid == me.pid && w.host == me.host;
             if !me_again && w.is_alive() {
@@ -174,20 +160,23 @@ impl Store {
         if exists == 0 {
             return Ok(None);
         }
-        self.conn
-            .query_row(
-                "SELECT pid, host, since, process_start FROM writer WHERE id = 1",
-                [],
-                |r| {
-                    Ok(Writer {
-                        pid: r.get::<_, i64>(0)? as u32,
-                        host: r.get(1)?,
-                        since_ms: r.get(2)?,
-                        process_start: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .ctx("reading the run's writer")
+        writer_row(&self.conn).ctx("reading the run's writer")
     }
+}
+
+/// The run's writer row, if any: one query for taking the run and for reading it.
+fn writer_row(conn: &rusqlite::Connection) -> rusqlite::Result<Option<Writer>> {
+    conn.query_row(
+        "SELECT pid, host, since, process_start FROM writer WHERE id = 1",
+        [],
+        |r| {
+            Ok(Writer {
+                pid: r.get::<_, i64>(0)? as u32,
+                host: r.get(1)?,
+                since_ms: r.get(2)?,
+                process_start: r.get(3)?,
+            })
+        },
+    )
+    .optional()
 }
