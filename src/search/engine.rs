@@ -430,14 +430,27 @@ const NOVEL_TRIES: usize = 24;
 fn novel(
     cx: &SearchContext,
     prefix: &str,
+    parents: &[&CandidateRecord],
     rng: &mut StdRng,
     mut draw: impl FnMut(&mut StdRng) -> Genome,
 ) -> Option<String> {
+    // A parent is in the run already; outside a run (a caller's own context) it is
+    // excluded all the same.
+    let parent_hashes: Vec<String> = parents
+        .iter()
+        .filter_map(|p| {
+            p.structural_hash
+                .clone()
+                .or_else(|| cx.compile_candidate(&p.text).ok().map(|c| c.hash))
+        })
+        .collect();
     for _ in 0..NOVEL_TRIES {
         let g = draw(rng);
         let text = genome_text(cx, prefix, &g, rng);
         match cx.compile_candidate(&text) {
-            Ok(c) if cx.claim_hash(&c.hash) => return Some(text),
+            Ok(c) if !parent_hashes.contains(&c.hash) && cx.claim_hash(&c.hash) => {
+                return Some(text)
+            }
             Ok(_) => continue,
             Err(_) => return Some(text),
         }
@@ -472,7 +485,7 @@ impl Proposer for RandomProposer {
         rng: &mut StdRng,
     ) -> Option<String> {
         let features = features(cx);
-        novel(cx, "random", rng, |rng| {
+        novel(cx, "random", &[], rng, |rng| {
             genome::random(&cx.hardware, features, cx.task.classes, rng)
         })
     }
@@ -492,7 +505,7 @@ impl Proposer for MutateProposer {
         rng: &mut StdRng,
     ) -> Option<String> {
         let g = parent_genome(cx, parents.first()?)?;
-        novel(cx, "mutant", rng, |rng| {
+        novel(cx, "mutant", parents, rng, |rng| {
             genome::mutate(&g, &cx.hardware, rng)
         })
     }
@@ -513,7 +526,9 @@ impl Proposer for CrossoverProposer {
     ) -> Option<String> {
         let a = parent_genome(cx, parents.first()?)?;
         let b = parent_genome(cx, parents.get(1)?)?;
-        novel(cx, "child", rng, |rng| genome::crossover(&a, &b, rng))
+        novel(cx, "child", parents, rng, |rng| {
+            genome::crossover(&a, &b, rng)
+        })
     }
 }
 

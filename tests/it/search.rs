@@ -354,3 +354,75 @@ fn operator_names_come_from_one_table() {
         );
     }
 }
+
+/// A search on `task` (encoders, data set) with 64-port hardware, as a context.
+fn sized_context(dataset: &str, encode: &str, classes: usize, features: usize) -> SearchContext {
+    let text = format!(
+        "use \"hw/mzi.uh\"\nhardware wide extends mzi_realistic {{\n    backend mzi {{ max_ports = 64 }}\n}}\ntask t {{\n    dataset = {dataset}\n    encode [{encode}]\n    classes = {classes}\n}}\narch s on wide {{\n    input x: real[{features}]\n    h = linear(x, 8)\n    output detect(linear(modrelu(h), {classes}))\n}}\nsearch q {{\n    task = t\n    seeds [s]\n}}\n"
+    );
+    let (compiled, diags, sources) =
+        uhc::check_source_with("sized.uh", &text, &uhc::driver::FsResolver);
+    let compiled = compiled.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
+    let resolver = Arc::new(uhc::driver::SandboxResolver {
+        root: super::root().join("examples"),
+    });
+    SearchContext::new("sized.uh", &text, &compiled, None, resolver).expect("context")
+}
+
+#[test]
+fn built_in_proposers_fit_every_task_and_never_repeat_a_parent() {
+    use rand::SeedableRng;
+    // 28×28 MNIST pooled to 49 or 196 features, 8×8 digits to 16 or 64: input widths and
+    // classes come from the task, hidden widths from the 64-port hardware.
+    for (dataset, encode, classes, features) in [
+        ("mnist5k", "pool(4), standardize", 10, 49),
+        ("digits", "pool(2), standardize", 10, 16),
+        ("digits", "standardize", 10, 64),
+    ] {
+        let cx = sized_context(dataset, encode, classes, features);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut random = engine::RandomProposer;
+        let mut mutate = engine::MutateProposer;
+        let seed = uhc::search::store::CandidateRecord {
+            id: 1,
+            text: cx.seeds[0].clone(),
+            canonical_text: None,
+            structural_hash: None,
+            parents: Vec::new(),
+            operator: "seed".into(),
+            generation: 0,
+            state: CandidateState::Done,
+            diagnostics: None,
+            reason: None,
+            attempts: 1,
+            lease_owner: None,
+            lease_expires_ms: None,
+            created_ms: 0,
+            updated_ms: 0,
+            started_ms: None,
+            finished_ms: None,
+            evaluation: None,
+        };
+        let parent = cx.compile_candidate(&seed.text).expect("seed compiles");
+        for _ in 0..40 {
+            let text = random.propose(&cx, &[], &mut rng).expect("a new proposal");
+            let c = cx
+                .compile_candidate(&text)
+                .unwrap_or_else(|e| panic!("{dataset} {encode}: {e:?}\n{text}"));
+            assert_eq!(c.arch.input_width(), features, "{text}");
+            assert_eq!(c.arch.output_type().width, classes, "{text}");
+            assert!(
+                c.arch.nodes.iter().all(|n| n.ty.width <= 64),
+                "wider than the hardware: {text}"
+            );
+            if let Some(child) = mutate.propose(&cx, &[&seed], &mut rng) {
+                let m = cx.compile_candidate(&child).expect("mutant compiles");
+                assert_ne!(
+                    m.hash, parent.hash,
+                    "mutation returned its parent:\n{child}"
+                );
+                assert_eq!(m.arch.input_width(), features);
+            }
+        }
+    }
+}
