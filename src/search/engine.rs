@@ -64,7 +64,10 @@ impl Evaluator for crate::train::Trainer {
             req.draws,
             req.seed,
             req.split,
-            Some(req.deadline),
+            Some(crate::train::Stop::when({
+                let deadline = req.deadline;
+                move || Instant::now() >= deadline
+            })),
             None,
         )
         .map(|o| o.robustness.scores())

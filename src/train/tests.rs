@@ -2,7 +2,7 @@ use super::*;
 use crate::search::engine::{EvalRequest, Evaluator};
 use ndarray::Array2;
 use rand::Rng;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FILE: &str = r#"
 use "hw/mzi.uh"
