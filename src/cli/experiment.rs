@@ -27,6 +27,15 @@ pub struct ExperimentArgs {
     /// Candidates evaluated in parallel within a run (1 to 1024).
     #[arg(long, value_parser = super::positive(1024))]
     pub jobs: Option<usize>,
+    /// OpenAI-compatible base URL for mixes with LLM operators (or UHC_LLM_URL).
+    #[arg(long)]
+    pub llm_url: Option<String>,
+    /// Model name for mixes with LLM operators (or UHC_LLM_MODEL).
+    #[arg(long)]
+    pub llm_model: Option<String>,
+    /// Token cap of each run with LLM operators (prompt + completion).
+    #[arg(long)]
+    pub max_tokens_total: Option<u64>,
 }
 
 /// The file compiled, with the experiment and its search picked out.
@@ -119,15 +128,7 @@ pub fn run(args: ExperimentArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         dir.display()
     );
     for (i, cell) in cells.iter().enumerate() {
-        match run_cell(
-            &l,
-            cell,
-            &dir,
-            resolver.clone(),
-            &evaluator,
-            args.jobs,
-            stop,
-        ) {
+        match run_cell(&l, cell, &dir, resolver.clone(), &evaluator, &args, stop) {
             Ok(CellEnd::Done(line)) => {
                 eprintln!(
                     "[{}/{}] {}, seed {}: {line}",
@@ -165,9 +166,10 @@ fn run_cell(
     dir: &Path,
     resolver: Arc<SandboxResolver>,
     evaluator: &Arc<dyn Evaluator>,
-    jobs: Option<usize>,
+    args: &ExperimentArgs,
     stop: &'static std::sync::atomic::AtomicBool,
 ) -> Result<CellEnd, String> {
+    let jobs = args.jobs;
     let kind = l
         .compiled
         .checked
@@ -183,17 +185,38 @@ fn run_cell(
     }
     let mut proposers: Vec<(Box<dyn Proposer>, f64)> = Vec::new();
     let mut operators = Vec::new();
+    let mut llm_ops = Vec::new();
     for op in &cell.operators {
-        let p = engine::builtin_proposer(&op.name).ok_or_else(|| {
-            format!(
-                "operator `{}` of mix `{}` needs an LLM; experiments run the built-in operators ({})",
-                op.name,
-                cell.mix,
-                uhc::check::model::Operator::names(Some(false)).join(", ")
-            )
-        })?;
-        proposers.push((p, op.weight));
+        match engine::builtin_proposer(&op.name) {
+            Some(p) => proposers.push((p, op.weight)),
+            None => llm_ops.push((op.name.clone(), op.weight)),
+        }
         operators.push((op.name.clone(), op.weight));
+    }
+    if !llm_ops.is_empty() {
+        // Each run its own client, ledger and counters: runs of a grid share nothing.
+        let overrides = uhc::llm::LlmOverrides {
+            url: args.llm_url.clone(),
+            model: args.llm_model.clone(),
+            grammar: cx.spec.llm.grammar.clone(),
+            ..Default::default()
+        };
+        let budget = uhc::llm::Budget {
+            max_tokens_total: args.max_tokens_total,
+            max_cost: None,
+        };
+        let mut setup = uhc::llm::operators::LlmSetup::from_flags(None, &overrides, budget)
+            .map_err(|e| {
+                format!(
+                    "mix `{}` has LLM operators, but no LLM is configured ({e}); give --llm-url and --llm-model, or UHC_LLM_URL and UHC_LLM_MODEL",
+                    cell.mix
+                )
+            })?;
+        setup.temperature = cx.spec.llm.temperature;
+        if let Some(n) = cx.spec.llm.concurrency {
+            setup.concurrency = n;
+        }
+        proposers.extend(uhc::llm::operators::llm_proposers(&llm_ops, setup)?);
     }
     let db = dir.join(cell.file_name());
     let extra = serde_json::json!({

@@ -4,6 +4,7 @@ mod cli_search;
 mod cli_train;
 mod docs;
 mod examples;
+mod experiments;
 mod fix;
 mod grammar;
 mod ir;
