@@ -118,6 +118,19 @@ pub fn run(args: ExperimentArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     let resolver = Arc::new(SandboxResolver {
         root: source_folder,
     });
+    // A mix with LLM operators and no LLM to run them is refused before any run starts.
+    for mix in &l.experiment.mixes {
+        if mix
+            .operators
+            .iter()
+            .any(|o| engine::builtin_proposer(&o.name).is_none())
+        {
+            if let Err(e) = llm_setup(&args, &l.search.llm, &mix.name) {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
     let cells = experiment::cells(&l.experiment, &l.search);
     let stop = super::signals::install();
     eprintln!(
@@ -153,6 +166,36 @@ pub fn run(args: ExperimentArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         }
     }
     write_report(&l, &cells, &dir, &dir.join("report"))
+}
+
+/// The LLM operators' setup for one run of mix `mix`, from the flags (or the env) and the
+/// search's `llm { … }` settings.
+fn llm_setup(
+    args: &ExperimentArgs,
+    llm: &uhc::check::model::LlmSpec,
+    mix: &str,
+) -> Result<uhc::llm::operators::LlmSetup, String> {
+    let overrides = uhc::llm::LlmOverrides {
+        url: args.llm_url.clone(),
+        model: args.llm_model.clone(),
+        grammar: llm.grammar.clone(),
+        ..Default::default()
+    };
+    let budget = uhc::llm::Budget {
+        max_tokens_total: args.max_tokens_total,
+        max_cost: None,
+    };
+    let mut setup =
+        uhc::llm::operators::LlmSetup::from_flags(None, &overrides, budget).map_err(|e| {
+            format!(
+                "mix `{mix}` has LLM operators, but no LLM is configured ({e}); give --llm-url and --llm-model, or UHC_LLM_URL and UHC_LLM_MODEL"
+            )
+        })?;
+    setup.temperature = llm.temperature;
+    if let Some(n) = llm.concurrency {
+        setup.concurrency = n;
+    }
+    Ok(setup)
 }
 
 enum CellEnd {
@@ -195,27 +238,7 @@ fn run_cell(
     }
     if !llm_ops.is_empty() {
         // Each run its own client, ledger and counters: runs of a grid share nothing.
-        let overrides = uhc::llm::LlmOverrides {
-            url: args.llm_url.clone(),
-            model: args.llm_model.clone(),
-            grammar: cx.spec.llm.grammar.clone(),
-            ..Default::default()
-        };
-        let budget = uhc::llm::Budget {
-            max_tokens_total: args.max_tokens_total,
-            max_cost: None,
-        };
-        let mut setup = uhc::llm::operators::LlmSetup::from_flags(None, &overrides, budget)
-            .map_err(|e| {
-                format!(
-                    "mix `{}` has LLM operators, but no LLM is configured ({e}); give --llm-url and --llm-model, or UHC_LLM_URL and UHC_LLM_MODEL",
-                    cell.mix
-                )
-            })?;
-        setup.temperature = cx.spec.llm.temperature;
-        if let Some(n) = cx.spec.llm.concurrency {
-            setup.concurrency = n;
-        }
+        let setup = llm_setup(args, &cx.spec.llm, &cell.mix)?;
         proposers.extend(uhc::llm::operators::llm_proposers(&llm_ops, setup)?);
     }
     let db = dir.join(cell.file_name());
