@@ -95,6 +95,8 @@ fn an_llm_mix_needs_an_llm_and_uses_the_one_given() {
         err.contains("mix `llm` has LLM operators, but no LLM is configured"),
         "{err}"
     );
+    let stores = std::fs::read_dir(dir.join("grid")).map_or(0, |d| d.count());
+    assert_eq!(stores, 0, "a store was written before the refusal");
     // A scripted server: each reply a different valid design.
     let replies: Vec<Reply> = (0..12)
         .map(|i| {
