@@ -10,6 +10,7 @@ mod ir;
 mod llm_client;
 mod llm_ops;
 mod llm_server;
+mod lsp;
 mod lying;
 mod newcomer;
 mod robustness;
