@@ -103,7 +103,11 @@ fn value(a: &Analysis, sym: &super::analysis::Sym) -> Option<String> {
 
 fn arch(a: &Analysis, name: &str) -> Option<String> {
     let checked = &a.partial.checked;
-    let i = checked.archs.iter().position(|g| g.name == name)?;
+    let Some(i) = checked.archs.iter().position(|g| g.name == name) else {
+        return Some(format!(
+            "**arch `{name}`**\n\nnot checked yet: its costs show once its errors are fixed"
+        ));
+    };
     let g = &checked.archs[i];
     let inputs: Vec<String> = g
         .inputs

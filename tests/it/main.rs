@@ -13,6 +13,7 @@ mod llm_server;
 mod lsp;
 mod lying;
 mod newcomer;
+mod nvim;
 mod robustness;
 mod roundtrip;
 mod search;
