@@ -649,3 +649,42 @@ fn exit_codes_follow_the_protocol() {
     c.notify("exit", Value::Null);
     assert_eq!(c.child.wait().expect("exit status").code(), Some(0));
 }
+
+/// The VS Code grammar colours every op of the catalog and every unit: it cannot drift
+/// from the compiler's tables.
+#[test]
+fn vscode_grammar_knows_every_op_and_unit() {
+    let path = super::root().join("editors/vscode/syntaxes/uh.tmLanguage.json");
+    let g: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("grammar")).expect("JSON");
+    let words = |pattern: &str| -> Vec<String> {
+        let inner = pattern
+            .split("\\b(")
+            .nth(1)
+            .or_else(|| pattern.split("\\s*(").nth(1))
+            .expect("a group");
+        inner
+            .split(')')
+            .next()
+            .unwrap()
+            .split('|')
+            .map(str::to_string)
+            .collect()
+    };
+    let ops = words(g["repository"]["op"]["match"].as_str().unwrap());
+    let mut catalog: Vec<String> = uhc::check::ops::CATALOG
+        .iter()
+        .map(|o| o.name.to_string())
+        .collect();
+    catalog.sort();
+    let mut ops_sorted = ops.clone();
+    ops_sorted.sort();
+    assert_eq!(ops_sorted, catalog, "the grammar's ops are the catalog's");
+    let units = words(g["repository"]["quantity"]["match"].as_str().unwrap());
+    for (u, _, _) in uhc::check::units::UNITS {
+        assert!(
+            *u == "%" || units.iter().any(|x| x == u),
+            "unit `{u}` in the grammar: {units:?}"
+        );
+    }
+}
