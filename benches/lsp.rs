@@ -150,7 +150,7 @@ fn main() {
             )));
             let out = s.take_output();
             assert!(
-                matches!(&out[..], [Message::Response(r)] if r.result.as_ref().is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())))
+                matches!(&out[..], [Message::Response(r)] if r.response_result.as_ref().is_ok_and(|v| v.as_array().is_some_and(|a| !a.is_empty())))
             );
             black_box(out);
         },
