@@ -39,7 +39,7 @@ pub fn hover(a: &Analysis, offset: usize) -> Option<String> {
 
 /// The call whose op name is under `offset`, with its architecture.
 fn call_at(tree: &syntax::File, offset: usize) -> Option<(&syntax::Arch, &syntax::Call)> {
-    fn find<'a>(e: &'a Expr, offset: usize) -> Option<&'a syntax::Call> {
+    fn find(e: &Expr, offset: usize) -> Option<&syntax::Call> {
         match e {
             Expr::Call(c) if contains(c.func.span, offset) => Some(c),
             Expr::Call(c) => c.args.iter().find_map(|x| find(&x.value, offset)),
