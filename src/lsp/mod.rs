@@ -15,12 +15,13 @@ mod hover;
 pub mod text;
 pub mod transport;
 
+use crate::diag::FileId;
 use analysis::Analysis;
 use lsp_server::{ErrorCode, Message, Notification, Request, Response};
 use lsp_types as lt;
 use lsp_types::Url;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -57,6 +58,8 @@ pub struct Server {
     phase: Phase,
     exit: Option<i32>,
     stdlib_dir: PathBuf,
+    /// For each open document, the files it `use`s whose diagnostics it published.
+    foreign: HashMap<Url, BTreeSet<Url>>,
 }
 
 /// Resolves `use` against the open documents first (their unsaved text), then as `uhc
@@ -107,6 +110,7 @@ impl Server {
             phase: Phase::Uninitialised,
             exit: None,
             stdlib_dir,
+            foreign: HashMap::new(),
         }
     }
 
@@ -255,6 +259,9 @@ impl Server {
                 let uri = p.text_document.uri;
                 if let Some(doc) = self.docs.remove(&uri) {
                     self.dirty.remove(&uri);
+                    for f in self.foreign.remove(&uri).unwrap_or_default() {
+                        self.publish(f, Vec::new(), None);
+                    }
                     self.publish(uri, Vec::new(), None);
                     // Dependants now read the file from disk.
                     self.dependants_changed(&doc.name);
@@ -302,22 +309,50 @@ impl Server {
         }
     }
 
-    /// Checks the documents that changed and publishes their diagnostics.
+    /// Checks the documents that changed and publishes their diagnostics: the document's
+    /// own, and those of files it `use`s that are not open (as `uhc check` reports them; an
+    /// open file publishes its own; stdlib files are their read-only copies in the cache).
     pub fn flush(&mut self) {
         for uri in std::mem::take(&mut self.dirty) {
             let Some(a) = self.analysis(&uri) else {
                 continue;
             };
             let doc = &self.docs[&uri];
-            let diags = a
-                .partial
-                .diagnostics
-                .iter()
-                .filter(|d| d.file == a.root)
-                .map(|d| self.lsp_diagnostic(&a, &doc.index, d))
-                .collect();
+            let mut by_file: BTreeMap<FileId, Vec<lt::Diagnostic>> = BTreeMap::new();
+            let mut indexes: HashMap<FileId, LineIndex> = HashMap::new();
+            for d in &a.partial.diagnostics {
+                let index = if d.file == a.root {
+                    &doc.index
+                } else {
+                    indexes
+                        .entry(d.file)
+                        .or_insert_with(|| LineIndex::new(a.sources.text(d.file)))
+                };
+                let diag = self.lsp_diagnostic(&a, index, d);
+                by_file.entry(d.file).or_default().push(diag);
+            }
             let version = doc.version;
-            self.publish(uri, diags, Some(version));
+            let own = by_file.remove(&a.root).unwrap_or_default();
+            self.publish(uri.clone(), own, Some(version));
+            let mut foreign = BTreeSet::new();
+            for (file, diags) in by_file {
+                let Some(target) = self.uri_of(a.sources.name(file)) else {
+                    continue;
+                };
+                if !self.docs.contains_key(&target) {
+                    foreign.insert(target.clone());
+                    self.publish(target, diags, None);
+                }
+            }
+            let before = self
+                .foreign
+                .insert(uri, foreign.clone())
+                .unwrap_or_default();
+            for gone in before.difference(&foreign) {
+                if !self.docs.contains_key(gone) {
+                    self.publish(gone.clone(), Vec::new(), None);
+                }
+            }
         }
     }
 
@@ -419,7 +454,7 @@ impl Server {
         index: &LineIndex,
         d: &crate::Diagnostic,
     ) -> lt::Diagnostic {
-        let text = a.text();
+        let text = a.sources.text(d.file);
         let mut message = d.message.clone();
         if let Some(help) = &d.help {
             message.push_str(&format!("\nhelp: {help}"));

@@ -688,3 +688,78 @@ fn vscode_grammar_knows_every_op_and_unit() {
         );
     }
 }
+
+/// Related places become related information, in the file itself or in the standard
+/// library (its file written read-only to the cache).
+#[test]
+fn related_information_points_at_the_other_place() {
+    let mut c = Client::start("related");
+    let dir = c.dir.clone();
+    let dup = "use \"hw/mzi.uh\"\n\narch a on mzi_realistic {\n    input x: real[16]\n    h = linear(x, 16)\n    h = modrelu(h)\n    y = linear(h, 10)\n    output detect(y)\n}\n";
+    let (_, u) = write(&dir, "dup.uh", dup);
+    c.open(&u, dup);
+    let d = c.diagnostics(&u, 1);
+    assert_eq!(d[0]["code"], "uh::check::duplicate", "{d:#?}");
+    assert_eq!(d[0]["range"]["start"]["line"], 5);
+    let rel = &d[0]["relatedInformation"][0];
+    assert_eq!(rel["location"]["uri"], u.as_str(), "{d:#?}");
+    assert_eq!(rel["location"]["range"]["start"], pos(4, 4), "{d:#?}");
+
+    let redefined = "use \"hw/mzi.uh\"\n\nhardware mzi_realistic {\n    backend mzi { mesh = clements, max_ports = 32 }\n}\n";
+    let (_, u2) = write(&dir, "redefined.uh", redefined);
+    c.open(&u2, redefined);
+    // `uhc check` reports this one at the stdlib's definition (the second, in load order),
+    // so it is published on the stdlib file's read-only copy, pointing back here.
+    assert_eq!(c.diagnostics(&u2, 1), Vec::<Value>::new());
+    let v = c.wait_for("diagnostics of the stdlib copy", |v| {
+        v["params"]["uri"].as_str().is_some_and(|s| {
+            s.ends_with(concat!(
+                "/cache/uhc/stdlib-",
+                env!("CARGO_PKG_VERSION"),
+                "/hw/mzi.uh"
+            ))
+        })
+    });
+    let d = &v["params"]["diagnostics"][0];
+    assert_eq!(d["code"], "uh::check::duplicate", "{v:#}");
+    assert_eq!(
+        d["relatedInformation"][0]["location"]["uri"],
+        u2.as_str(),
+        "{v:#}"
+    );
+    assert_eq!(
+        d["relatedInformation"][0]["location"]["range"]["start"],
+        pos(2, 9),
+        "{v:#}"
+    );
+}
+
+/// Problems in a `use`d file that is not open are published on that file, as `uhc check`
+/// reports them, and cleared when the importing file closes.
+#[test]
+fn problems_in_used_files_are_published_there() {
+    let mut c = Client::start("foreign");
+    let dir = c.dir.clone();
+    let lib =
+        "use \"hw/mzi.uh\"\nhardware lab extends mzi_realistic {\n    noise { crosstalk = 3 }\n}\n";
+    let main = "use \"lab.uh\"\n";
+    let (_, lu) = write(&dir, "lab.uh", lib);
+    let (_, mu) = write(&dir, "main.uh", main);
+    c.open(&mu, main);
+    assert_eq!(c.diagnostics(&mu, 1), Vec::<Value>::new());
+    let v = c.wait_for("diagnostics of lab.uh", |v| {
+        v["params"]["uri"] == lu.as_str()
+    });
+    let d = v["params"]["diagnostics"].as_array().unwrap();
+    assert_eq!(v["params"]["version"], Value::Null);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["code"], "uh::check::range");
+    assert_eq!(d[0]["range"]["start"]["line"], 2);
+    c.notify(
+        "textDocument/didClose",
+        json!({ "textDocument": { "uri": mu } }),
+    );
+    c.wait_for("lab.uh cleared", |v| {
+        v["params"]["uri"] == lu.as_str() && v["params"]["diagnostics"] == json!([])
+    });
+}
