@@ -56,10 +56,6 @@ impl Analysis {
         }
     }
 
-    pub fn text(&self) -> &str {
-        self.sources.text(self.root)
-    }
-
     /// The root's syntax tree.
     pub fn tree(&self) -> &syntax::File {
         &self.files[0].1
