@@ -38,6 +38,8 @@ struct Doc {
     name: String,
     /// The analysis of the current text, once made.
     analysis: Option<Rc<Analysis>>,
+    /// The analysis of an earlier text, for completion while a check waits.
+    stale: Option<Rc<Analysis>>,
     /// Names of the files the last analysis loaded.
     deps: Vec<String>,
 }
@@ -231,6 +233,7 @@ impl Server {
                         version: d.version,
                         name,
                         analysis: None,
+                        stale: None,
                         deps: Vec::new(),
                     },
                 );
@@ -294,7 +297,9 @@ impl Server {
         let Some(doc) = self.docs.get_mut(uri) else {
             return;
         };
-        doc.analysis = None;
+        if let Some(a) = doc.analysis.take() {
+            doc.stale = Some(a);
+        }
         let name = doc.name.clone();
         self.dirty.insert(uri.clone());
         self.dependants_changed(&name);
@@ -303,7 +308,9 @@ impl Server {
     fn dependants_changed(&mut self, name: &str) {
         for (uri, doc) in &mut self.docs {
             if doc.deps.iter().any(|d| d == name) {
-                doc.analysis = None;
+                if let Some(a) = doc.analysis.take() {
+                    doc.stale = Some(a);
+                }
                 self.dirty.insert(uri.clone());
             }
         }
@@ -385,6 +392,7 @@ impl Server {
         let doc = self.docs.get_mut(uri)?;
         doc.deps = a.dependencies();
         doc.analysis = Some(a.clone());
+        doc.stale = None;
         Some(a)
     }
 
@@ -543,7 +551,7 @@ impl Server {
         // The last analysis, even of an older text: names and profiles change rarely while
         // typing, and completion must not wait for a check.
         let doc = self.docs.get(uri)?;
-        let a = match &doc.analysis {
+        let a = match doc.analysis.as_ref().or(doc.stale.as_ref()) {
             Some(a) => Some(a.clone()),
             None => self.analysis(uri),
         };
