@@ -763,3 +763,62 @@ fn problems_in_used_files_are_published_there() {
         v["params"]["uri"] == lu.as_str() && v["params"]["diagnostics"] == json!([])
     });
 }
+
+/// Names across items: a search's task, hardware and seeds go to their definitions, have
+/// their references, hover with a summary, and complete where they are expected.
+#[test]
+fn items_named_by_a_search() {
+    let mut c = Client::start("search");
+    let text = std::fs::read_to_string(super::root().join("examples/digits_search.uh")).unwrap();
+    let (_, u) = write(&c.dir.clone(), "search.uh", &text);
+    c.open(&u, &text);
+    assert_eq!(c.diagnostics(&u, 1), Vec::<Value>::new());
+    let task_def = find(&text, "task digits4");
+    let (l, col) = find(&text, "task = digits4");
+    let r = c.request("textDocument/definition", at(&u, l, col + 8));
+    assert_eq!(
+        r["result"]["range"]["start"],
+        pos(task_def.0, task_def.1 + 5),
+        "{r}"
+    );
+    let h = hover_text(&mut c, &u, (l, col + 8));
+    assert!(
+        h.contains("task `digits4`") && h.contains("10 classes"),
+        "{h}"
+    );
+    let (l, col) = find(&text, "hardware = mzi_realistic");
+    let h = hover_text(&mut c, &u, (l, col + 12));
+    assert!(
+        h.contains("hardware `mzi_realistic`") && h.contains("ops: encode, linear"),
+        "{h}"
+    );
+
+    let seed = find(&text, "arch seed_small");
+    let r = c.request(
+        "textDocument/references",
+        json!({ "textDocument": { "uri": u }, "position": pos(seed.0, seed.1 + 6), "context": { "includeDeclaration": true } }),
+    );
+    let lines: Vec<u64> = r["result"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| l["range"]["start"]["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [seed.0 as u64, find(&text, "seeds [").0 as u64],
+        "{r}"
+    );
+
+    let edited = text.replace("    task = digits4\n", "    task = \n");
+    c.change(&u, 2, json!([{ "text": edited }]));
+    let (l, col) = find(&edited, "task = \n");
+    let r = c.request("textDocument/completion", at(&u, l, col + 7));
+    let labels: Vec<&str> = r["result"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["digits4"], "{r}");
+}
