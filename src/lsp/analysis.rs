@@ -133,13 +133,15 @@ fn index(file: FileId, tree: &syntax::File, out: &mut Vec<Sym>) {
                 push(out, Ns::Item("hardware"), &a.hardware, file, false);
                 index_values(file, a, out);
             }
-            Item::Search(s) => {
-                for e in &s.body.entries {
+            Item::Search(syntax::Search { body, .. })
+            | Item::Experiment(syntax::Experiment { body, .. }) => {
+                for e in &body.entries {
                     let Entry::Field(f) = e else { continue };
                     let ns = match f.key.name.as_str() {
                         "task" => "task",
                         "hardware" => "hardware",
                         "seeds" => "arch",
+                        "search" => "search",
                         _ => continue,
                     };
                     let idents: Vec<&syntax::Ident> = match &f.value {

@@ -102,7 +102,7 @@ pub fn complete(a: Option<&Analysis>, text: &str, offset: usize) -> Vec<Completi
     match stack.as_slice() {
         [] => match done {
             ["arch", _, "on"] | ["hardware", _, "extends"] => names(a, "hardware"),
-            [] => ["use", "hardware", "arch", "task", "search"]
+            [] => ["use", "hardware", "arch", "task", "search", "experiment"]
                 .iter()
                 .map(|k| item(k, CompletionItemKind::KEYWORD, "item"))
                 .collect(),
@@ -142,6 +142,11 @@ pub fn complete(a: Option<&Analysis>, text: &str, offset: usize) -> Vec<Completi
             ["hardware", "="] => names(a, "hardware"),
             ["seeds", ..] => names(a, "arch"),
             [] => keys(SEARCH_FIELDS, "search field"),
+            _ => Vec::new(),
+        },
+        [e] if e.header.starts_with("experiment") => match done {
+            ["search", "="] => names(a, "search"),
+            ["hardware", ..] => names(a, "hardware"),
             _ => Vec::new(),
         },
         _ => Vec::new(),

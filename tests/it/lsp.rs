@@ -650,8 +650,8 @@ fn exit_codes_follow_the_protocol() {
     assert_eq!(c.child.wait().expect("exit status").code(), Some(0));
 }
 
-/// The VS Code grammar colours every op of the catalog and every unit: it cannot drift
-/// from the compiler's tables.
+/// The VS Code grammar colours every keyword of the parser, every op of the catalog and
+/// every unit: it cannot drift from the compiler's tables.
 #[test]
 fn vscode_grammar_knows_every_op_and_unit() {
     let path = super::root().join("editors/vscode/syntaxes/uh.tmLanguage.json");
@@ -680,6 +680,25 @@ fn vscode_grammar_knows_every_op_and_unit() {
     let mut ops_sorted = ops.clone();
     ops_sorted.sort();
     assert_eq!(ops_sorted, catalog, "the grammar's ops are the catalog's");
+    let mut keywords = words(g["repository"]["keyword"]["match"].as_str().unwrap());
+    keywords.sort();
+    let pest = std::fs::read_to_string(super::root().join("grammar/uh.pest")).expect("grammar");
+    let rule = pest
+        .lines()
+        .find(|l| l.starts_with("keyword"))
+        .expect("the keyword rule");
+    let mut language: Vec<String> = rule
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| *w != "_")
+        .map(str::to_string)
+        .collect();
+    language.sort();
+    assert_eq!(
+        keywords, language,
+        "the grammar's keywords are the parser's"
+    );
     let units = words(g["repository"]["quantity"]["match"].as_str().unwrap());
     for (u, _, _) in uhc::check::units::UNITS {
         assert!(
