@@ -11,7 +11,12 @@ function activate(context) {
     "uhc",
     "uhc",
     { command, args: ["lsp"] },
-    { documentSelector: [{ scheme: "file", language: "uh" }] }
+    {
+      documentSelector: [{ scheme: "file", language: "uh" }],
+      // Files a document `use`s may change outside the editor: the server re-checks
+      // their dependants.
+      synchronize: { fileEvents: vscode.workspace.createFileSystemWatcher("**/*.uh") },
+    }
   );
   context.subscriptions.push({ dispose: () => client && client.stop() });
   return client.start();

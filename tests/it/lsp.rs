@@ -492,6 +492,29 @@ fn dependants_are_rechecked() {
     assert_eq!(c.diagnostics(&nu, 2), Vec::<Value>::new());
     let r = c.request("textDocument/definition", at(&nu, 2, 11));
     assert_eq!(r["result"]["uri"], hu.as_str(), "{r}");
+
+    // Closed, `lab.uh` is read from disk again (where the profile is still `lab`), and a
+    // change on disk that the client reports re-checks `net.uh` too.
+    c.notify(
+        "textDocument/didClose",
+        json!({ "textDocument": { "uri": hu } }),
+    );
+    let d = c.diagnostics(&nu, 2);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["code"], "uh::check::undefined");
+    std::fs::write(
+        dir.join("lab.uh"),
+        hw.replace("hardware lab", "hardware lab2"),
+    )
+    .unwrap();
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({ "changes": [{ "uri": hu, "type": 2 }] }),
+    );
+    let d = c.wait_for("a clean re-check", |v| {
+        v["params"]["uri"] == nu.as_str() && v["params"]["diagnostics"] == json!([])
+    });
+    assert_eq!(d["params"]["version"], 2);
 }
 
 /// Bad clients: none of these panics the server, hangs it, or loses a response.
