@@ -864,3 +864,101 @@ fn items_named_by_a_search() {
         .collect();
     assert_eq!(labels, ["digits4"], "{r}");
 }
+
+/// Random edits at random (often invalid) positions, each followed by a random request at
+/// a random position, straight into the server's handler: every request gets exactly one
+/// response, and none is the internal error a caught panic becomes.
+#[test]
+fn random_edits_and_requests_never_panic() {
+    use lsp_server::{Message, Notification, Request, RequestId};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    let dir = scratch("random");
+    let mut s = uhc::lsp::Server::new(dir.join("stdlib"));
+    let note = |method: &str, params: Value| {
+        Message::Notification(Notification::new(method.into(), params))
+    };
+    s.handle(Message::Request(Request::new(
+        RequestId::from(0),
+        "initialize".into(),
+        json!({ "capabilities": {} }),
+    )));
+    let u = uri(&dir.join("r.uh"));
+    let text = std::fs::read_to_string(super::root().join("examples/digits_search.uh")).unwrap();
+    s.handle(note(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": u, "languageId": "uh", "version": 1, "text": text } }),
+    ));
+    let pieces = [
+        "",
+        "x",
+        "}",
+        "{",
+        "(",
+        "linear(",
+        " = ",
+        "\n",
+        "é",
+        "𝄞",
+        "\"",
+        "// c\n",
+        "16 pJ",
+        "arch a on mzi_realistic {\n",
+        "on",
+        "]",
+    ];
+    let methods = [
+        "textDocument/hover",
+        "textDocument/definition",
+        "textDocument/references",
+        "textDocument/completion",
+        "textDocument/formatting",
+        "textDocument/codeAction",
+    ];
+    assert_eq!(s.take_output().len(), 1, "the answer to `initialize`");
+    let mut responses = 1;
+    let mut answered = 0;
+    for i in 0..2000u32 {
+        let p =
+            |rng: &mut rand::rngs::StdRng| pos(rng.random_range(0..50), rng.random_range(0..90));
+        let (a, b) = (p(&mut rng), p(&mut rng));
+        let piece = pieces[rng.random_range(0..pieces.len())];
+        s.handle(note(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": u, "version": i + 2 }, "contentChanges": [{ "range": { "start": a, "end": b }, "text": piece }] }),
+        ));
+        let method = methods[rng.random_range(0..methods.len())];
+        let at = p(&mut rng);
+        let params = json!({
+            "textDocument": { "uri": u }, "position": at, "context": { "includeDeclaration": true, "diagnostics": [], "triggerKind": 1 },
+            "range": { "start": at, "end": p(&mut rng) }, "options": { "tabSize": 4, "insertSpaces": true },
+        });
+        s.handle(Message::Request(Request::new(
+            RequestId::from(i as i32 + 1),
+            method.into(),
+            params,
+        )));
+        if i % 7 == 0 {
+            s.flush();
+        }
+        for m in s.take_output() {
+            if let Message::Response(r) = m {
+                assert_eq!(r.id, RequestId::from(i as i32 + 1));
+                match &r.response_result {
+                    Err(e) => panic!("`{method}` after {i} edits failed: {e:?}"),
+                    Ok(v) => answered += usize::from(!v.is_null() && *v != json!([])),
+                }
+                responses += 1;
+            }
+        }
+    }
+    assert_eq!(
+        responses, 2001,
+        "one response per request, the initialize included"
+    );
+    eprintln!("{answered} of 2000 requests had a non-empty answer");
+    assert!(
+        answered > 200,
+        "most random positions still find something: {answered}"
+    );
+}
