@@ -184,6 +184,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Serve the Language Server Protocol on standard input and output, for editors
+    /// (diagnostics, hover, definition, references, completion, formatting, fixes).
+    Lsp,
 }
 
 /// An energy such as `5nJ`, `5 nJ` or `200 pJ`, in pJ.
@@ -230,6 +233,7 @@ fn main() -> ExitCode {
             deny_warnings,
         } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
+        Command::Lsp => u8::try_from(uhc::lsp::run_stdio()).unwrap_or(1),
         Command::Grammar {
             file,
             search,

@@ -12,8 +12,14 @@ pub mod suggest;
 pub mod units;
 mod values;
 
+pub use hardware::{default_energy, default_precision, SECTIONS as PROFILE_SECTIONS};
 pub use model::*;
-pub use plan::{seeds_for, task_shape};
+pub use plan::{seeds_for, task_shape, SEARCH_FIELDS, TASK_FIELDS};
+
+/// The table of profile section fields editors read (`lsp`), held to the checker.
+pub mod profile_fields {
+    pub use super::hardware::{field, FieldInfo, FIELDS};
+}
 
 use crate::diag::{code, Diagnostic, FileId, Sources};
 use crate::syntax::{self, Ident, Item, Span};

@@ -114,6 +114,8 @@ const STAGES: &[(&str, u32)] = &[
     ("train", 9),
     ("search", 10),
     ("llm", 11),
+    // The language server: an edge like `cli`, asking the front end and `driver`.
+    ("lsp", 12),
 ];
 
 /// Upward imports that are allowed, with the reason.

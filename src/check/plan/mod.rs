@@ -12,7 +12,8 @@ mod search;
 mod task;
 
 pub use experiment::seeds_for;
-pub use task::task_shape;
+pub use search::SEARCH_FIELDS;
+pub use task::{task_shape, TASK_FIELDS};
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.
 fn keyed<'e>(

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SEARCH_FIELDS: &[&str] = &[
+pub const SEARCH_FIELDS: &[&str] = &[
     "task",
     "hardware",
     "seeds",

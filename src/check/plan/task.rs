@@ -2,7 +2,7 @@
 
 use super::*;
 
-const TASK_FIELDS: &[&str] = &[
+pub const TASK_FIELDS: &[&str] = &[
     "dataset", "encode", "classes", "features", "encoding", "split",
 ];
 const SPLIT_FIELDS: &[&str] = &["train", "validation", "test", "seed"];
