@@ -45,6 +45,8 @@ pub struct FieldInfo {
     pub name: &'static str,
     pub dim: Dim,
     pub doc: &'static str,
+    /// Where the built-in default comes from (see `default_energy`, `default_precision`).
+    pub source: &'static str,
     /// The value in a resolved profile (SI units; dB and dBm stay logarithmic).
     pub get: fn(&Precision, &Noise, &EnergySpec) -> f64,
 }
@@ -55,6 +57,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "phase",
         dim: Dim::Bits,
         doc: "phase-shifter resolution",
+        source: "8-bit phases and converters, as UH-NAS's MZI backend (King and Leleu 2026)",
         get: |p, _, _| p.phase.into(),
     },
     FieldInfo {
@@ -62,6 +65,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "dac",
         dim: Dim::Bits,
         doc: "DAC resolution (scales DAC energy)",
+        source: "8-bit phases and converters, as UH-NAS's MZI backend (King and Leleu 2026)",
         get: |p, _, _| p.dac.into(),
     },
     FieldInfo {
@@ -69,6 +73,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "adc",
         dim: Dim::Bits,
         doc: "ADC resolution (scales ADC energy)",
+        source: "8-bit phases and converters, as UH-NAS's MZI backend (King and Leleu 2026)",
         get: |p, _, _| p.adc.into(),
     },
     FieldInfo {
@@ -76,6 +81,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "phase_sigma",
         dim: Dim::Angle,
         doc: "Gaussian phase error per phase shifter per draw",
+        source: "none: a profile without a `noise` section is ideal hardware",
         get: |_, n, _| n.phase_sigma,
     },
     FieldInfo {
@@ -83,6 +89,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "splitter_sigma",
         dim: Dim::None,
         doc: "beamsplitter angle error ε in r = cos(π/4+ε)",
+        source: "none: a profile without a `noise` section is ideal hardware",
         get: |_, n, _| n.splitter_sigma,
     },
     FieldInfo {
@@ -90,6 +97,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "loss_per_mzi",
         dim: Dim::Decibel,
         doc: "insertion loss per MZI passed",
+        source: "none: a profile without a `noise` section is ideal hardware",
         get: |_, n, _| n.loss_per_mzi_db,
     },
     FieldInfo {
@@ -97,6 +105,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "crosstalk",
         dim: Dim::None,
         doc: "thermal crosstalk coefficient to neighbouring phase shifters",
+        source: "none: a profile without a `noise` section is ideal hardware",
         get: |_, n, _| n.crosstalk,
     },
     FieldInfo {
@@ -104,6 +113,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "detector_noise",
         dim: Dim::None,
         doc: "relative Gaussian detector noise",
+        source: "none: a profile without a `noise` section is ideal hardware",
         get: |_, n, _| n.detector_noise,
     },
     FieldInfo {
@@ -111,6 +121,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "dac",
         dim: Dim::Energy,
         doc: "energy per DAC conversion at the profile's DAC bits",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.dac,
     },
     FieldInfo {
@@ -118,6 +129,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "adc",
         dim: Dim::Energy,
         doc: "energy per ADC conversion at the profile's ADC bits",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.adc,
     },
     FieldInfo {
@@ -125,6 +137,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "modulator",
         dim: Dim::Energy,
         doc: "modulator energy per bit",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.modulator,
     },
     FieldInfo {
@@ -132,6 +145,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "photodetector",
         dim: Dim::Power,
         doc: "photodetector power",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.photodetector,
     },
     FieldInfo {
@@ -139,6 +153,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "tia",
         dim: Dim::Power,
         doc: "transimpedance amplifier power",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.tia,
     },
     FieldInfo {
@@ -146,6 +161,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "phase_shifter",
         dim: Dim::Power,
         doc: "static power per phase shifter",
+        source: "MEMS or electro-optic shifters hold their phase at about 0 static power",
         get: |_, _, e| e.phase_shifter,
     },
     FieldInfo {
@@ -153,6 +169,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "laser_efficiency",
         dim: Dim::None,
         doc: "laser wall-plug efficiency",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.laser_efficiency,
     },
     FieldInfo {
@@ -160,6 +177,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "max_laser_power",
         dim: Dim::Power,
         doc: "largest optical power the laser source delivers into the chip",
+        source: "about forty channels of an integrated DFB laser array (Nie et al., Chin. Opt. Lett. 23, 071406, 2025)",
         get: |_, _, e| e.max_laser_power,
     },
     FieldInfo {
@@ -167,6 +185,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "sensitivity",
         dim: Dim::DecibelMilliwatt,
         doc: "photodetector sensitivity",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.sensitivity_dbm,
     },
     FieldInfo {
@@ -174,6 +193,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "modulator_loss",
         dim: Dim::Decibel,
         doc: "modulator insertion loss",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.modulator_loss_db,
     },
     FieldInfo {
@@ -181,6 +201,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "clock",
         dim: Dim::Frequency,
         doc: "clock frequency (one inference per cycle per value)",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
         get: |_, _, e| e.clock,
     },
     FieldInfo {
@@ -188,6 +209,7 @@ pub const FIELDS: &[FieldInfo] = &[
         name: "mac",
         dim: Dim::Energy,
         doc: "energy per multiply-accumulate on digital hardware",
+        source: "none: digital profiles set their own (e.g. 4.6 pJ fp32 at 45 nm, Horowitz, ISSCC 2014)",
         get: |_, _, e| e.mac,
     },
 ];

@@ -208,13 +208,14 @@ fn field(
     let f: &FieldInfo = fields::field(&section.name.name, &key.name)?;
     let default = (f.get)(&default_precision(), &Noise::default(), &default_energy());
     let mut s = format!(
-        "**`{}.{}`**: {}\n\ndimension: {} (e.g. `{}`)\n\nbuilt-in default: {}",
+        "**`{}.{}`**: {}\n\ndimension: {} (e.g. `{}`)\n\nbuilt-in default: {} (source: {})",
         f.section,
         f.name,
         f.doc,
         f.dim.describe(),
         f.dim.example_unit(),
-        show(default, f.dim)
+        show(default, f.dim),
+        f.source
     );
     if let Some(p) = a.partial.checked.hardware(&hw.name.name) {
         let _ = write!(s, "\n\nin `{}`: {}", p.name, show(value_of(f, p), f.dim));

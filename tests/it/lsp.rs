@@ -431,7 +431,7 @@ fn profile_fields_hover_and_complete() {
         "energy.dac",
         "an energy",
         "pJ",
-        "built-in default: 3.571 pJ",
+        "built-in default: 3.571 pJ (source: the Lightening-Transformer simulator",
         "in `mine`: 2 pJ",
         "overrides `mzi_realistic`",
     ] {
