@@ -10,17 +10,21 @@
 //! A backend owns: the schema of its profile block (fields, ranges, defaults, what is
 //! required), the ops it offers and their result domains (the checker and the
 //! decoding grammar ask), the width-limit vocabulary of its diagnostics, the lowering of
-//! its ops to primitives with their static costs, the energy of those costs, its number
-//! format at run time, and the one-paragraph description the LLM prompt shows.
+//! its ops to primitives with their static costs, the energy of those costs, the runtime
+//! kernels of its primitives with their number format ([`kernel`]), the noise model a draw
+//! samples, and the one-paragraph description the LLM prompt shows.
 
 pub mod digital;
+pub mod kernel;
 pub mod mzi;
 
 use crate::check::model::{Domain, Node};
 use crate::check::ops::{self, OpSpec};
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
-use crate::ir::{Cost, Graph, Lowering, Target};
+use crate::ir::{Cost, Graph, IrNode, Lowering, Target};
+use kernel::{Kernel, KernelError};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Widest layer any backend may declare: beyond this a dense simulation is meaningless here.
 pub const MAX_WIDTH: u64 = 4096;
@@ -114,8 +118,15 @@ pub trait Backend: Sync {
     /// empty for electronics.
     fn laser_segments(&self, g: &Graph) -> Vec<SegmentEnergy>;
 
-    /// The number format values are rounded to at run time (`None`: exact f64 fields).
-    fn number_format(&self, spec: &BackendSpec) -> Option<DType>;
+    /// The runtime kernel of `node` if its primitive is one of this backend's own (`None`
+    /// for the shared ones: encode, detect, element-wise activations). The kernel holds
+    /// its forward and backward together, and what the target says about noise and number
+    /// format; see [`kernel`].
+    fn kernel(
+        &self,
+        target: &Target,
+        node: &IrNode,
+    ) -> Option<Result<Arc<dyn Kernel>, KernelError>>;
 
     /// The noise model one hardware instance is drawn from (the runtime's `NoiseDraw`
     /// adds the seed): mesh non-idealities with phases quantised to `phase_bits`, and the

@@ -2,16 +2,19 @@
 //! its number format ([`quant`]). No light: encode and detect are free identities, every
 //! product is counted in multiply-accumulates.
 
+pub mod prims;
 pub mod quant;
 
 use super::{
     Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MissingField, SchemaField,
     MAX_WIDTH,
 };
+use crate::backend::kernel::{Kernel, KernelError};
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
-use crate::ir::{Cost, Graph, Lowering, Prim, Target};
+use crate::ir::{Cost, Graph, IrNode, Lowering, Prim, Target};
+use std::sync::Arc;
 
 /// The digital backend.
 pub struct Digital;
@@ -188,8 +191,12 @@ impl Backend for Digital {
         Vec::new()
     }
 
-    fn number_format(&self, spec: &BackendSpec) -> Option<DType> {
-        Some(dtype(spec))
+    fn kernel(
+        &self,
+        target: &Target,
+        node: &IrNode,
+    ) -> Option<Result<Arc<dyn Kernel>, KernelError>> {
+        prims::kernel(node, Some(dtype(&target.backend))).map(Ok)
     }
 }
 

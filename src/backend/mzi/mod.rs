@@ -59,6 +59,7 @@ mod layout;
 mod linalg;
 mod mesh;
 mod nonideal;
+pub mod prims;
 mod svd;
 mod target;
 mod trig;
@@ -68,6 +69,7 @@ pub(crate) use linalg::svd_full;
 pub use linalg::{fidelity, haar_unitary, relative_error};
 pub use mesh::{matrix_grad, MeshPhases, Realisation, Transfer};
 pub use nonideal::NonIdeal;
+pub use prims::topology;
 pub use svd::{SvdLayout, SvdPhases, SvdRealisation};
 pub use target::Mzi;
 

@@ -1,14 +1,16 @@
 //! The MZI-mesh backend behind the [`Backend`] interface: which ops it offers, how they
 //! lower to meshes, attenuators and converters, and what they cost in energy.
 
+use crate::backend::kernel::{Kernel, KernelError};
 use crate::backend::{
-    Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MeshKind, MissingField,
-    SchemaField, MAX_WIDTH,
+    Backend, BackendKind, BackendSpec, FieldKind, FieldValue, MeshKind, MissingField, SchemaField,
+    MAX_WIDTH,
 };
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{self, ComponentEnergy, SegmentEnergy};
-use crate::ir::{mesh_cost, Cost, Graph, Lowering, Prim, Target};
+use crate::ir::{mesh_cost, Cost, Graph, IrNode, Lowering, Prim, Target};
+use std::sync::Arc;
 
 /// The MZI-mesh (photonic) backend.
 pub struct Mzi;
@@ -226,8 +228,12 @@ impl Backend for Mzi {
         energy::optical_segments(g)
     }
 
-    fn number_format(&self, _spec: &BackendSpec) -> Option<DType> {
-        None
+    fn kernel(
+        &self,
+        _target: &Target,
+        node: &IrNode,
+    ) -> Option<Result<Arc<dyn Kernel>, KernelError>> {
+        super::prims::kernel(node)
     }
 }
 
