@@ -71,7 +71,7 @@ pub use mesh::{matrix_grad, MeshPhases, Realisation, Transfer};
 pub use nonideal::NonIdeal;
 pub use prims::topology;
 pub use svd::{SvdLayout, SvdPhases, SvdRealisation};
-pub use target::Mzi;
+pub use target::{Mzi, MziSpec};
 
 /// Errors of the MZI backend; each message says what was wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
