@@ -15,6 +15,7 @@
 //! kernels of its primitives with their number format ([`kernel`]), the noise model a draw
 //! samples, and the one-paragraph description the LLM prompt shows.
 
+pub mod aimc;
 pub mod digital;
 pub mod kernel;
 pub mod mzi;
@@ -221,6 +222,7 @@ macro_rules! registry {
 registry! {
     Mzi: "mzi" => mzi::Mzi, mzi::MziSpec;
     Digital: "digital" => digital::Digital, digital::DigitalSpec;
+    Aimc: "aimc" => aimc::Aimc, aimc::AimcSpec;
 }
 
 /// The backend a profile's `backend NAME { … }` block names.
