@@ -6,7 +6,7 @@ use super::prims::Crossbar;
 use super::*;
 use crate::backend::kernel::NoiseDraw;
 use crate::runtime::{Params, Program};
-use crate::train::{robustness, Trainer};
+use crate::train::{robustness, HeldOut, Trainer};
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -304,6 +304,7 @@ fn accuracy_falls_with_time_and_drift_compensation_recovers_it() {
             &spec,
             0,
             7,
+            HeldOut::Test,
             None,
             None,
         )
@@ -347,15 +348,21 @@ fn hardware_aware_training_injects_the_noise_and_learns() {
         ..Default::default()
     };
     let t = Trainer::default();
-    let aware = t.run(g, task, &spec(true), 8, 3, None, None).unwrap();
-    let again = t.run(g, task, &spec(true), 8, 3, None, None).unwrap();
+    let aware = t
+        .run(g, task, &spec(true), 8, 3, HeldOut::Test, None, None)
+        .unwrap();
+    let again = t
+        .run(g, task, &spec(true), 8, 3, HeldOut::Test, None, None)
+        .unwrap();
     assert_eq!(aware.program.params, again.program.params);
     assert!(
         aware.losses.last() < aware.losses.first(),
         "{:?}",
         aware.losses
     );
-    let clean = t.run(g, task, &spec(false), 8, 3, None, None).unwrap();
+    let clean = t
+        .run(g, task, &spec(false), 8, 3, HeldOut::Test, None, None)
+        .unwrap();
     // The noise is in the forward pass: the same seed trains to other weights.
     assert_ne!(aware.program.params, clean.program.params);
     // On the worst case, training through the noise pays off under noise.
