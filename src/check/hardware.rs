@@ -426,7 +426,11 @@ impl Cx<'_> {
                 .map(|o| o.name.to_string())
                 .collect(),
         };
-        if !be.optical() && energy.mac <= 0.0 && !seen.contains_key("energy") && parent.is_none() {
+        if be.requires_mac_energy()
+            && energy.mac <= 0.0
+            && !seen.contains_key("energy")
+            && parent.is_none()
+        {
             self.push(
                 Diagnostic::error(
                     code::MISSING_FIELD,
@@ -571,6 +575,9 @@ impl Cx<'_> {
                 FieldKind::Count { min, max } => self
                     .integer(file, v, field.name, Dim::None, min, max)
                     .map(FieldValue::Count),
+                FieldKind::Real { dim, min, max, why } => self
+                    .number_in(file, v, field.name, dim, (min, max), why)
+                    .map(FieldValue::Real),
             };
             if let Some(value) = value {
                 set.push((field.name, value));

@@ -202,8 +202,19 @@ fn field(
             crate::backend::FieldKind::Count { min, max } => {
                 format!("a whole number from {min} to {max}")
             }
+            crate::backend::FieldKind::Real { dim, min, max, .. } => format!(
+                "{} from {} to {}",
+                dim.describe(),
+                show(min, dim),
+                show(max, dim)
+            ),
         };
-        return Some(format!("**`{}`** of {}: {kind}", key.name, be.block_name()));
+        return Some(format!(
+            "**`{}`** of {}: {kind}\n\n{}",
+            key.name,
+            be.block_name(),
+            f.doc
+        ));
     }
     let f: &FieldInfo = fields::field(&section.name.name, &key.name)?;
     let default = (f.get)(&default_precision(), &Noise::default(), &default_energy());
