@@ -181,8 +181,11 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
             );
         }
     }
-    let pareto = report::pareto_svg(&runs);
-    let hv = report::hypervolume_svg(&curves);
+    // The split the stored metrics were scored on (`train::Trainer::run` scores the test
+    // split today); the figures' titles and axis labels name it.
+    let split = "test";
+    let pareto = report::pareto_svg(&runs, split);
+    let hv = report::hypervolume_svg(&curves, split);
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("error: cannot create {}: {e}", out.display());
         return EXIT_USAGE;
