@@ -12,6 +12,7 @@ mod llm_ops;
 mod llm_server;
 mod lying;
 mod newcomer;
+mod report_browser;
 mod robustness;
 mod roundtrip;
 mod search;
