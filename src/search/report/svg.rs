@@ -389,8 +389,31 @@ fn power_label(k: i32) -> String {
     }
 }
 
-/// Decades covering `[lo, hi]` (log10 pJ; non-finite or reversed ends are handled as in
-/// [`nice_ticks`]); at least one decade wide.
+/// m × 10^k as a label (m is 1, 2 or 5): plain digits from 0.001 to 10 000.
+fn mantissa_label(m: u32, k: i32) -> String {
+    match (m, k) {
+        (1, _) => power_label(k),
+        (_, 0..=3) => (m * 10u32.pow(k as u32)).to_string(),
+        (_, -3..=-1) => format!("0.{}{m}", "0".repeat((-k - 1) as usize)),
+        _ => format!("{m}×{}", power_label(k)),
+    }
+}
+
+/// `v` (log10) moved down (or up) to the nearest log10 of 1, 2 or 5 × 10ⁿ.
+fn snap_125(v: f64, up: bool) -> f64 {
+    let steps = [0.0, 2f64.log10(), 5f64.log10(), 1.0];
+    let (d, f) = (v.floor(), v - v.floor());
+    let s = if up {
+        steps.iter().find(|s| **s >= f - 1e-9)
+    } else {
+        steps.iter().rev().find(|s| **s <= f + 1e-9)
+    };
+    d + s.copied().unwrap_or(0.0)
+}
+
+/// A log axis for `[lo, hi]` (log10 pJ; non-finite or reversed ends are handled as in
+/// [`nice_ticks`]): padded so no point sits on the frame, its ends at 1, 2 or 5 × 10ⁿ,
+/// labelled at decades (also at 2 and 5 × 10ⁿ when fewer than two decades fall inside).
 fn energy_axis(lo: f64, hi: f64) -> EnergyAxis {
     let (lo, hi) = match (lo.is_finite(), hi.is_finite()) {
         (true, true) => (lo.min(hi), lo.max(hi)),
@@ -399,13 +422,11 @@ fn energy_axis(lo: f64, hi: f64) -> EnergyAxis {
         (false, false) => (0.0, 1.0),
     };
     let (lo, hi) = (lo.clamp(-300.0, 300.0), hi.clamp(-300.0, 300.0));
-    let (mut a, mut b) = (lo.floor() as i32, hi.ceil() as i32);
-    if a == b {
-        (a, b) = (a - 1, b + 1);
-    }
-    // The unit whose 1 is nearest the axis's middle decade (in joules; the larger on a
-    // tie), so labels stay near 1.
-    let mid = f64::from(a + b) / 2.0 - 12.0;
+    let pad = 0.04 * (hi - lo) + 0.03;
+    let (a, b) = (snap_125(lo - pad, false), snap_125(hi + pad, true));
+    // The unit whose 1 is nearest the axis's middle (in joules; the larger on a tie), so
+    // labels stay near 1.
+    let mid = (a + b) / 2.0 - 12.0;
     let mut energy: Vec<(&str, f64)> = UNITS
         .iter()
         .filter(|u| u.1 == Dim::Energy)
@@ -418,23 +439,38 @@ fn energy_axis(lo: f64, hi: f64) -> EnergyAxis {
         .map_or(("pJ", -12.0), |u| (u.0, u.1));
     let unit = if name == "uJ" { "µJ" } else { name }.to_string();
     let shift = -12 - unit_exp as i32;
-    let decades = (b - a) as usize;
-    // Label at most about eight decades; minor ticks (2…9 × 10ⁿ) while they stay apart.
-    let every = decades.div_ceil(8).max(1);
-    let major = (a..=b)
-        .filter(|e| (e - a) as usize % every == 0)
-        .map(|e| (f64::from(e), power_label(e + shift)))
+    let inside = |v: f64| v >= a - 1e-9 && v <= b + 1e-9;
+    let (first, last) = (a.floor() as i32, b.ceil() as i32);
+    let decades: Vec<i32> = (first..=last).filter(|&e| inside(f64::from(e))).collect();
+    // Label at most about eight decades.
+    let every = decades.len().div_ceil(8).max(1);
+    let mut major: Vec<(f64, String)> = decades
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(_, &e)| (f64::from(e), power_label(e + shift)))
         .collect();
-    let minor = if decades <= 4 {
-        (a..b)
+    if decades.len() < 2 {
+        major = (first..=last)
+            .flat_map(|e| [1u32, 2, 5].map(|m| (e, m)))
+            .map(|(e, m)| (f64::from(e) + f64::from(m).log10(), e, m))
+            .filter(|p| inside(p.0))
+            .map(|(v, e, m)| (v, mantissa_label(m, e + shift)))
+            .collect();
+    }
+    // Minor ticks (2…9 × 10ⁿ) while they stay apart, strictly inside, not on a label.
+    let minor = if b - a <= 4.0 {
+        (first..=last)
             .flat_map(|e| (2..=9).map(move |m| f64::from(e) + f64::from(m).log10()))
+            .filter(|&v| v > a + 1e-9 && v < b - 1e-9)
+            .filter(|&v| major.iter().all(|m| (m.0 - v).abs() > 1e-9))
             .collect()
     } else {
         Vec::new()
     };
     EnergyAxis {
-        lo: f64::from(a),
-        hi: f64::from(b),
+        lo: a,
+        hi: b,
         unit,
         major,
         minor,
@@ -650,18 +686,25 @@ pub fn hypervolume_svg(curves: &[(String, Vec<(usize, f64)>)], split: &str) -> S
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let ymax = curves
+    // The y axis spans the data (not from 0): the curves' rise is what the figure shows.
+    let (ymin, ymax) = curves
         .iter()
         .flat_map(|c| c.1.iter().map(|p| p.1))
         .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     // Whole evaluations: never more intervals than evaluations.
     let xt = nice_ticks(0.0, xmax, (xmax as usize).clamp(1, 5));
-    let yt = nice_ticks(0.0, if ymax > 0.0 { ymax } else { 1.0 }, 5);
+    let yt = if ymin <= ymax {
+        nice_ticks(ymin, ymax, 5)
+    } else {
+        nice_ticks(0.0, 1.0, 5)
+    };
     let ax = Axes::new(
         0.0,
         xt.last().copied().unwrap_or(xmax),
-        0.0,
+        yt.first().copied().unwrap_or(0.0),
         yt.last().copied().unwrap_or(1.0),
     );
     let (xs, ys) = (step_of(&xt), step_of(&yt));

@@ -123,18 +123,33 @@ fn tick_labels_show_the_step_and_no_float_noise() {
 
 #[test]
 fn energy_axes_are_decades_in_one_unit() {
-    // 30 pJ .. 4 nJ (log10 pJ 1.48 .. 3.6): decades 10 pJ .. 10 nJ, written in nJ.
+    // 30 pJ .. 4 nJ: padded, ends snapped to 20 pJ and 10 nJ, written in nJ.
     let a = energy_axis(30f64.log10(), 4000f64.log10());
-    assert_eq!((a.lo, a.hi), (1.0, 4.0));
+    assert!(
+        (a.lo - 20f64.log10()).abs() < 1e-9 && (a.hi - 4.0).abs() < 1e-9,
+        "{}..{}",
+        a.lo,
+        a.hi
+    );
     assert_eq!(a.unit, "nJ");
     let labels: Vec<&str> = a.major.iter().map(|m| m.1.as_str()).collect();
-    assert_eq!(labels, ["0.01", "0.1", "1", "10"]);
-    // Minor ticks at 2..9 × each decade, strictly inside the axis.
-    assert_eq!(a.minor.len(), 3 * 8);
+    assert_eq!(labels, ["0.1", "1", "10"]);
+    // Minor ticks at 2..9 × each decade, strictly inside the axis and off the labels.
+    assert_eq!(a.minor.len(), 23);
     assert!(a.minor.iter().all(|&m| m > a.lo && m < a.hi));
-    // One value: a decade each side. Microjoules are written with µ.
+    // The data never sits on the frame.
+    assert!(a.lo < 30f64.log10() - 0.05 && a.hi > 4000f64.log10() + 0.05);
+    // One value: less than a decade around it, labelled at 1, 2 and 5; microjoules with µ.
     let a = energy_axis(6.0, 6.0);
-    assert_eq!((a.lo, a.hi, a.unit.as_str()), (5.0, 7.0, "µJ"));
+    assert!(
+        a.lo < 6.0 && a.hi > 6.0 && a.hi - a.lo < 1.0,
+        "{}..{}",
+        a.lo,
+        a.hi
+    );
+    assert_eq!(a.unit, "µJ");
+    let labels: Vec<&str> = a.major.iter().map(|m| m.1.as_str()).collect();
+    assert_eq!(labels, ["0.5", "1", "2"]);
     // Twenty decades: at most about eight labels, superscripts beyond 10 000, no minor ticks.
     let a = energy_axis(-9.0, 11.0);
     assert!(a.major.len() <= 9, "{:?}", a.major);
@@ -147,7 +162,11 @@ fn energy_axes_are_decades_in_one_unit() {
         (f64::INFINITY, f64::INFINITY),
     ] {
         let a = energy_axis(lo, hi);
-        assert!(a.lo < a.hi && !a.major.is_empty(), "{lo}..{hi}");
+        assert!(
+            a.lo < a.hi && a.major.len() >= 2,
+            "{lo}..{hi}: {:?}",
+            a.major
+        );
     }
 }
 
@@ -158,6 +177,9 @@ fn power_labels_are_plain_near_one_and_superscript_far_away() {
     assert_eq!(power_label(-3), "0.001");
     assert_eq!(power_label(5), "10⁵");
     assert_eq!(power_label(-12), "10⁻¹²");
+    assert_eq!(mantissa_label(5, -1), "0.5");
+    assert_eq!(mantissa_label(2, 3), "2000");
+    assert_eq!(mantissa_label(2, 7), "2×10⁷");
 }
 
 #[test]
