@@ -76,7 +76,17 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
         }
     }
     let llm: Vec<Option<LlmRun>> = loaded.iter_mut().map(|l| l.llm.take()).collect();
-    let runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
+    let mut runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
+    // Runs of one search on one profile (repeats, other seeds or tasks) would share a
+    // label: name those by their store too, so legends and tables tell them apart.
+    let labels: Vec<String> = runs.iter().map(|r| r.label.clone()).collect();
+    for run in &mut runs {
+        if labels.iter().filter(|l| **l == run.label).count() > 1 {
+            if let Some(store) = &run.store {
+                run.label = format!("{} [{store}]", run.label);
+            }
+        }
+    }
     let mut curves = Vec::new();
     for run in &runs {
         // Each run against its own reference: adding a run changes no other run's curve.

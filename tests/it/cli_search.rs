@@ -140,6 +140,31 @@ fn killed_search_resumes_without_losing_work() {
     assert!(std::fs::read_to_string(report_dir.join("pareto.svg"))
         .expect("svg")
         .starts_with("<svg"));
+
+    // Two runs of one search on one profile: each is named by its store as well.
+    let copy = dir.join("repeat.sqlite");
+    std::fs::copy(&db, &copy).expect("copy the store");
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::copy(db.with_extension(ext), copy.with_extension(ext));
+    }
+    let out = uhc(
+        &["report", "run.sqlite", "repeat.sqlite", "--out", "both"],
+        &dir,
+    )
+    .output()
+    .expect("report of two runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.join("both/hypervolume.svg")).expect("svg");
+    for label in [
+        "digits_mzi on mzi_realistic [run.sqlite] (all)",
+        "digits_mzi on mzi_realistic [repeat.sqlite] (all)",
+    ] {
+        assert!(svg.contains(label), "{label} not in the legend");
+    }
 }
 
 #[test]

@@ -22,8 +22,9 @@ const GLYPH_WIDTH: f64 = 0.62;
 const PALETTE: &[&str] = &[
     "#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
 ];
-/// Dash patterns (SVG `stroke-dasharray`; empty is solid).
-const DASHES: &[&str] = &["", "9 4", "2 3", "9 3 2 3", "14 4", "5 2 5 6"];
+/// Dash patterns (SVG `stroke-dasharray`; empty is solid). Five against six markers, so
+/// the (marker, dash) pair repeats only after 30 series.
+const DASHES: &[&str] = &["", "9 4", "2 3", "9 3 2 3", "14 4"];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Marker {
@@ -43,8 +44,8 @@ const MARKERS: [Marker; 6] = [
     Marker::Plus,
 ];
 
-/// How series `i` is drawn. Colours cycle by 7 and markers and dashes by 6, so the first
-/// six series differ in all three and the first 42 in at least colour or marker.
+/// How series `i` is drawn. Colours cycle by 7, markers by 6 and dashes by 5: the first
+/// five series differ in all three, the first 30 in marker or dash (what a grey print keeps).
 #[derive(Clone, Copy, Debug)]
 struct Style {
     color: &'static str,
@@ -697,7 +698,8 @@ pub fn hypervolume_svg(curves: &[(String, Vec<(usize, f64)>)], split: &str) -> S
     // Whole evaluations: never more intervals than evaluations.
     let xt = nice_ticks(0.0, xmax, (xmax as usize).clamp(1, 5));
     let yt = if ymin <= ymax {
-        nice_ticks(ymin, ymax, 5)
+        // A little headroom so the highest curve does not run along the frame.
+        nice_ticks(ymin, ymax + 0.03 * (ymax - ymin), 5)
     } else {
         nice_ticks(0.0, 1.0, 5)
     };
