@@ -274,10 +274,10 @@ fn texts(svg: &str) -> Vec<String> {
 
 #[test]
 fn pareto_names_runs_in_full_and_its_split_in_the_title() {
-    let long = "fashion_mzi64 on mzi64_realistic, operators mutate(0.7) + crossover(0.3), seed 2";
+    let long = "fashion_clements64 on clements64, operators mutate(0.7) + crossover(0.3), seed 2";
     let runs = [
         run(long, &[(0.48, 30.0), (0.38, 300.0), (0.29, 4000.0)]),
-        run("random on mzi64_realistic", &[(0.5, 20.0), (0.3, 5000.0)]),
+        run("random on clements64", &[(0.5, 20.0), (0.3, 5000.0)]),
     ];
     let svg = pareto_svg(&runs, "validation");
     let t = texts(&svg);
