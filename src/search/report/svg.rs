@@ -68,7 +68,7 @@ fn marker(out: &mut String, s: Style, x: f64, y: f64, r: f64, filled: bool, tip:
     let paint = if filled {
         format!("fill=\"{c}\" stroke=\"{c}\" stroke-width=\"1\"")
     } else {
-        format!("fill=\"white\" fill-opacity=\"0\" stroke=\"{c}\" stroke-opacity=\"0.5\" stroke-width=\"1\"")
+        format!("fill=\"none\" stroke=\"{c}\" stroke-opacity=\"0.5\" stroke-width=\"1\"")
     };
     // Crosses and pluses have no area: draw them thicker so they weigh as much as the rest.
     let line_paint = if filled {
