@@ -88,16 +88,26 @@ enum Command {
         #[command(flatten)]
         args: cli::search::SearchArgs,
     },
-    /// Write a Markdown + HTML report (with SVG figures) of one or more search runs.
+    /// Run an experiment's grid (hardware × operator mixes × budgets × repeats), each run
+    /// resumable, and write the comparison.
+    Experiment {
+        #[command(flatten)]
+        args: cli::experiment::ExperimentArgs,
+    },
+    /// Write a Markdown + HTML report (with SVG figures) of one or more search runs, or
+    /// of an experiment (give its `.uh` file).
     Report {
-        /// Run stores (`.sqlite`) written by `uhc search`; several are overlaid.
+        /// Run stores (`.sqlite`) written by `uhc search`; several are overlaid. Or one
+        /// `.uh` file with an `experiment`: its runs (in the folder named after it) are
+        /// compared.
         #[arg(required = true)]
         dbs: Vec<PathBuf>,
         /// Folder the report (`report.md`, `report.html`, SVG figures) is written to.
         #[arg(long, default_value = "report")]
         out: PathBuf,
-        /// Energy of the reference point for the hypervolumes printed to compare runs,
-        /// e.g. `5nJ` (default: twice the highest energy of the runs given).
+        /// Energy of the hypervolume reference point, e.g. `5nJ`; beats the searches'
+        /// own (`reference { energy = … }`, else their energy constraint). Without either,
+        /// it is derived from the runs given, and said to be.
         #[arg(long, value_parser = parse_energy)]
         reference_energy: Option<f64>,
     },
@@ -257,6 +267,9 @@ fn main() -> ExitCode {
         } => cli::report::run(&dbs, &out, reference_energy),
         Command::Search { args } => {
             cli::search::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
+        }
+        Command::Experiment { args } => {
+            cli::experiment::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
         Command::Train { common, out } => cli::train::train(&common, &out),
         Command::Eval {

@@ -2,6 +2,7 @@
 //! evaluations per proposer, and a table of the front's architectures. Figures are plain
 //! SVG written in `svg` (no font rasteriser needed), so reports build anywhere.
 
+use super::indicator::Space;
 use super::nsga2::{self, Direction, Individual};
 use super::store::{CandidateRecord, CandidateState};
 use std::fmt::Write as _;
@@ -18,6 +19,32 @@ pub struct RunData {
     pub config: serde_json::Value,
     /// The store's path as given to `uhc report`, for the commands that reproduce rows.
     pub store: Option<String>,
+    /// Test-split scores of the final front (written when the run ended).
+    pub test: std::collections::HashMap<i64, super::store::TestScores>,
+}
+
+impl RunData {
+    /// Metrics of the evaluated candidates, in the order their evaluations finished.
+    pub fn evaluated(&self) -> Vec<&super::store::Metrics> {
+        let mut done: Vec<&CandidateRecord> = self
+            .candidates
+            .iter()
+            .filter(|c| c.evaluation.is_some())
+            .collect();
+        done.sort_by_key(|c| (c.finished_ms.unwrap_or(0), c.id));
+        done.iter()
+            .filter_map(|c| c.evaluation.as_ref().map(|e| &e.metrics))
+            .collect()
+    }
+
+    /// The run's hypervolume space: its search's objectives and references; a reference
+    /// it does not fix is derived from `measured` (the runs compared), and `energy` (J)
+    /// overrides the energy reference.
+    pub fn space(&self, measured: &[&RunData], energy: Option<f64>) -> Space {
+        let metrics: Vec<&super::store::Metrics> =
+            measured.iter().flat_map(|r| r.evaluated()).collect();
+        Space::for_config(&self.config, energy, metrics.iter().copied())
+    }
 }
 
 /// (error = 1 − noisy accuracy mean, energy in pJ) of an evaluated candidate.
@@ -65,32 +92,14 @@ pub fn front(run: &RunData) -> Vec<usize> {
     f
 }
 
-/// Hypervolume of (error, energy) after each evaluation, per operator and overall, with a
-/// reference point of error 1 and `ref_energy_pj`.
-pub fn hypervolume_curve(run: &RunData, ref_energy_pj: f64) -> Vec<(usize, f64)> {
-    let mut evaluated: Vec<&CandidateRecord> = run
-        .candidates
-        .iter()
-        .filter(|c| c.evaluation.is_some())
-        .collect();
-    evaluated.sort_by_key(|c| (c.finished_ms.unwrap_or(0), c.id));
-    let mut pts: Vec<[f64; 2]> = Vec::new();
-    let mut out = Vec::new();
-    let dirs = [Direction::Minimize, Direction::Minimize];
-    for (k, c) in evaluated.iter().enumerate() {
-        if let Some((e, j)) = point(c) {
-            if c.evaluation
-                .as_ref()
-                .is_some_and(|ev| ev.metrics.total_violation() <= 0.0)
-            {
-                pts.push([e, j.log10()]);
-            }
-        }
-        let hv = super::hypervolume::hypervolume(&pts, &dirs, &[1.0, ref_energy_pj.log10()])
-            .unwrap_or(0.0);
-        out.push((k + 1, hv));
-    }
-    out
+/// Hypervolume in `space` after each evaluation (1-based count, value).
+pub fn hypervolume_curve(run: &RunData, space: &Space) -> Vec<(usize, f64)> {
+    space
+        .curve(run.evaluated())
+        .into_iter()
+        .enumerate()
+        .map(|(k, hv)| (k + 1, hv))
+        .collect()
 }
 
 fn escape(s: &str) -> String {
@@ -135,16 +144,31 @@ pub fn markdown(runs: &[RunData]) -> String {
         .iter()
         .any(|r| r.candidates.iter().any(|c| point(c).is_some()));
     if evaluated {
-        md.push_str("Hypervolume is measured in (error, log10 energy/pJ) space against each run's own reference point: error = 1, energy = twice the highest energy that run evaluated (the `reference` column). Adding a run to a report never changes another run's figures; hypervolumes of different runs are each on their own scale, so compare runs by their fronts.\n\n");
+        md.push_str("Every figure of the search (fronts, hypervolumes, the charts) is on the **validation split**, the data the search selected on. The test split is used once, at the end of a run, to score its final front: the `test` columns below, never an input to selection.\n\n");
+        for run in runs {
+            let space = run.space(&[run], None);
+            let _ = writeln!(
+                md,
+                "{}: {}.{}",
+                escape(&run.label),
+                space.describe(),
+                if space.derived() {
+                    " A derived reference moves with the run: declare `reference { … }` in the search to compare runs."
+                } else {
+                    ""
+                }
+            );
+        }
+        md.push('\n');
     } else {
         md.push_str("Nothing has been evaluated yet: no run has a finished evaluation, so there is no front, no reference point and no hypervolume. Run the search (or let it run longer) and report again.\n\n");
     }
     if runs.len() > 1 {
         md.push_str(&comparability(runs));
     }
-    md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front | reference | hypervolume |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front (validation) | hypervolume (validation) |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in runs {
-        let ref_energy_pj = reference_energy(std::slice::from_ref(run));
+        let space = run.space(&[run], None);
         let count = |s: CandidateState| run.candidates.iter().filter(|c| c.state == s).count();
         let (done, failed, rejected) = (
             count(CandidateState::Done),
@@ -163,9 +187,7 @@ pub fn markdown(runs: &[RunData]) -> String {
             .map(|e| e.metrics.accuracy_drop)
             .sum::<f64>()
             / f.len().max(1) as f64;
-        let hv = hypervolume_curve(run, ref_energy_pj)
-            .last()
-            .map_or(0.0, |p| p.1);
+        let hv = space.hypervolume(run.evaluated());
         let validity = if proposals > 0 {
             100.0 * (proposals - rejected) as f64 / proposals as f64
         } else {
@@ -178,10 +200,10 @@ pub fn markdown(runs: &[RunData]) -> String {
             } else {
                 "no feasible candidate"
             };
-            let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | 0 | 0 | {none} | {none} | {none} |", escape(&run.label));
+            let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | 0 | 0 | {none} | {none} |", escape(&run.label));
             continue;
         }
-        let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {} | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop, format_pj(ref_energy_pj));
+        let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop);
     }
     for run in runs {
         let why = infeasibility(&run.candidates);
@@ -202,15 +224,22 @@ pub fn markdown(runs: &[RunData]) -> String {
     }
     for run in runs {
         let _ = writeln!(md, "\n## Front of {}\n", run.label);
-        md.push_str("| id | operator | gen | accuracy | noisy mean ± std | p5 | energy | MZIs | depth | params |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| id | operator | gen | accuracy (validation) | noisy mean ± std (validation) | p5 (validation) | accuracy (test) | noisy mean ± std (test) | energy | MZIs | depth | params |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let f = front(run);
         for &i in &f {
             let c = &run.candidates[i];
             let Some(e) = &c.evaluation else { continue };
             let m = &e.metrics;
+            let (test_acc, test_noisy) = match run.test.get(&c.id) {
+                Some(t) => (
+                    format!("{:.3}", t.accuracy),
+                    format!("{:.3} ± {:.3}", t.noisy_accuracy_mean, t.noisy_accuracy_std),
+                ),
+                None => ("not scored".into(), "not scored".into()),
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.3} | {:.3} ± {:.3} | {:.3} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.3} | {:.3} ± {:.3} | {:.3} | {test_acc} | {test_noisy} | {} | {} | {} | {} |",
                 c.id,
                 c.operator,
                 c.generation,
@@ -278,20 +307,6 @@ fn comparability(runs: &[RunData]) -> String {
     }
     md.push('\n');
     md
-}
-
-/// The reference energy of the runs given: twice the highest evaluated.
-pub fn reference_energy(runs: &[RunData]) -> f64 {
-    let max = runs
-        .iter()
-        .flat_map(|r| r.candidates.iter().filter_map(point))
-        .map(|p| p.1)
-        .fold(0.0f64, f64::max);
-    if max > 0.0 {
-        2.0 * max
-    } else {
-        1.0
-    }
 }
 
 /// Why a front is empty or thin: for every constraint that most evaluated candidates

@@ -9,7 +9,7 @@ pub mod file;
 mod loss;
 mod weights;
 
-pub use data::{load_task, TaskData};
+pub use data::{load_task, HeldOut, TaskData};
 pub use loss::{accuracy, cross_entropy, DEFAULT_TEMPERATURE};
 pub use weights::WeightSpace;
 
@@ -428,7 +428,8 @@ impl Trainer {
     }
 
     /// Builds, trains and scores `graph` on `task`: parameters initialised and trained
-    /// from `seed`, robustness measured on the test split with `draws` instances.
+    /// from `seed`, robustness measured on the split `on` with `draws` instances. The
+    /// same request scored on either split trains the same parameters.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -437,6 +438,7 @@ impl Trainer {
         spec: &TrainSpec,
         draws: usize,
         seed: u64,
+        on: HeldOut,
         deadline: Option<Instant>,
         on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
     ) -> Result<Outcome, TrainError> {
@@ -447,7 +449,8 @@ impl Trainer {
             ..self.options.clone()
         };
         let losses = train(&mut program, &data, spec, seed, &opts, on_epoch)?;
-        let robustness = robustness(&program, data.test_x.view(), &data.test_y, draws, seed)?;
+        let (x, y, _) = data.split(on);
+        let robustness = robustness(&program, x, y, draws, seed)?;
         Ok(Outcome {
             program,
             losses,

@@ -7,9 +7,11 @@ use crate::diag::{code, Diagnostic, FileId};
 use crate::syntax::{self, Entry, Expr, Ident, Span};
 use std::collections::HashMap;
 
+mod experiment;
 mod search;
 mod task;
 
+pub use experiment::seeds_for;
 pub use task::task_shape;
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.

@@ -8,6 +8,8 @@
 //! - `evaluations`: one row per `done` candidate, every metric in its own column, extras as
 //!   JSON. Failed and timed-out candidates never get a row: they have no score, ever.
 //! - `exchanges`: every LLM exchange (prompt, response, tokens, latency, outcome).
+//! - `test_scores`: test-split scores of the final front, written when the run ends (the
+//!   search selects on the validation split and never reads them).
 //!
 //! # Life of a candidate
 //! ```text
@@ -63,6 +65,7 @@ mod lifecycle;
 mod queries;
 mod records;
 mod schema;
+mod test_scores;
 mod writer;
 
 pub use exchanges::{Exchange, ExchangeRecord, ExchangeTotals};
@@ -71,6 +74,7 @@ pub use records::{
     Metrics, NewCandidate, Recovered, Recovery, RunInfo, StateCounts, Violation,
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use test_scores::TestScores;
 use writer::utc_text;
 pub use writer::Writer;
 

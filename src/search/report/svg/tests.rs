@@ -261,6 +261,7 @@ fn run(label: &str, points: &[(f64, f64)]) -> RunData {
             .collect(),
         config: serde_json::Value::Null,
         store: None,
+        test: Default::default(),
     }
 }
 
