@@ -161,7 +161,10 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
         };
         println!(
             "{} [{}]: {} evaluated, hypervolume (validation) {:.4} at {common}, {:.4} at the end, front {}; {}{}",
-            run.label,
+            // The line names the store itself.
+            run.label
+                .strip_suffix(&format!(" [{}]", db.display()))
+                .unwrap_or(&run.label),
             db.display(),
             evaluated(run),
             at(common),
