@@ -414,7 +414,7 @@ fn snap_125(v: f64, up: bool) -> f64 {
 
 /// A log axis for `[lo, hi]` (log10 pJ; non-finite or reversed ends are handled as in
 /// [`nice_ticks`]): padded so no point sits on the frame, its ends at 1, 2 or 5 × 10ⁿ,
-/// labelled at decades (also at 2 and 5 × 10ⁿ when fewer than two decades fall inside).
+/// labelled at decades (also at 2 and 5 × 10ⁿ when it spans two decades or less).
 fn energy_axis(lo: f64, hi: f64) -> EnergyAxis {
     let (lo, hi) = match (lo.is_finite(), hi.is_finite()) {
         (true, true) => (lo.min(hi), lo.max(hi)),
@@ -451,7 +451,8 @@ fn energy_axis(lo: f64, hi: f64) -> EnergyAxis {
         .filter(|(i, _)| i % every == 0)
         .map(|(_, &e)| (f64::from(e), power_label(e + shift)))
         .collect();
-    if decades.len() < 2 {
+    // Two decades or less: decade labels alone would be two or three; add 2 and 5 × 10ⁿ.
+    if b - a <= 2.0 + 1e-9 {
         major = (first..=last)
             .flat_map(|e| [1u32, 2, 5].map(|m| (e, m)))
             .map(|(e, m)| (f64::from(e) + f64::from(m).log10(), e, m))

@@ -150,6 +150,10 @@ fn energy_axes_are_decades_in_one_unit() {
     assert_eq!(a.unit, "µJ");
     let labels: Vec<&str> = a.major.iter().map(|m| m.1.as_str()).collect();
     assert_eq!(labels, ["0.5", "1", "2"]);
+    // 200 pJ .. 1.8 nJ: under two decades, so 2 and 5 × 10ⁿ are labelled too.
+    let a = energy_axis(200f64.log10(), 1800f64.log10());
+    let labels: Vec<&str> = a.major.iter().map(|m| m.1.as_str()).collect();
+    assert_eq!(labels, ["0.1", "0.2", "0.5", "1", "2", "5"]);
     // Twenty decades: at most about eight labels, superscripts beyond 10 000, no minor ticks.
     let a = energy_axis(-9.0, 11.0);
     assert!(a.major.len() <= 9, "{:?}", a.major);
