@@ -88,7 +88,17 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
         }
     }
     let llm: Vec<Option<LlmRun>> = loaded.iter_mut().map(|l| l.llm.take()).collect();
-    let runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
+    let mut runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
+    // Runs of one search on one profile (repeats, other seeds or tasks) would share a
+    // label: name those by their store too, so legends and tables tell them apart.
+    let labels: Vec<String> = runs.iter().map(|r| r.label.clone()).collect();
+    for run in &mut runs {
+        if labels.iter().filter(|l| **l == run.label).count() > 1 {
+            if let Some(store) = &run.store {
+                run.label = format!("{} [{store}]", run.label);
+            }
+        }
+    }
     // One space for the comparison: each run's own objectives and fixed references; a
     // reference a run does not fix is derived from all the runs given (and said to be).
     let all: Vec<&RunData> = runs.iter().collect();
@@ -151,7 +161,10 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
         };
         println!(
             "{} [{}]: {} evaluated, hypervolume (validation) {:.4} at {common}, {:.4} at the end, front {}; {}{}",
-            run.label,
+            // The line names the store itself.
+            run.label
+                .strip_suffix(&format!(" [{}]", db.display()))
+                .unwrap_or(&run.label),
             db.display(),
             evaluated(run),
             at(common),
@@ -192,8 +205,11 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
             );
         }
     }
-    let pareto = report::pareto_svg(&runs);
-    let hv = report::hypervolume_svg(&curves);
+    // The split the search's stored metrics are scored on (the engine selects on
+    // validation; only the final front is scored on test); titles and axes name it.
+    let split = "validation";
+    let pareto = report::pareto_svg(&runs, split);
+    let hv = report::hypervolume_svg(&curves, split);
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("error: cannot create {}: {e}", out.display());
         return EXIT_USAGE;

@@ -297,7 +297,8 @@ pub fn report(
             test: Default::default(),
         });
     }
-    let fronts = report::pareto_svg(&per_hw);
+    // Every figure of an experiment is on the validation split, as the search selected.
+    let fronts = report::pareto_svg(&per_hw, "validation");
     // The mean hypervolume after k evaluations over a cell's repeats (up to the shortest).
     let mut curves = Vec::new();
     for ((hw, mix, budget), _) in &groups {
@@ -324,7 +325,7 @@ pub fn report(
             mean,
         ));
     }
-    let hv = report::hypervolume_svg(&curves);
+    let hv = report::hypervolume_svg(&curves, "validation");
     (md, fronts, hv)
 }
 

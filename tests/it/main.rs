@@ -15,6 +15,7 @@ mod lsp;
 mod lying;
 mod newcomer;
 mod nvim;
+mod report_browser;
 mod robustness;
 mod roundtrip;
 mod search;
