@@ -88,11 +88,17 @@ enum Command {
         #[command(flatten)]
         args: cli::search::SearchArgs,
     },
+    /// Evaluate the queued candidates of a shared (PostgreSQL) search run.
+    Worker {
+        #[command(flatten)]
+        args: cli::worker::WorkerArgs,
+    },
     /// Write a Markdown + HTML report (with SVG figures) of one or more search runs.
     Report {
-        /// Run stores (`.sqlite`) written by `uhc search`; several are overlaid.
+        /// Run stores written by `uhc search` (`.sqlite` files or `postgres://` URLs);
+        /// several are overlaid.
         #[arg(required = true)]
-        dbs: Vec<PathBuf>,
+        dbs: Vec<String>,
         /// Folder the report (`report.md`, `report.html`, SVG figures) is written to.
         #[arg(long, default_value = "report")]
         out: PathBuf,
@@ -132,7 +138,7 @@ enum Command {
             requires = "candidate",
             conflicts_with_all = ["weights", "task", "arch", "hardware", "epochs", "noise_aware", "phase_space", "seed", "draws"]
         )]
-        from: Option<PathBuf>,
+        from: Option<String>,
         /// The candidate's id in the store given by --from.
         #[arg(long, requires = "from")]
         candidate: Option<i64>,
@@ -257,6 +263,9 @@ fn main() -> ExitCode {
         } => cli::report::run(&dbs, &out, reference_energy),
         Command::Search { args } => {
             cli::search::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
+        }
+        Command::Worker { args } => {
+            cli::worker::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
         Command::Train { common, out } => cli::train::train(&common, &out),
         Command::Eval {

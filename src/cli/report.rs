@@ -2,10 +2,10 @@
 
 use super::{EXIT_OK, EXIT_USAGE};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use uhc::llm::operators::{tally, LlmStats};
 use uhc::search::report::{self, RunData};
-use uhc::search::store::{CandidateState, Store, StoreOptions};
+use uhc::search::store::{CandidateState, Location, Store, StoreOptions};
 
 /// A run and what its LLM operators did (none when it used none).
 struct Loaded {
@@ -19,8 +19,11 @@ struct LlmRun {
     tokens: u64,
 }
 
-fn load(path: &Path) -> Result<Loaded, String> {
-    let store = Store::open_read_only(path, StoreOptions::default()).map_err(|e| e.to_string())?;
+fn load(db: &str) -> Result<Loaded, String> {
+    let location = Location::parse(db).map_err(|e| e.to_string())?;
+    let store =
+        Store::open_read_only_at(&location, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let path = location.shown();
     let exchanges = store.exchanges().map_err(|e| e.to_string())?;
     let llm = (!exchanges.is_empty()).then(|| LlmRun {
         stats: tally(
@@ -51,26 +54,26 @@ fn load(path: &Path) -> Result<Loaded, String> {
                 v.get("spec")?.get("hardware")?.as_str()?
             ))
         })
-        .unwrap_or_else(|| path.display().to_string());
+        .unwrap_or_else(|| path.clone());
     Ok(Loaded {
         data: RunData {
             label,
             candidates,
             config,
-            store: Some(path.display().to_string()),
+            store: Some(path),
         },
         llm,
     })
 }
 
 /// `reference_pj`: the energy of the comparison's reference point, if the user fixed one.
-pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
+pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
     let mut loaded = Vec::new();
     for db in dbs {
         match load(db) {
             Ok(r) => loaded.push(r),
             Err(e) => {
-                eprintln!("error: {}: {e}", db.display());
+                eprintln!("error: {db}: {e}");
                 return EXIT_USAGE;
             }
         }
@@ -147,7 +150,7 @@ pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
         println!(
             "{} [{}]: {} evaluated, hypervolume {:.4} at {common}, {:.4} at the end, front {}",
             run.label,
-            db.display(),
+            db,
             evaluated(run),
             at(common),
             curve.last().map_or(0.0, |p| p.1),

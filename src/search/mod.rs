@@ -13,3 +13,4 @@ pub mod identity;
 pub mod nsga2;
 pub mod report;
 pub mod store;
+pub mod worker;
