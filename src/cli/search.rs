@@ -317,14 +317,18 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             return EXIT_USAGE;
         }
     }
-    let (mut store, opened) =
-        match Store::open_or_create_at(&location, &config.to_string(), seed, StoreOptions::default()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        };
+    let (mut store, opened) = match Store::open_or_create_at(
+        &location,
+        &config.to_string(),
+        seed,
+        StoreOptions::default(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let info = match store.run_info() {
         Ok(info) => info,
         Err(e) => {
@@ -369,7 +373,10 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         uhc_version: env!("CARGO_PKG_VERSION").to_string(),
         stdlib_hash: uhc::search::worker::stdlib_hash(),
     };
-    if let Err(e) = store.set_source(&source).and_then(|()| store.set_finished(false)) {
+    if let Err(e) = store
+        .set_source(&source)
+        .and_then(|()| store.set_finished(false))
+    {
         eprintln!("error: {e}");
         let _ = store.release_writer(&writer);
         return EXIT_USAGE;

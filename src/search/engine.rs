@@ -517,7 +517,10 @@ pub fn run(
 ) -> Result<Summary, StoreError> {
     let budget = overrides.budget.unwrap_or(cx.spec.budget);
     // A shared run may be coordinated by a process that evaluates nothing itself.
-    let jobs = overrides.jobs.unwrap_or(1).max(usize::from(!store.is_shared()));
+    let jobs = overrides
+        .jobs
+        .unwrap_or(1)
+        .max(usize::from(!store.is_shared()));
     let seed = overrides.seed.unwrap_or(cx.spec.seed);
     let mut summary = Summary {
         resumed,
@@ -1105,15 +1108,17 @@ fn evaluate_batch(
     let timeout = Duration::from_secs_f64(cx.spec.timeout);
     let lease = timeout + Duration::from_secs(60);
     let (tx, rx) = mpsc::channel::<(i64, Result<Scores, String>, f64)>();
-    // On a shared run, workers claim from the same queue: the batch is only a count
-    // there, and the coordinator waits until the queue is drained by everyone.
+    // On a shared run, workers claim from the same queue (in the same order): the
+    // coordinator claims at most the batch's size itself, then waits until no candidate
+    // of the batch is queued or running.
     let shared = store.is_shared();
     let mut left = batch.len();
+    let ids: std::collections::HashSet<i64> = batch.iter().map(|c| c.id).collect();
     let mut running: Vec<(i64, Instant, u32)> = Vec::new();
     let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> =
         std::collections::HashMap::new();
     loop {
-        while running.len() < jobs && !overrides.stopping() && (shared || left > 0) {
+        while running.len() < jobs && !overrides.stopping() && left > 0 {
             let Some(claimed) = store.claim_next(&owner, lease)? else {
                 break;
             };
@@ -1185,7 +1190,11 @@ fn evaluate_batch(
                     outcome: "done".into(),
                 });
             }
-            if c.queued + c.running == 0 {
+            // The batch is over when none of it waits or runs (workers may meanwhile
+            // take queued candidates beyond it, which the next batch counts).
+            let mut open = store.candidates_in_state(CandidateState::Queued)?;
+            open.extend(store.candidates_in_state(CandidateState::Running)?);
+            if c.queued + c.running == 0 || !open.iter().any(|o| ids.contains(&o.id)) {
                 return Ok(());
             }
             std::thread::sleep(SHARED_POLL);

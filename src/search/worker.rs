@@ -197,7 +197,11 @@ impl Default for WorkerOptions {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
             poll: Duration::from_millis(500),
-            name: format!("{}:{}", crate::search::store::Writer::this_process().host, std::process::id()),
+            name: format!(
+                "{}:{}",
+                crate::search::store::Writer::this_process().host,
+                std::process::id()
+            ),
         }
     }
 }
@@ -305,6 +309,10 @@ fn job_loop(
         if stop.load(Ordering::SeqCst) {
             break;
         }
+        // A finished run takes no more work, even if candidates beyond its budget wait.
+        if store.is_finished()? {
+            break;
+        }
         if let Some(max) = options.max_candidates {
             if claimed.fetch_add(1, Ordering::SeqCst) >= max {
                 break;
@@ -314,18 +322,24 @@ fn job_loop(
             if options.max_candidates.is_some() {
                 claimed.fetch_sub(1, Ordering::SeqCst);
             }
-            let finished = store.is_finished()? && {
-                let c = store.counts_by_state()?;
-                c.queued + c.proposed == 0
-            };
-            if finished || idle_since.elapsed() >= options.idle_exit {
+            if idle_since.elapsed() >= options.idle_exit {
                 break;
             }
             std::thread::sleep(options.poll);
             continue;
         };
         report.claimed += 1;
-        evaluate_claimed(&mut store, cx, evaluator, seed, options, owner, c, &mut report, log)?;
+        evaluate_claimed(
+            &mut store,
+            cx,
+            evaluator,
+            seed,
+            options,
+            owner,
+            c,
+            &mut report,
+            log,
+        )?;
         idle_since = Instant::now();
     }
     Ok(report)

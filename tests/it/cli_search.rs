@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
 /// A copy of the search example shrunk to seconds: 2 epochs, 3 noise draws.
-fn small_search(dir: &Path) -> PathBuf {
+pub(crate) fn small_search(dir: &Path) -> PathBuf {
     let text =
         std::fs::read_to_string(super::root().join("examples/digits_search.uh")).expect("example");
     let text = text

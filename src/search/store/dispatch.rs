@@ -78,8 +78,7 @@ impl Store {
         seed: u64,
         options: StoreOptions,
     ) -> Result<(Store, Opened)> {
-        SqliteStore::open_or_create(path, config, seed, options)
-            .map(|(s, o)| (Store::Sqlite(s), o))
+        SqliteStore::open_or_create(path, config, seed, options).map(|(s, o)| (Store::Sqlite(s), o))
     }
 
     /// Opens the run at `location`, creating it with `config` and `seed` if it does not
@@ -218,6 +217,15 @@ impl Store {
     }
     pub fn writer(&self) -> Result<Option<Writer>> {
         each!(self, s => s.writer())
+    }
+
+    /// Problems the database finds in itself: SQLite's `integrity_check` (empty when the
+    /// file is sound); a PostgreSQL server checks its pages itself, so none there.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        match self {
+            Store::Sqlite(s) => s.integrity_check(),
+            Store::Postgres(_) => Ok(Vec::new()),
+        }
     }
 
     /// Marks a shared run finished or not (workers leave a finished run once idle); an

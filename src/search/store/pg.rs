@@ -869,11 +869,7 @@ impl PgStore {
         Ok(counts)
     }
 
-    fn candidates_where(
-        &self,
-        clause: &str,
-        param: Option<Param>,
-    ) -> Result<Vec<CandidateRecord>> {
+    fn candidates_where(&self, clause: &str, param: Option<Param>) -> Result<Vec<CandidateRecord>> {
         let sql = format!("{CANDIDATE_SELECT} {clause}");
         let rows = self.tx("reading candidates", |tx| match &param {
             Some(Param::I64(v)) => tx.query(&sql, &[v]).at("reading candidates"),
@@ -916,9 +912,7 @@ impl PgStore {
     pub fn set_finished(&mut self, finished: bool) -> Result<()> {
         self.tx("marking the run finished", |tx| {
             tx.execute(
-                &format!(
-                    "UPDATE run SET finished = CASE WHEN $1 THEN {NOW_MS} END WHERE id = 1"
-                ),
+                &format!("UPDATE run SET finished = CASE WHEN $1 THEN {NOW_MS} END WHERE id = 1"),
                 &[&finished],
             )
             .at("marking the run finished")?;
@@ -971,7 +965,12 @@ impl PgStore {
                  VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, \
                  host = EXCLUDED.host, since = EXCLUDED.since, \
                  process_start = EXCLUDED.process_start",
-                &[&i64::from(me.pid), &me.host, &me.since_ms, &me.process_start],
+                &[
+                    &i64::from(me.pid),
+                    &me.host,
+                    &me.since_ms,
+                    &me.process_start,
+                ],
             )
             .map_err(pg("recording the run's coordinator"))?;
         Ok(())
@@ -1101,11 +1100,7 @@ fn current_state(tx: &mut Transaction<'_>, id: i64) -> PgResult<Option<Candidate
     Ok(s.map(|s| s.parse()).transpose()?)
 }
 
-fn transition_error(
-    tx: &mut Transaction<'_>,
-    id: i64,
-    to: CandidateState,
-) -> PgResult<StoreError> {
+fn transition_error(tx: &mut Transaction<'_>, id: i64, to: CandidateState) -> PgResult<StoreError> {
     Ok(match current_state(tx, id)? {
         None => StoreError::UnknownCandidate { id },
         Some(from) => StoreError::InvalidTransition { id, from, to },
@@ -1283,7 +1278,9 @@ impl PgScratch {
     /// store's back.
     pub fn admin(&self) -> Client {
         let t = PgTarget::parse(&self.base).expect("the test URL parses");
-        t.config.connect(NoTls).expect("the test server accepts connections")
+        t.config
+            .connect(NoTls)
+            .expect("the test server accepts connections")
     }
 }
 

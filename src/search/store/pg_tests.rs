@@ -69,7 +69,11 @@ fn story(store: &mut Store) -> Vec<i64> {
     ));
     store.release(first.id, "w1").unwrap();
     let again = store.claim_next("w2", lease).unwrap().unwrap();
-    assert_eq!((again.id, again.attempts), (ids[0], 1), "a release is not an attempt");
+    assert_eq!(
+        (again.id, again.attempts),
+        (ids[0], 1),
+        "a release is not an attempt"
+    );
     store
         .record_evaluation(again.id, "w2", &evaluation_for(again.id))
         .unwrap();
@@ -128,8 +132,8 @@ fn postgres_and_sqlite_tell_the_same_story() {
         return;
     };
     let dir = TempDir::new("pg-story");
-    let mut lite = Store::create(dir.file("run.sqlite"), "cfg", 7, StoreOptions::default())
-        .unwrap();
+    let mut lite =
+        Store::create(dir.file("run.sqlite"), "cfg", 7, StoreOptions::default()).unwrap();
     let mut pg = open(&scratch);
     assert!(pg.is_shared() && !lite.is_shared());
     assert_eq!(story(&mut lite), story(&mut pg));
@@ -141,13 +145,31 @@ fn postgres_and_sqlite_tell_the_same_story() {
             .collect()
     };
     assert_eq!(all(&lite), all(&pg));
-    let archive = |s: &Store| s.load_archive().unwrap().into_iter().map(timeless).collect::<Vec<_>>();
+    let archive = |s: &Store| {
+        s.load_archive()
+            .unwrap()
+            .into_iter()
+            .map(timeless)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(archive(&lite).len(), 2);
     assert_eq!(archive(&lite), archive(&pg));
-    assert_eq!(lite.counts_by_state().unwrap(), pg.counts_by_state().unwrap());
-    assert_eq!(lite.exchange_totals().unwrap(), pg.exchange_totals().unwrap());
-    assert_eq!(lite.last_generation().unwrap(), pg.last_generation().unwrap());
-    assert_eq!(lite.find_by_hash("c").unwrap(), pg.find_by_hash("c").unwrap());
+    assert_eq!(
+        lite.counts_by_state().unwrap(),
+        pg.counts_by_state().unwrap()
+    );
+    assert_eq!(
+        lite.exchange_totals().unwrap(),
+        pg.exchange_totals().unwrap()
+    );
+    assert_eq!(
+        lite.last_generation().unwrap(),
+        pg.last_generation().unwrap()
+    );
+    assert_eq!(
+        lite.find_by_hash("c").unwrap(),
+        pg.find_by_hash("c").unwrap()
+    );
     let (a, b) = (lite.run_info().unwrap(), pg.run_info().unwrap());
     assert_eq!((a.config, a.seed), (b.config, b.seed));
     // The source a worker rebuilds the search from round-trips on both.
@@ -182,8 +204,7 @@ fn postgres_refuses_what_is_not_a_current_run() {
     assert!(matches!(err, StoreError::NoPostgresRun { .. }), "{err}");
     assert!(err.to_string().contains("holds no uhc run"), "{err}");
     drop(open(&scratch));
-    let (_, opened) =
-        Store::open_or_create_at(&loc, "cfg", 7, StoreOptions::default()).unwrap();
+    let (_, opened) = Store::open_or_create_at(&loc, "cfg", 7, StoreOptions::default()).unwrap();
     assert_eq!(opened, Opened::Resumed);
     let mut admin = scratch.admin();
     admin
@@ -208,8 +229,8 @@ fn postgres_refuses_what_is_not_a_current_run() {
             other.schema
         ))
         .unwrap();
-    let err = Store::open_or_create_at(&other.location(), "c", 1, StoreOptions::default())
-        .unwrap_err();
+    let err =
+        Store::open_or_create_at(&other.location(), "c", 1, StoreOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::ForeignPostgres { .. }), "{err}");
     // A bad URL and an unreachable server are told apart.
     let err = Location::parse("postgres://root@127.0.0.1/test?schema=Bad-Name").unwrap_err();
@@ -275,7 +296,10 @@ fn postgres_eight_workers_share_one_queue() {
     let mut store = open(&scratch);
     for k in 0..N {
         store
-            .insert_proposal(&candidate(&format!("c{k}"), (k / 40) as u32), &Disposition::Queued)
+            .insert_proposal(
+                &candidate(&format!("c{k}"), (k / 40) as u32),
+                &Disposition::Queued,
+            )
             .unwrap();
     }
     let held: Mutex<HashSet<i64>> = Mutex::new(HashSet::new());
@@ -298,7 +322,8 @@ fn postgres_eight_workers_share_one_queue() {
                             s.release(c.id, &owner).unwrap();
                             releases += 1;
                         } else {
-                            s.record_evaluation(c.id, &owner, &evaluation_for(c.id)).unwrap();
+                            s.record_evaluation(c.id, &owner, &evaluation_for(c.id))
+                                .unwrap();
                             recorded.push(c.id);
                         }
                     }
@@ -350,7 +375,10 @@ fn postgres_terminated_connection_reconnects_and_keeps_the_result() {
         .insert_proposal(&candidate("t", 0), &Disposition::Queued)
         .unwrap()
         .id();
-    let c = store.claim_next("w", Duration::from_secs(600)).unwrap().unwrap();
+    let c = store
+        .claim_next("w", Duration::from_secs(600))
+        .unwrap()
+        .unwrap();
     let Store::Postgres(pg) = &store else {
         unreachable!()
     };
@@ -360,7 +388,10 @@ fn postgres_terminated_connection_reconnects_and_keeps_the_result() {
     let mut blocker = scratch.admin();
     let mut hold = blocker.transaction().unwrap();
     hold.execute(
-        &format!("SELECT 1 FROM {}.candidates WHERE id = $1 FOR UPDATE", scratch.schema),
+        &format!(
+            "SELECT 1 FROM {}.candidates WHERE id = $1 FOR UPDATE",
+            scratch.schema
+        ),
         &[&id],
     )
     .unwrap();
@@ -381,7 +412,10 @@ fn postgres_terminated_connection_reconnects_and_keeps_the_result() {
             if waiting {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "worker never blocked");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "worker never blocked"
+            );
             std::thread::yield_now();
         }
         let killed: bool = admin
@@ -400,7 +434,9 @@ fn postgres_terminated_connection_reconnects_and_keeps_the_result() {
     assert_eq!(done.state, CandidateState::Done);
     assert_eq!(done.evaluation.unwrap().metrics, evaluation_for(id).metrics);
     // Repeating the call after a commit nobody acknowledged is not an error.
-    store.record_evaluation(id, "w", &evaluation_for(id)).unwrap();
+    store
+        .record_evaluation(id, "w", &evaluation_for(id))
+        .unwrap();
     assert_eq!(store.load_archive().unwrap().len(), 1);
 }
 
@@ -422,15 +458,20 @@ fn postgres_has_one_coordinator_per_run() {
     let err = second.acquire_writer(&other).unwrap_err();
     assert!(matches!(err, StoreError::CoordinatorBusy { .. }), "{err}");
     assert!(
-        err.to_string()
-            .contains(&format!("already has a coordinator (process {} on host", me.pid)),
+        err.to_string().contains(&format!(
+            "already has a coordinator (process {} on host",
+            me.pid
+        )),
         "{err}"
     );
     // A coordinator that dies (its connection closes) leaves the run to the next one.
     drop(first);
     let start = std::time::Instant::now();
     while second.acquire_writer(&other).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "lock never released");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "lock never released"
+        );
         std::thread::yield_now();
     }
     assert_eq!(second.writer().unwrap(), Some(other.clone()));
@@ -449,7 +490,10 @@ fn postgres_sigkilled_worker_loses_its_lease_not_the_candidate() {
         // Child: claim with a short lease, say so, then "evaluate" until killed (bounded).
         let loc = Location::parse(&url).unwrap();
         let mut s = Store::open_at(&loc, StoreOptions::default()).unwrap();
-        let c = s.claim_next("doomed", Duration::from_millis(500)).unwrap().unwrap();
+        let c = s
+            .claim_next("doomed", Duration::from_millis(500))
+            .unwrap()
+            .unwrap();
         let mut out = std::io::stdout().lock();
         writeln!(out, "claimed {}", c.id).unwrap();
         out.flush().unwrap();
@@ -483,17 +527,26 @@ fn postgres_sigkilled_worker_loses_its_lease_not_the_candidate() {
         .lines()
         .map_while(|l| l.ok())
         // The harness prints "test NAME ... " on the same line first.
-        .find_map(|l| l.rsplit_once("claimed ").map(|(_, n)| n.trim().parse::<i64>().unwrap()));
+        .find_map(|l| {
+            l.rsplit_once("claimed ")
+                .map(|(_, n)| n.trim().parse::<i64>().unwrap())
+        });
     assert_eq!(claimed, Some(id));
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
     // No one else gets it while the lease runs; after it, the next claim does.
     let start = std::time::Instant::now();
     let c = loop {
-        if let Some(c) = store.claim_next("survivor", Duration::from_secs(600)).unwrap() {
+        if let Some(c) = store
+            .claim_next("survivor", Duration::from_secs(600))
+            .unwrap()
+        {
             break c;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "lease never expired");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "lease never expired"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!((c.id, c.attempts), (id, 2));
@@ -501,7 +554,9 @@ fn postgres_sigkilled_worker_loses_its_lease_not_the_candidate() {
         c.reason.as_deref(),
         Some("worker lost during attempt 1; requeued")
     );
-    store.record_evaluation(id, "survivor", &evaluation_for(id)).unwrap();
+    store
+        .record_evaluation(id, "survivor", &evaluation_for(id))
+        .unwrap();
     let archive = store.load_archive().unwrap();
     assert_eq!(archive.len(), 1);
     assert_eq!(archive[0].evaluation.as_ref().unwrap().worker, "survivor");
