@@ -429,3 +429,97 @@ fn launchers_use_real_subcommands_and_flags() {
         }
     }
 }
+
+/// A worker killed with SIGKILL in the middle of an evaluation: its lease expires, the
+/// other worker re-runs the candidate, and the candidate is counted once, with two
+/// attempts.
+#[test]
+fn sigkilled_worker_mid_evaluation_is_rerun_by_another() {
+    let Some(scratch) =
+        PgScratch::from_env("sigkilled_worker_mid_evaluation_is_rerun_by_another")
+    else {
+        return;
+    };
+    let dir = temp_dir("worker-kill");
+    // Slower candidates than the other tests (more epochs), so the kill lands inside one.
+    let file = small_search(&dir);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "train { epochs = 2, batch = 64",
+        "train { epochs = 12, batch = 64",
+    );
+    std::fs::write(&file, text).unwrap();
+    let url = scratch.url();
+    let coordinator = uhc(
+        &[
+            "search",
+            file.to_str().unwrap(),
+            "--db",
+            &url,
+            "--budget",
+            "3",
+            "--jobs",
+            "0",
+        ],
+        &dir,
+    )
+    .spawn()
+    .expect("coordinator starts");
+    let worker = |lease: &str| {
+        uhc(
+            &["worker", "--db", &url, "--idle-exit", "60s", "--lease", lease],
+            &dir,
+        )
+        .spawn()
+        .expect("worker starts")
+    };
+    let mut doomed = worker("1s");
+    let owner_prefix = format!(":{}:", doomed.id());
+    // Wait (bounded) until the doomed worker holds a candidate, then kill it.
+    let start = Instant::now();
+    let victim = loop {
+        if let Ok(store) = Store::open_at(&scratch.location(), StoreOptions::default()) {
+            if let Ok(running) = store.candidates_in_state(CandidateState::Running) {
+                if let Some(c) = running.iter().find(|c| {
+                    c.lease_owner
+                        .as_deref()
+                        .is_some_and(|o| o.contains(&owner_prefix))
+                }) {
+                    break c.id;
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the worker never claimed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    doomed.kill().expect("SIGKILL");
+    let _ = doomed.wait();
+    let store = open(&scratch);
+    let held = store.candidate(victim).unwrap().unwrap();
+    let survivor = worker("30s");
+    finish(coordinator, "coordinator");
+    finish(survivor, "survivor");
+    let all = assert_counted_once(&scratch);
+    let c = all.iter().find(|c| c.id == victim).unwrap();
+    if held.state == CandidateState::Running {
+        // Killed mid-evaluation (the usual case): re-run by the survivor, once.
+        assert_eq!(c.state, CandidateState::Done, "{c:?}");
+        assert_eq!(c.attempts, 2);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("worker lost during attempt 1; requeued")
+        );
+        assert!(!c
+            .evaluation
+            .as_ref()
+            .unwrap()
+            .worker
+            .contains(&owner_prefix));
+    } else {
+        // The result committed between the look and the kill: nothing to re-run.
+        assert_eq!(c.attempts, 1);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
