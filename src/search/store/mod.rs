@@ -1,4 +1,4 @@
-//! The durable, resumable, queryable run store: one SQLite file per search run.
+//! The durable, resumable, queryable run store: an SQLite file or a PostgreSQL schema per run.
 //!
 //! # What it holds
 //! - `run`: the run's configuration text, seed and creation time (one row).
@@ -41,12 +41,12 @@
 //! = [`SCHEMA_VERSION`]; a file that is not SQLite, belongs to another application or has a
 //! newer schema is refused with an error that says so, and nothing in it is changed.
 //!
-//! # Towards PostgreSQL
-//! The schema uses only portable types (INTEGER, REAL, TEXT; JSON kept as text; times as
-//! integer milliseconds since the Unix epoch). A PostgreSQL backend keeps one schema per run
-//! and claims with `UPDATE candidates SET … WHERE id = (SELECT id FROM candidates WHERE
-//! state = 'queued' ORDER BY generation, id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING …`;
-//! the lease columns and transitions here are the same.
+//! # Two databases
+//! [`Store`] is one interface over [`SqliteStore`] (this module's files: one SQLite file
+//! per run, the embedded default) and [`PgStore`] (`pg.rs`: a run in a PostgreSQL schema,
+//! shared by a coordinator and `uhc worker`s on many hosts). Same tables, states and
+//! transitions; PostgreSQL takes its times from the server's clock and claims with
+//! `FOR UPDATE SKIP LOCKED`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

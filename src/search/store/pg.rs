@@ -223,8 +223,9 @@ impl fmt::Debug for PgStore {
 
 /// Errors that a new connection may cure.
 fn is_connection_error(e: &postgres::Error) -> bool {
+    use std::error::Error as _;
     e.is_closed()
-        || e.as_db_error().is_none() && e.code().is_none()
+        || e.source().is_some_and(|s| s.is::<std::io::Error>())
         || matches!(
             e.code(),
             Some(c) if *c == SqlState::ADMIN_SHUTDOWN
@@ -416,8 +417,11 @@ impl PgStore {
                     }
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(5));
-                    // A failed reconnect is retried on the next round, within the bound.
-                    let _ = self.reconnect();
+                    // A failed reconnect is retried on the next round, within the bound;
+                    // a coordinator whose run was taken over meanwhile stops here.
+                    if let Err(e @ StoreError::CoordinatorBusy { .. }) = self.reconnect() {
+                        return Err(e);
+                    }
                 }
             }
         }
