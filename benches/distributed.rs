@@ -3,13 +3,13 @@
 //! on SQLite, measured in the same run; claim latency (claim + record of a trivial result)
 //! with 1 and 8 concurrent claimers; and the coordinator's own time per candidate.
 //!
-//! `cargo bench --bench distributed` measures (budget 16 per run); without `--bench` (as
+//! `cargo bench --bench distributed` measures (budget 40 per run); without `--bench` (as
 //! `cargo test --all-targets` runs it) it does a smoke run (budget 2, one worker). Needs
 //! `UHC_TEST_POSTGRES_URL`; without it, it says so and measures nothing. Every PostgreSQL
 //! run is in a throwaway schema.
 //!
-//! The search is `examples/digits_search.uh` shrunk to 2 epochs and 3 noise draws (the
-//! one the integration tests use). A candidate trains on one core, so on a 2-core machine
+//! The search is `examples/digits_search.uh` as it is (20 epochs, 20 noise draws; shrunk to
+//! 2 epochs and 3 draws for the smoke run). A candidate trains on one core, so on a 2-core machine
 //! the rate cannot grow past 2 workers; what the figures show beyond that is overhead.
 
 use std::process::{Command, Stdio};
@@ -18,13 +18,18 @@ use uhc::search::store::{
     Disposition, Evaluation, Metrics, NewCandidate, PgScratch, Store, StoreOptions,
 };
 
-fn search_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let text = include_str!("../examples/digits_search.uh")
-        .replace(
+/// The example as it is when measuring; shrunk to 2 epochs and 3 draws for the smoke run.
+fn search_file(dir: &std::path::Path, full: bool) -> std::path::PathBuf {
+    let text = include_str!("../examples/digits_search.uh");
+    let text = if full {
+        text.to_string()
+    } else {
+        text.replace(
             "train { epochs = 20, batch = 32, lr = 0.01, noise_aware = false }",
             "train { epochs = 2, batch = 64, lr = 0.02, noise_aware = false }",
         )
-        .replace("eval { draws = 20 }", "eval { draws = 3 }");
+        .replace("eval { draws = 20 }", "eval { draws = 3 }")
+    };
     let path = dir.join("search.uh");
     std::fs::write(&path, text).expect("write search file");
     path
@@ -52,9 +57,12 @@ fn engine_seconds(stderr: &str) -> f64 {
 }
 
 /// One run: (candidates evaluated, wall seconds, coordinator engine seconds).
-fn sqlite_run(dir: &std::path::Path, budget: usize) -> (usize, f64, f64) {
-    let file = search_file(dir);
-    let db = dir.join(format!("bench-{}.sqlite", Instant::now().elapsed().as_nanos()));
+fn sqlite_run(dir: &std::path::Path, budget: usize, full: bool) -> (usize, f64, f64) {
+    let file = search_file(dir, full);
+    let db = dir.join(format!(
+        "bench-{}.sqlite",
+        Instant::now().elapsed().as_nanos()
+    ));
     let _ = std::fs::remove_file(&db);
     let t = Instant::now();
     let out = uhc(
@@ -87,10 +95,16 @@ fn sqlite_run(dir: &std::path::Path, budget: usize) -> (usize, f64, f64) {
     )
 }
 
-fn pg_run(base: &str, dir: &std::path::Path, budget: usize, workers: usize) -> (usize, f64, f64) {
+fn pg_run(
+    base: &str,
+    dir: &std::path::Path,
+    budget: usize,
+    workers: usize,
+    full: bool,
+) -> (usize, f64, f64) {
     let scratch = PgScratch::new(base);
     let url = scratch.url();
-    let file = search_file(dir);
+    let file = search_file(dir, full);
     let t = Instant::now();
     let coordinator = uhc(
         &[
@@ -149,7 +163,8 @@ fn trivial(k: usize) -> NewCandidate {
 fn claim_latency(open: &(dyn Fn() -> Store + Sync), n: usize, claimers: usize) -> (Vec<f64>, f64) {
     let mut s = open();
     for k in 0..n {
-        s.insert_proposal(&trivial(k), &Disposition::Queued).unwrap();
+        s.insert_proposal(&trivial(k), &Disposition::Queued)
+            .unwrap();
     }
     let t = Instant::now();
     let mut all: Vec<f64> = std::thread::scope(|scope| {
@@ -236,8 +251,8 @@ fn main() {
     }
 
     // Candidates per minute, end to end.
-    let budget = if full { 16 } else { 2 };
-    let (n0, w0, e0) = sqlite_run(&dir, budget);
+    let budget = if full { 40 } else { 2 };
+    let (n0, w0, e0) = sqlite_run(&dir, budget, full);
     let base_rate = n0 as f64 / w0 * 60.0;
     println!(
         "SQLite, uhc search --jobs 1: {n0} candidates in {w0:.1} s = {base_rate:.1} candidates/min; engine {:.1} ms/candidate (baseline)",
@@ -245,7 +260,7 @@ fn main() {
     );
     let counts: &[usize] = if full { &[1, 2, 4] } else { &[1] };
     for &workers in counts {
-        let (n, w, e) = pg_run(&base, &dir, budget, workers);
+        let (n, w, e) = pg_run(&base, &dir, budget, workers, full);
         let rate = n as f64 / w * 60.0;
         println!(
             "PostgreSQL, coordinator --jobs 0 + {workers} worker(s): {n} candidates in {w:.1} s = {rate:.1} candidates/min ({:.2}x SQLite); coordinator {:.1} ms/candidate",

@@ -435,8 +435,7 @@ fn launchers_use_real_subcommands_and_flags() {
 /// attempts.
 #[test]
 fn sigkilled_worker_mid_evaluation_is_rerun_by_another() {
-    let Some(scratch) =
-        PgScratch::from_env("sigkilled_worker_mid_evaluation_is_rerun_by_another")
+    let Some(scratch) = PgScratch::from_env("sigkilled_worker_mid_evaluation_is_rerun_by_another")
     else {
         return;
     };
@@ -466,7 +465,15 @@ fn sigkilled_worker_mid_evaluation_is_rerun_by_another() {
     .expect("coordinator starts");
     let worker = |lease: &str| {
         uhc(
-            &["worker", "--db", &url, "--idle-exit", "60s", "--lease", lease],
+            &[
+                "worker",
+                "--db",
+                &url,
+                "--idle-exit",
+                "60s",
+                "--lease",
+                lease,
+            ],
             &dir,
         )
         .spawn()

@@ -12,14 +12,14 @@ use super::*;
 #[derive(Debug, Clone)]
 pub enum Location {
     File(PathBuf),
-    Postgres(PgTarget),
+    Postgres(Box<PgTarget>),
 }
 
 impl Location {
     /// `postgres://…` or `postgresql://…` is a server; anything else a file path.
     pub fn parse(text: &str) -> Result<Location> {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            Ok(Location::Postgres(PgTarget::parse(text)?))
+            Ok(Location::Postgres(Box::new(PgTarget::parse(text)?)))
         } else {
             Ok(Location::File(PathBuf::from(text)))
         }
@@ -38,7 +38,7 @@ impl Location {
 #[derive(Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 macro_rules! each {
@@ -93,7 +93,7 @@ impl Store {
             Location::File(p) => Store::open_or_create(p, config, seed, options),
             Location::Postgres(t) => {
                 PgStore::open_mode(t, Some((config, seed)), options, Mode::OpenOrCreate)
-                    .map(|(s, o)| (Store::Postgres(s), o))
+                    .map(|(s, o)| (Store::Postgres(Box::new(s)), o))
             }
         }
     }
@@ -102,9 +102,8 @@ impl Store {
     pub fn open_at(location: &Location, options: StoreOptions) -> Result<Store> {
         match location {
             Location::File(p) => Store::open(p, options),
-            Location::Postgres(t) => {
-                PgStore::open_mode(t, None, options, Mode::Open).map(|(s, _)| Store::Postgres(s))
-            }
+            Location::Postgres(t) => PgStore::open_mode(t, None, options, Mode::Open)
+                .map(|(s, _)| Store::Postgres(Box::new(s))),
         }
     }
 
@@ -234,6 +233,15 @@ impl Store {
         match self {
             Store::Sqlite(_) => Ok(()),
             Store::Postgres(s) => s.set_finished(finished),
+        }
+    }
+
+    /// Caps the evaluations a shared run's workers claim in all (the coordinator's
+    /// budget); an SQLite run's one process keeps to its budget itself.
+    pub fn set_budget(&mut self, budget: Option<u64>) -> Result<()> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.set_budget(budget),
         }
     }
 

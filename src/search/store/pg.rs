@@ -40,7 +40,9 @@ CREATE TABLE run (
     config   TEXT    NOT NULL,
     seed     BIGINT  NOT NULL,
     created  BIGINT  NOT NULL,
-    finished BIGINT
+    finished BIGINT,
+    -- Evaluations the run may claim in all (NULL: no cap): workers stop at the budget.
+    budget   BIGINT
 );
 CREATE TABLE candidates (
     id              BIGSERIAL PRIMARY KEY,
@@ -534,15 +536,22 @@ impl PgStore {
             recover_in(tx, max_attempts, false)?;
             let row = tx
                 .query_opt(
+                    // The budget cap is read without a lock: claims racing for the
+                    // last slot may pass it by at most one each.
                     &format!(
                         "WITH next AS ( \
                            SELECT id FROM candidates WHERE state = 'queued' \
                            ORDER BY generation, id FOR UPDATE SKIP LOCKED LIMIT 1), \
-                         now AS (SELECT {NOW_MS} AS n) \
+                         now AS (SELECT {NOW_MS} AS n), \
+                         cap AS (SELECT budget FROM run WHERE id = 1), \
+                         used AS (SELECT count(*) AS n FROM candidates \
+                                  WHERE state IN ('running', 'done', 'failed', 'timeout')) \
                          UPDATE candidates c SET state = 'running', lease_owner = $1, \
                            lease_expires = now.n + $2, attempts = c.attempts + 1, \
                            started = now.n, updated = now.n \
-                         FROM next, now WHERE c.id = next.id RETURNING c.id"
+                         FROM next, now, cap, used \
+                         WHERE c.id = next.id AND (cap.budget IS NULL OR used.n < cap.budget) \
+                         RETURNING c.id"
                     ),
                     &[&owner, &lease],
                 )
@@ -920,6 +929,17 @@ impl PgStore {
                 &[&finished],
             )
             .at("marking the run finished")?;
+            Ok(())
+        })
+    }
+
+    /// Caps the evaluations claimed in all (`None`: no cap). The coordinator sets its
+    /// budget, so workers do not evaluate queued candidates the search will not use.
+    pub fn set_budget(&mut self, budget: Option<u64>) -> Result<()> {
+        let budget = budget.map(|b| to_i64("budget", b)).transpose()?;
+        self.tx("recording the run's budget", |tx| {
+            tx.execute("UPDATE run SET budget = $1 WHERE id = 1", &[&budget])
+                .at("recording the run's budget")?;
             Ok(())
         })
     }
