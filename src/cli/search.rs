@@ -373,10 +373,13 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         uhc_version: env!("CARGO_PKG_VERSION").to_string(),
         stdlib_hash: uhc::search::worker::stdlib_hash(),
     };
-    if let Err(e) = store
+    // Claims on a shared run stop at the budget, so workers train nothing it will not use.
+    let budget = args.budget.unwrap_or(cx.spec.budget) as u64;
+    let shared_setup = store
         .set_source(&source)
         .and_then(|()| store.set_finished(false))
-    {
+        .and_then(|()| store.set_budget(Some(budget)));
+    if let Err(e) = shared_setup {
         eprintln!("error: {e}");
         let _ = store.release_writer(&writer);
         return EXIT_USAGE;

@@ -530,7 +530,7 @@ pub fn run(
     // Alone on a run, every `running` row is this process's dead work; on a shared run
     // other workers' live leases are not, and only expired ones come back.
     let recovered = store.recover(if store.is_shared() {
-        Recovery::ExpiredLeases
+        Recovery::ExpiredAndCoordinators
     } else {
         Recovery::AllRunning
     })?;
@@ -1104,7 +1104,18 @@ fn evaluate_batch(
     on_event: &mut dyn FnMut(Event),
     overrides: &Overrides,
 ) -> Result<(), StoreError> {
-    let owner = format!("uhc-{}", std::process::id());
+    // On a shared run the coordinator's own leases are marked as such, so the next
+    // coordinator (which holds the run, so this one is gone) takes them back at once.
+    let owner = if store.is_shared() {
+        format!(
+            "{}{}:{}",
+            super::store::COORDINATOR_OWNER,
+            super::store::Writer::this_process().host,
+            std::process::id()
+        )
+    } else {
+        format!("uhc-{}", std::process::id())
+    };
     let timeout = Duration::from_secs_f64(cx.spec.timeout);
     let lease = timeout + Duration::from_secs(60);
     let (tx, rx) = mpsc::channel::<(i64, Result<Scores, String>, f64)>();

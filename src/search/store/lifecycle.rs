@@ -291,7 +291,8 @@ fn recover_in(
     max_attempts: u32,
     scope: Recovery,
 ) -> Result<Recovered> {
-    let all = scope == Recovery::AllRunning;
+    // Alone on its file, a restarted process owns every running row.
+    let all = scope != Recovery::ExpiredLeases;
     let mut stmt = tx
         .prepare(
             "UPDATE candidates SET \

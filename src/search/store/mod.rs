@@ -68,7 +68,7 @@ mod schema;
 mod writer;
 
 pub use dispatch::{Location, Store};
-pub use pg::{PgScratch, PgStore, PgTarget, PG_SCHEMA_VERSION};
+pub use pg::{PgScratch, PgStore, PgTarget, COORDINATOR_OWNER, PG_SCHEMA_VERSION};
 
 pub use exchanges::{Exchange, ExchangeRecord, ExchangeTotals};
 pub use records::{

@@ -533,7 +533,7 @@ impl PgStore {
         let max_attempts = i64::from(self.options.max_attempts);
         let lease = duration_ms(lease);
         let claimed = self.tx("claiming work", |tx| {
-            recover_in(tx, max_attempts, false)?;
+            recover_in(tx, max_attempts, Recovery::ExpiredLeases)?;
             let row = tx
                 .query_opt(
                     // The budget cap is read without a lock: claims racing for the
@@ -700,13 +700,13 @@ impl PgStore {
         })
     }
 
-    /// Only [`Recovery::ExpiredLeases`] makes sense on a shared run: other processes'
-    /// live leases are not this process's dead work. `AllRunning` is honoured (an operator
-    /// who knows every worker is gone), but the engine never asks for it here.
+    /// On a shared run other processes' live leases are not this process's dead work: the
+    /// engine asks for [`Recovery::ExpiredAndCoordinators`]. `AllRunning` is honoured (an
+    /// operator who knows every worker is gone).
     pub fn recover(&mut self, scope: Recovery) -> Result<Recovered> {
         let max_attempts = i64::from(self.options.max_attempts);
         self.tx("recovering abandoned work", |tx| {
-            recover_in(tx, max_attempts, scope == Recovery::AllRunning)
+            recover_in(tx, max_attempts, scope)
         })
     }
 
@@ -1152,13 +1152,20 @@ fn already_recorded(tx: &mut Transaction<'_>, id: i64, owner: &str) -> PgResult<
         .is_some())
 }
 
-fn recover_in(tx: &mut Transaction<'_>, max_attempts: i64, all: bool) -> PgResult<Recovered> {
+/// Owners of the leases a coordinator takes on its own evaluations.
+pub const COORDINATOR_OWNER: &str = "coordinator:";
+
+fn recover_in(tx: &mut Transaction<'_>, max_attempts: i64, scope: Recovery) -> PgResult<Recovered> {
+    let all = scope == Recovery::AllRunning;
+    let coordinators = scope == Recovery::ExpiredAndCoordinators;
     let rows = tx
         .query(
             &format!(
                 "WITH now AS (SELECT {NOW_MS} AS n), \
                  lost AS (SELECT id FROM candidates, now WHERE state = 'running' \
-                          AND ($2 OR lease_expires <= now.n) FOR UPDATE OF candidates SKIP LOCKED) \
+                          AND ($2 OR lease_expires <= now.n \
+                               OR ($3 AND starts_with(lease_owner, $4))) \
+                          FOR UPDATE OF candidates SKIP LOCKED) \
                  UPDATE candidates c SET \
                    state = CASE WHEN c.attempts < $1 THEN 'queued' ELSE 'failed' END, \
                    reason = CASE WHEN c.attempts < $1 \
@@ -1169,7 +1176,7 @@ fn recover_in(tx: &mut Transaction<'_>, max_attempts: i64, all: bool) -> PgResul
                    lease_owner = NULL, lease_expires = NULL, updated = now.n \
                  FROM lost, now WHERE c.id = lost.id RETURNING c.id, c.state"
             ),
-            &[&max_attempts, &all],
+            &[&max_attempts, &all, &coordinators, &COORDINATOR_OWNER],
         )
         .at("recovering abandoned work")?;
     let mut recovered = Recovered::default();

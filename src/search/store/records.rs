@@ -216,6 +216,9 @@ pub enum Recovery {
     ExpiredLeases,
     /// All of them (the single process that ran them has restarted).
     AllRunning,
+    /// Expired ones, and those a coordinator leased itself (owner `coordinator:…`): a
+    /// coordinator that holds the run knows every earlier coordinator is gone.
+    ExpiredAndCoordinators,
 }
 
 /// What [`Store::recover`] (or a claim) did with abandoned work.
