@@ -93,7 +93,16 @@ fn main() {
     let mut rep = 0u64;
     let (eval_s, eval_cpu) = median_times(reps, || {
         let o = trainer
-            .run(graph, task, &spec, draws, rep, None, None)
+            .run(
+                graph,
+                task,
+                &spec,
+                draws,
+                rep,
+                uhc::train::HeldOut::Test,
+                None,
+                None,
+            )
             .expect("training runs");
         acc = o.robustness.accuracy;
         rep += 1;
@@ -103,7 +112,16 @@ fn main() {
     let (train_s, train_cpu) = median_times(reps, || {
         black_box(
             trainer
-                .run(graph, task, &spec, 0, 99, None, None)
+                .run(
+                    graph,
+                    task,
+                    &spec,
+                    0,
+                    99,
+                    uhc::train::HeldOut::Test,
+                    None,
+                    None,
+                )
                 .expect("training runs"),
         );
     });
@@ -118,7 +136,16 @@ fn main() {
     let (phase_s, phase_cpu) = median_times(reps, || {
         black_box(
             phase_trainer
-                .run(graph, task, &spec, 0, 99, None, None)
+                .run(
+                    graph,
+                    task,
+                    &spec,
+                    0,
+                    99,
+                    uhc::train::HeldOut::Test,
+                    None,
+                    None,
+                )
                 .expect("training runs"),
         );
     });

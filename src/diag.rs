@@ -260,6 +260,10 @@ impl Sources {
     pub fn text(&self, id: FileId) -> &str {
         self.files.get(id.0 as usize).map_or("", |f| f.1.as_str())
     }
+    /// Every file's id, in the order they were added.
+    pub fn ids(&self) -> impl Iterator<Item = FileId> {
+        (0..self.files.len() as u32).map(FileId)
+    }
     pub fn find(&self, name: &str) -> Option<FileId> {
         self.files
             .iter()

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod fix;
 pub mod ir;
 pub mod llm;
+pub mod lsp;
 pub mod runtime;
 pub mod search;
 pub mod span;
@@ -71,6 +72,27 @@ pub fn compile(
     lower_checked(checked, diags)
 }
 
+/// What the front end made of a file, kept even when it has errors: the editor's view
+/// (`lsp`), which hovers over what did check while the user fixes the rest.
+#[derive(Clone, Debug)]
+pub struct Partial {
+    pub checked: Checked,
+    /// `graphs[i]`: `checked.archs[i]` lowered, when its hardware resolved.
+    pub graphs: Vec<Option<ir::Graph>>,
+    /// The same diagnostics [`compile`] gives.
+    pub diagnostics: Vec<Diag>,
+}
+
+/// As [`compile`], keeping the checked items and graphs when there are errors.
+pub fn compile_partial(
+    sources: &mut Sources,
+    root: diag::FileId,
+    resolver: &dyn Resolver,
+) -> Partial {
+    let (checked, diags) = check::check(sources, root, resolver);
+    lower_all(checked, diags)
+}
+
 /// As [`compile`], for `text` checked in an environment checked once before
 /// ([`check::Env`]): what the search does per candidate. Returns the sources (the
 /// environment's and the new file `root`), so diagnostics carry `text`'s own lines.
@@ -88,17 +110,32 @@ pub fn compile_in(
 }
 
 /// Lowers every checked architecture and decides its static constraints.
-fn lower_checked(checked: Checked, mut diags: Vec<Diag>) -> (Option<Compiled>, Vec<Diag>) {
+fn lower_checked(checked: Checked, diags: Vec<Diag>) -> (Option<Compiled>, Vec<Diag>) {
+    let p = lower_all(checked, diags);
+    let ok = !p.diagnostics.iter().any(|d| d.is_error()) && p.graphs.iter().all(Option::is_some);
+    let compiled = ok.then(|| Compiled {
+        graphs: p.graphs.into_iter().flatten().collect(),
+        checked: p.checked,
+    });
+    (compiled, p.diagnostics)
+}
+
+/// Lowers every architecture whose hardware resolved and decides its static constraints.
+fn lower_all(checked: Checked, mut diags: Vec<Diag>) -> Partial {
     let mut graphs = Vec::with_capacity(checked.archs.len());
     for a in &checked.archs {
         let Some(hw) = checked.hardware(&a.hardware) else {
+            graphs.push(None);
             continue;
         };
         let g = ir::lower(a, hw);
         diags.extend(ir::decide_constraints(a, &g));
         diags.extend(ir::decide_laser_budget(a, &g));
-        graphs.push(g);
+        graphs.push(Some(g));
     }
-    let ok = !diags.iter().any(|d| d.is_error()) && graphs.len() == checked.archs.len();
-    (ok.then_some(Compiled { checked, graphs }), diags)
+    Partial {
+        checked,
+        graphs,
+        diagnostics: diags,
+    }
 }

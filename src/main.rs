@@ -93,17 +93,26 @@ enum Command {
         #[command(flatten)]
         args: cli::worker::WorkerArgs,
     },
-    /// Write a Markdown + HTML report (with SVG figures) of one or more search runs.
+    /// Run an experiment's grid (hardware × operator mixes × budgets × repeats), each run
+    /// resumable, and write the comparison.
+    Experiment {
+        #[command(flatten)]
+        args: cli::experiment::ExperimentArgs,
+    },
+    /// Write a Markdown + HTML report (with SVG figures) of one or more search runs, or
+    /// of an experiment (give its `.uh` file).
     Report {
         /// Run stores written by `uhc search` (`.sqlite` files or `postgres://` URLs);
-        /// several are overlaid.
+        /// several are overlaid. Or one `.uh` file with an `experiment`: its runs (in the
+        /// folder named after it) are compared.
         #[arg(required = true)]
-        dbs: Vec<String>,
+        dbs: Vec<PathBuf>,
         /// Folder the report (`report.md`, `report.html`, SVG figures) is written to.
         #[arg(long, default_value = "report")]
         out: PathBuf,
-        /// Energy of the reference point for the hypervolumes printed to compare runs,
-        /// e.g. `5nJ` (default: twice the highest energy of the runs given).
+        /// Energy of the hypervolume reference point, e.g. `5nJ`; beats the searches'
+        /// own (`reference { energy = … }`, else their energy constraint). Without either,
+        /// it is derived from the runs given, and said to be.
         #[arg(long, value_parser = parse_energy)]
         reference_energy: Option<f64>,
     },
@@ -180,6 +189,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Serve the Language Server Protocol on standard input and output, for editors
+    /// (diagnostics, hover, definition, references, completion, formatting, fixes).
+    Lsp,
 }
 
 /// An energy such as `5nJ`, `5 nJ` or `200 pJ`, in pJ.
@@ -226,6 +238,7 @@ fn main() -> ExitCode {
             deny_warnings,
         } => cli::check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => cli::fmt(&paths, check),
+        Command::Lsp => u8::try_from(uhc::lsp::run_stdio()).unwrap_or(1),
         Command::Grammar {
             file,
             search,
@@ -266,6 +279,9 @@ fn main() -> ExitCode {
         }
         Command::Worker { args } => {
             cli::worker::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
+        }
+        Command::Experiment { args } => {
+            cli::experiment::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
         Command::Train { common, out } => cli::train::train(&common, &out),
         Command::Eval {

@@ -5,6 +5,7 @@
 pub const FILES: &[(&str, &str)] = &[
     ("hw/mzi.uh", include_str!("../stdlib/hw/mzi.uh")),
     ("hw/digital.uh", include_str!("../stdlib/hw/digital.uh")),
+    ("hw/aimc.uh", include_str!("../stdlib/hw/aimc.uh")),
 ];
 
 /// A data set compiled into the binary (origin, licence and checksums: `data/README.md`):

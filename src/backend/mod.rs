@@ -1,26 +1,33 @@
 //! The backend interface: everything that depends on *which* hardware a graph runs on is
 //! asked of a [`Backend`], and only the modules under `src/backend/` answer by kind.
 //!
-//! A backend is a unit struct implementing the trait, listed once in [`ALL`]; a profile's
-//! [`BackendSpec`] finds its backend with [`of`]. Adding a backend is one module here and
-//! one line in [`ALL`] (and its `backend NAME { … }` block in the profile schema); the
-//! trait's required methods are the list of what it must say. The tidy test
+//! A backend is a unit struct implementing the trait with a spec type of its own (its
+//! checked `backend NAME { … }` block), registered by one line of `registry!` below, which
+//! makes [`ALL`], [`BackendKind`] and [`BackendSpec`]; a profile's [`BackendSpec`] finds
+//! its backend with [`of`]. Adding a backend is its module and that line; the trait's
+//! required methods are the list of what it must say. The tidy test
 //! `tests::no_backend_matches_outside_backend` holds the rest of the crate to asking.
 //!
 //! A backend owns: the schema of its profile block (fields, ranges, defaults, what is
 //! required), the ops it offers and their result domains (the checker and the
 //! decoding grammar ask), the width-limit vocabulary of its diagnostics, the lowering of
-//! its ops to primitives with their static costs, the energy of those costs, its number
-//! format at run time, and the one-paragraph description the LLM prompt shows.
+//! its ops to primitives with their static costs, the energy of those costs, the runtime
+//! kernels of its primitives with their number format ([`kernel`]), the noise model a draw
+//! samples, and the one-paragraph description the LLM prompt shows.
 
+pub mod aimc;
 pub mod digital;
+pub mod kernel;
 pub mod mzi;
 
 use crate::check::model::{Domain, Node};
 use crate::check::ops::{self, OpSpec};
+pub use crate::check::units::Dim;
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
-use crate::ir::{Cost, Graph, Lowering, Target};
+use crate::ir::{Cost, Graph, IrNode, Lowering, Target};
+use kernel::{Kernel, KernelError};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Widest layer any backend may declare: beyond this a dense simulation is meaningless here.
 pub const MAX_WIDTH: u64 = 4096;
@@ -30,6 +37,8 @@ pub const MAX_WIDTH: u64 = 4096;
 pub struct SchemaField {
     pub name: &'static str,
     pub kind: FieldKind,
+    /// What it sets, its default and the default's source (for the book and the prompt).
+    pub doc: &'static str,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +47,14 @@ pub enum FieldKind {
     Choice(&'static [&'static str]),
     /// A whole number in `min..=max`.
     Count { min: u64, max: u64 },
+    /// A quantity of dimension `dim` in `min..=max` (SI units); `why` says why the range
+    /// is what it is, shown with a value outside it.
+    Real {
+        dim: Dim,
+        min: f64,
+        max: f64,
+        why: &'static str,
+    },
 }
 
 /// A field's checked value.
@@ -45,6 +62,8 @@ pub enum FieldKind {
 pub enum FieldValue<'a> {
     Choice(&'a str),
     Count(u64),
+    /// In SI units.
+    Real(f64),
 }
 
 /// A required field a `backend` block left unset (and no parent profile gave).
@@ -78,6 +97,12 @@ pub trait Backend: Sync {
     /// light (DAC + modulator), an output must be detected, meshes need laser power and
     /// the profile's noise (phase error, loss, crosstalk) applies. False for electronics.
     fn optical(&self) -> bool;
+
+    /// Whether a profile must give `energy { mac = … }` (its products are charged per
+    /// digital MAC). By default electronics do.
+    fn requires_mac_energy(&self) -> bool {
+        !self.optical()
+    }
 
     /// Whether the backend can perform `op` at all (a profile lists the subset it has).
     fn offers(&self, op: &OpSpec) -> bool;
@@ -114,8 +139,15 @@ pub trait Backend: Sync {
     /// empty for electronics.
     fn laser_segments(&self, g: &Graph) -> Vec<SegmentEnergy>;
 
-    /// The number format values are rounded to at run time (`None`: exact f64 fields).
-    fn number_format(&self, spec: &BackendSpec) -> Option<DType>;
+    /// The runtime kernel of `node` if its primitive is one of this backend's own (`None`
+    /// for the shared ones: encode, detect, element-wise activations). The kernel holds
+    /// its forward and backward together, and what the target says about noise and number
+    /// format; see [`kernel`].
+    fn kernel(
+        &self,
+        target: &Target,
+        node: &IrNode,
+    ) -> Option<Result<Arc<dyn Kernel>, KernelError>>;
 
     /// The noise model one hardware instance is drawn from (the runtime's `NoiseDraw`
     /// adds the seed): mesh non-idealities with phases quantised to `phase_bits`, and the
@@ -135,8 +167,63 @@ pub trait Backend: Sync {
     }
 }
 
-/// Every backend, in the order documentation lists them.
-pub const ALL: &[&dyn Backend] = &[&mzi::Mzi, &digital::Digital];
+/// The registry: one line per backend (its kind, its name in `backend NAME { … }`, its unit
+/// struct and its checked spec). Generates [`ALL`], [`BackendKind`], [`BackendSpec`] and the
+/// lookups between them, so a backend is registered in one place.
+macro_rules! registry {
+    ($($kind:ident: $name:literal => $unit:expr, $spec:ty;)*) => {
+        /// Every backend, in the order documentation lists them.
+        pub const ALL: &[&dyn Backend] = &[$(&$unit),*];
+
+        /// The backend of a kind.
+        pub fn by_kind(kind: BackendKind) -> &'static dyn Backend {
+            match kind {
+                $(BackendKind::$kind => &$unit,)*
+            }
+        }
+
+        /// A profile's `backend NAME { … }` block, checked: the named backend's own spec.
+        #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+        #[serde(tag = "kind", rename_all = "lowercase")]
+        pub enum BackendSpec {
+            $($kind($spec),)*
+        }
+
+        impl BackendSpec {
+            pub fn kind(&self) -> BackendKind {
+                match self {
+                    $(BackendSpec::$kind(_) => BackendKind::$kind,)*
+                }
+            }
+            /// The widest layer the profile takes.
+            pub fn max_width(&self) -> usize {
+                match self {
+                    $(BackendSpec::$kind(s) => s.max_width(),)*
+                }
+            }
+        }
+
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum BackendKind {
+            $($kind,)*
+        }
+
+        impl BackendKind {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(BackendKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    Mzi: "mzi" => mzi::Mzi, mzi::MziSpec;
+    Digital: "digital" => digital::Digital, digital::DigitalSpec;
+    Aimc: "aimc" => aimc::Aimc, aimc::AimcSpec;
+}
 
 /// The backend a profile's `backend NAME { … }` block names.
 pub fn by_name(name: &str) -> Option<&'static dyn Backend> {
@@ -146,14 +233,6 @@ pub fn by_name(name: &str) -> Option<&'static dyn Backend> {
 /// The names of every backend (`mzi`, `digital`).
 pub fn names() -> Vec<&'static str> {
     ALL.iter().map(|b| b.kind().as_str()).collect()
-}
-
-/// The backend of a kind.
-pub fn by_kind(kind: BackendKind) -> &'static dyn Backend {
-    match kind {
-        BackendKind::Mzi => &mzi::Mzi,
-        BackendKind::Digital => &digital::Digital,
-    }
 }
 
 /// The backend a profile's spec names.
@@ -204,45 +283,9 @@ impl DType {
     }
 }
 
-/// A profile's `backend NAME { … }` block, checked.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum BackendSpec {
-    Mzi { mesh: MeshKind, max_ports: usize },
-    Digital { dtype: DType, max_width: usize },
-}
-
 impl BackendSpec {
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            BackendSpec::Mzi { .. } => BackendKind::Mzi,
-            BackendSpec::Digital { .. } => BackendKind::Digital,
-        }
-    }
-    pub fn max_width(&self) -> usize {
-        match *self {
-            BackendSpec::Mzi { max_ports, .. } => max_ports,
-            BackendSpec::Digital { max_width, .. } => max_width,
-        }
-    }
     /// The backend this spec names.
     pub fn backend(&self) -> &'static dyn Backend {
         of(self)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    Mzi,
-    Digital,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Mzi => "mzi",
-            BackendKind::Digital => "digital",
-        }
     }
 }

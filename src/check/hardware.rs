@@ -35,6 +35,192 @@ const ENERGY_FIELDS: &[&str] = &[
 
 pub use crate::backend::MAX_WIDTH;
 
+/// A field of a profile's `precision`, `noise` or `energy` section as editors show it: its
+/// dimension, a line of doc, and where its value sits in a resolved profile. The checker
+/// keeps its own per-field ranges; `tests::field_table_matches_the_checker` holds the
+/// names and dimensions here to it.
+#[derive(Clone, Copy)]
+pub struct FieldInfo {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub dim: Dim,
+    pub doc: &'static str,
+    /// Where the built-in default comes from (see `default_energy`, `default_precision`).
+    pub source: &'static str,
+    /// The value in a resolved profile (SI units; dB and dBm stay logarithmic).
+    pub get: fn(&Precision, &Noise, &EnergySpec) -> f64,
+}
+
+pub const FIELDS: &[FieldInfo] = &[
+    FieldInfo {
+        section: "precision",
+        name: "phase",
+        dim: Dim::Bits,
+        doc: "phase-shifter resolution",
+        source: "8-bit phases and converters, as UH-NAS's MZI backend (King and Leleu 2026)",
+        get: |p, _, _| p.phase.into(),
+    },
+    FieldInfo {
+        section: "precision",
+        name: "dac",
+        dim: Dim::Bits,
+        doc: "DAC resolution (scales DAC energy)",
+        source: "8-bit phases and converters, as UH-NAS's MZI backend (King and Leleu 2026)",
+        get: |p, _, _| p.dac.into(),
+    },
+    FieldInfo {
+        section: "precision",
+        name: "adc",
+        dim: Dim::Bits,
+        doc: "ADC resolution (scales ADC energy)",
+        source: "8-bit phases and converters, as UH-NAS's MZI backend (King and Leleu 2026)",
+        get: |p, _, _| p.adc.into(),
+    },
+    FieldInfo {
+        section: "noise",
+        name: "phase_sigma",
+        dim: Dim::Angle,
+        doc: "Gaussian phase error per phase shifter per draw",
+        source: "none: a profile without a `noise` section is ideal hardware",
+        get: |_, n, _| n.phase_sigma,
+    },
+    FieldInfo {
+        section: "noise",
+        name: "splitter_sigma",
+        dim: Dim::None,
+        doc: "beamsplitter angle error ε in r = cos(π/4+ε)",
+        source: "none: a profile without a `noise` section is ideal hardware",
+        get: |_, n, _| n.splitter_sigma,
+    },
+    FieldInfo {
+        section: "noise",
+        name: "loss_per_mzi",
+        dim: Dim::Decibel,
+        doc: "insertion loss per MZI passed",
+        source: "none: a profile without a `noise` section is ideal hardware",
+        get: |_, n, _| n.loss_per_mzi_db,
+    },
+    FieldInfo {
+        section: "noise",
+        name: "crosstalk",
+        dim: Dim::None,
+        doc: "thermal crosstalk coefficient to neighbouring phase shifters",
+        source: "none: a profile without a `noise` section is ideal hardware",
+        get: |_, n, _| n.crosstalk,
+    },
+    FieldInfo {
+        section: "noise",
+        name: "detector_noise",
+        dim: Dim::None,
+        doc: "relative Gaussian detector noise",
+        source: "none: a profile without a `noise` section is ideal hardware",
+        get: |_, n, _| n.detector_noise,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "dac",
+        dim: Dim::Energy,
+        doc: "energy per DAC conversion at the profile's DAC bits",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.dac,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "adc",
+        dim: Dim::Energy,
+        doc: "energy per ADC conversion at the profile's ADC bits",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.adc,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "modulator",
+        dim: Dim::Energy,
+        doc: "modulator energy per bit",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.modulator,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "photodetector",
+        dim: Dim::Power,
+        doc: "photodetector power",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.photodetector,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "tia",
+        dim: Dim::Power,
+        doc: "transimpedance amplifier power",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.tia,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "phase_shifter",
+        dim: Dim::Power,
+        doc: "static power per phase shifter",
+        source: "MEMS or electro-optic shifters hold their phase at about 0 static power",
+        get: |_, _, e| e.phase_shifter,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "laser_efficiency",
+        dim: Dim::None,
+        doc: "laser wall-plug efficiency",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.laser_efficiency,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "max_laser_power",
+        dim: Dim::Power,
+        doc: "largest optical power the laser source delivers into the chip",
+        source: "about forty channels of an integrated DFB laser array (Nie et al., Chin. Opt. Lett. 23, 071406, 2025)",
+        get: |_, _, e| e.max_laser_power,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "sensitivity",
+        dim: Dim::DecibelMilliwatt,
+        doc: "photodetector sensitivity",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.sensitivity_dbm,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "modulator_loss",
+        dim: Dim::Decibel,
+        doc: "modulator insertion loss",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.modulator_loss_db,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "clock",
+        dim: Dim::Frequency,
+        doc: "clock frequency (one inference per cycle per value)",
+        source: "the Lightening-Transformer simulator (zhuhanqing/Lightening-Transformer, hardware_simulator/)",
+        get: |_, _, e| e.clock,
+    },
+    FieldInfo {
+        section: "energy",
+        name: "mac",
+        dim: Dim::Energy,
+        doc: "energy per multiply-accumulate on digital hardware",
+        source: "none: digital profiles set their own (e.g. 4.6 pJ fp32 at 45 nm, Horowitz, ISSCC 2014)",
+        get: |_, _, e| e.mac,
+    },
+];
+
+/// The field `name` of `section`, if the table has it.
+pub fn field(section: &str, name: &str) -> Option<&'static FieldInfo> {
+    FIELDS
+        .iter()
+        .find(|f| f.section == section && f.name == name)
+}
+
 /// Defaults for a profile that sets nothing. Sources: the Lightening-Transformer simulator
 /// (zhuhanqing/Lightening-Transformer, `hardware_simulator/`) for converters, detectors,
 /// laser and clock; 8-bit phases as in UH-NAS's MZI backend (King and Leleu 2026).
@@ -240,7 +426,11 @@ impl Cx<'_> {
                 .map(|o| o.name.to_string())
                 .collect(),
         };
-        if !be.optical() && energy.mac <= 0.0 && !seen.contains_key("energy") && parent.is_none() {
+        if be.requires_mac_energy()
+            && energy.mac <= 0.0
+            && !seen.contains_key("energy")
+            && parent.is_none()
+        {
             self.push(
                 Diagnostic::error(
                     code::MISSING_FIELD,
@@ -385,6 +575,9 @@ impl Cx<'_> {
                 FieldKind::Count { min, max } => self
                     .integer(file, v, field.name, Dim::None, min, max)
                     .map(FieldValue::Count),
+                FieldKind::Real { dim, min, max, why } => self
+                    .number_in(file, v, field.name, dim, (min, max), why)
+                    .map(FieldValue::Real),
             };
             if let Some(value) = value {
                 set.push((field.name, value));
@@ -583,5 +776,55 @@ impl Cx<'_> {
             }
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field of the table is one the checker knows, in its dimension: a value in a
+    /// unit of another dimension is refused with `uh::check::unit`, and one in the
+    /// table's own unit is not.
+    #[test]
+    fn field_table_matches_the_checker() {
+        let known = |section: &str| -> &[&str] {
+            match section {
+                "precision" => PRECISION_FIELDS,
+                "noise" => NOISE_FIELDS,
+                _ => ENERGY_FIELDS,
+            }
+        };
+        for section in ["precision", "noise", "energy"] {
+            let table: Vec<&str> = FIELDS
+                .iter()
+                .filter(|f| f.section == section)
+                .map(|f| f.name)
+                .collect();
+            assert_eq!(table, known(section), "the table's `{section}` fields");
+        }
+        let default =
+            |f: &FieldInfo| (f.get)(&default_precision(), &Noise::default(), &default_energy());
+        for f in FIELDS {
+            let wrong = if f.dim == Dim::Energy {
+                "1 GHz"
+            } else {
+                "1 pJ"
+            };
+            let own = crate::check::units::format_si(default(f).max(0.0), f.dim);
+            for (value, refused) in [(wrong, true), (own.as_str(), false)] {
+                let text = format!(
+                    "hardware h {{\n backend mzi {{ mesh = clements, max_ports = 4 }}\n {} {{ {} = {value} }}\n}}\n",
+                    f.section, f.name
+                );
+                let (_, diags, _) = crate::check_source("t.uh", &text);
+                let unit = diags.iter().any(|d| d.code == crate::diag::code::UNIT);
+                assert_eq!(
+                    unit, refused,
+                    "{}.{} = {value}: {diags:?}",
+                    f.section, f.name
+                );
+            }
+        }
     }
 }

@@ -12,8 +12,14 @@ pub mod suggest;
 pub mod units;
 mod values;
 
+pub use hardware::{default_energy, default_precision, SECTIONS as PROFILE_SECTIONS};
 pub use model::*;
-pub use plan::task_shape;
+pub use plan::{seeds_for, task_shape, SEARCH_FIELDS, TASK_FIELDS};
+
+/// The table of profile section fields editors read (`lsp`), held to the checker.
+pub mod profile_fields {
+    pub use super::hardware::{field, FieldInfo, FIELDS};
+}
 
 use crate::diag::{code, Diagnostic, FileId, Sources};
 use crate::syntax::{self, Ident, Item, Span};
@@ -269,6 +275,7 @@ pub(crate) struct Cx<'a> {
     pub archs: HashMap<&'a str, Located<'a, syntax::Arch>>,
     pub tasks: HashMap<&'a str, Located<'a, syntax::Task>>,
     pub searches: HashMap<&'a str, Located<'a, syntax::Search>>,
+    pub experiments: HashMap<&'a str, Located<'a, syntax::Experiment>>,
     /// Every item name, for duplicate detection and suggestions.
     pub names: HashMap<&'a str, (FileId, &'a Ident, &'static str)>,
     /// The folder of each file, as its name gives it (empty for the standard library and
@@ -311,6 +318,7 @@ impl<'a> Cx<'a> {
             archs: HashMap::new(),
             tasks: HashMap::new(),
             searches: HashMap::new(),
+            experiments: HashMap::new(),
             names: HashMap::new(),
             folders: HashMap::new(),
             inherited: Vec::new(),
@@ -380,6 +388,15 @@ impl<'a> Cx<'a> {
                             },
                         );
                     }
+                    Item::Experiment(e) => {
+                        self.experiments.insert(
+                            &e.name.name,
+                            Located {
+                                file: *file,
+                                node: e,
+                            },
+                        );
+                    }
                     Item::Use(_) => {}
                 }
             }
@@ -446,6 +463,14 @@ impl<'a> Cx<'a> {
             }
             if let Some(spec) = self.search(s, &checked, &resolved) {
                 checked.searches.push(spec);
+            }
+        }
+        for e in Self::ordered(&self.experiments, |e| e.span) {
+            if self.inherited.contains(&e.file) {
+                continue;
+            }
+            if let Some(spec) = self.experiment(e, &checked, &resolved) {
+                checked.experiments.push(spec);
             }
         }
         checked

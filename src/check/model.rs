@@ -462,6 +462,12 @@ pub struct SearchSpec {
     pub seed: u64,
     /// The `llm { … }` section: settings of the LLM operators (flags beat them).
     pub llm: LlmSpec,
+    /// `reference { energy = 5 nJ }`: hypervolume references declared for unbounded
+    /// metrics, in SI units (see `search::indicator`).
+    pub reference: Vec<(Metric, f64)>,
+    /// `seeds { mzi = [a], digital = [b] }`: seeds per backend kind (empty for a plain
+    /// list); `seeds` holds those of the search's own hardware.
+    pub seeds_by_kind: Vec<(String, Vec<String>)>,
     #[serde(skip)]
     pub span: Span,
 }
@@ -488,6 +494,33 @@ pub struct Checked {
     pub archs: Vec<ArchGraph>,
     pub tasks: Vec<TaskSpec>,
     pub searches: Vec<SearchSpec>,
+    pub experiments: Vec<ExperimentSpec>,
+}
+
+/// A checked `experiment`: the grid of runs of one search. Each cell (hardware × operator
+/// mix × budget) is run `repeats` times, with search seeds `seed`, `seed + 1`, ….
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExperimentSpec {
+    pub name: String,
+    pub search: String,
+    /// Hardware profiles; the search's alone when the experiment names none.
+    pub hardware: Vec<String>,
+    /// Named operator mixes; the search's own (named `search`) when none are given.
+    pub mixes: Vec<OperatorMix>,
+    /// Evaluation budgets; the search's when none are given.
+    pub budgets: Vec<usize>,
+    pub repeats: usize,
+    /// Hypervolume references shared by every cell (beat the search's).
+    pub reference: Vec<(Metric, f64)>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// One operator mix of an experiment, e.g. `evolution = [mutate(0.7), crossover(0.3)]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OperatorMix {
+    pub name: String,
+    pub operators: Vec<OperatorWeight>,
 }
 
 impl Checked {
@@ -502,5 +535,8 @@ impl Checked {
     }
     pub fn search(&self, name: &str) -> Option<&SearchSpec> {
         self.searches.iter().find(|s| s.name == name)
+    }
+    pub fn experiment(&self, name: &str) -> Option<&ExperimentSpec> {
+        self.experiments.iter().find(|e| e.name == name)
     }
 }

@@ -10,6 +10,8 @@ pub enum Dim {
     Power,
     Frequency,
     Time,
+    /// Electrical conductance (device states of resistive memories).
+    Conductance,
     Bits,
     /// A ratio in decibels (loss, gain).
     Decibel,
@@ -25,7 +27,8 @@ impl Dim {
             Dim::Energy => "an energy (J, mJ, uJ, nJ, pJ, fJ, aJ, zJ)",
             Dim::Power => "a power (W, mW, uW, nW)",
             Dim::Frequency => "a frequency (Hz, kHz, MHz, GHz, THz)",
-            Dim::Time => "a time (s, ms, us, ns, ps)",
+            Dim::Time => "a time (s, ms, us, ns, ps, h, day, year)",
+            Dim::Conductance => "a conductance (S, mS, uS, nS)",
             Dim::Bits => "a bit count (bit)",
             Dim::Decibel => "a ratio in dB",
             Dim::DecibelMilliwatt => "a power in dBm",
@@ -40,6 +43,7 @@ impl Dim {
             Dim::Power => "mW",
             Dim::Frequency => "GHz",
             Dim::Time => "s",
+            Dim::Conductance => "uS",
             Dim::Bits => "bit",
             Dim::Decibel => "dB",
             Dim::DecibelMilliwatt => "dBm",
@@ -75,6 +79,16 @@ pub const UNITS: &[(&str, Dim, f64)] = &[
     ("us", Dim::Time, 1e-6),
     ("ns", Dim::Time, 1e-9),
     ("ps", Dim::Time, 1e-12),
+    // Long times (resistive-memory drift is read after hours to years); never chosen by
+    // `format_si`, which keeps times in seconds and below.
+    ("h", Dim::Time, 3600.0),
+    ("day", Dim::Time, 86400.0),
+    // The Julian year.
+    ("year", Dim::Time, 365.25 * 86400.0),
+    ("S", Dim::Conductance, 1.0),
+    ("mS", Dim::Conductance, 1e-3),
+    ("uS", Dim::Conductance, 1e-6),
+    ("nS", Dim::Conductance, 1e-9),
     ("bit", Dim::Bits, 1.0),
     ("bits", Dim::Bits, 1.0),
     ("dB", Dim::Decibel, 1.0),
@@ -89,7 +103,7 @@ pub fn lookup(unit: &str) -> Option<(Dim, f64)> {
 pub fn format_si(value: f64, dim: Dim) -> String {
     let candidates: Vec<&(&str, Dim, f64)> = UNITS
         .iter()
-        .filter(|u| u.1 == dim && u.0 != "bits" && u.0 != "deg")
+        .filter(|u| u.1 == dim && !["bits", "deg", "h", "day", "year"].contains(&u.0))
         .collect();
     if candidates.is_empty() || dim == Dim::None {
         return format!("{value}");

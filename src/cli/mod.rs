@@ -1,5 +1,6 @@
 //! Subcommand drivers: the edge where files are read and diagnostics rendered.
 
+pub mod experiment;
 pub mod grammar;
 pub mod report;
 pub mod search;

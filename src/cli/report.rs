@@ -2,7 +2,7 @@
 
 use super::{EXIT_OK, EXIT_USAGE};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use uhc::llm::operators::{tally, LlmStats};
 use uhc::search::report::{self, RunData};
 use uhc::search::store::{CandidateState, Location, Store, StoreOptions};
@@ -19,11 +19,11 @@ struct LlmRun {
     tokens: u64,
 }
 
-fn load(db: &str) -> Result<Loaded, String> {
-    let location = Location::parse(db).map_err(|e| e.to_string())?;
+/// `path` is a run store's file or a `postgres://` URL.
+fn load(path: &Path) -> Result<Loaded, String> {
+    let location = Location::parse(&path.to_string_lossy()).map_err(|e| e.to_string())?;
     let store =
         Store::open_read_only_at(&location, StoreOptions::default()).map_err(|e| e.to_string())?;
-    let path = location.shown();
     let exchanges = store.exchanges().map_err(|e| e.to_string())?;
     let llm = (!exchanges.is_empty()).then(|| LlmRun {
         stats: tally(
@@ -54,39 +54,64 @@ fn load(db: &str) -> Result<Loaded, String> {
                 v.get("spec")?.get("hardware")?.as_str()?
             ))
         })
-        .unwrap_or_else(|| path.clone());
+        .unwrap_or_else(|| path.display().to_string());
     Ok(Loaded {
         data: RunData {
             label,
             candidates,
             config,
-            store: Some(path),
+            store: Some(path.display().to_string()),
+            test: store.test_scores().map_err(|e| e.to_string())?,
         },
         llm,
     })
 }
 
+/// A run store read for a report.
+pub fn load_run(path: &Path) -> Result<RunData, String> {
+    load(path).map(|l| l.data)
+}
+
 /// `reference_pj`: the energy of the comparison's reference point, if the user fixed one.
-pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
+/// A single `.uh` file is an experiment: its runs' comparison is written.
+pub fn run(dbs: &[PathBuf], out: &Path, reference_pj: Option<f64>) -> u8 {
+    if let [file] = dbs {
+        if file.extension().is_some_and(|e| e == "uh") {
+            return super::experiment::report(file, None, None, out);
+        }
+    }
     let mut loaded = Vec::new();
     for db in dbs {
         match load(db) {
             Ok(r) => loaded.push(r),
             Err(e) => {
-                eprintln!("error: {db}: {e}");
+                eprintln!("error: {}: {e}", db.display());
                 return EXIT_USAGE;
             }
         }
     }
     let llm: Vec<Option<LlmRun>> = loaded.iter_mut().map(|l| l.llm.take()).collect();
-    let runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
+    let mut runs: Vec<RunData> = loaded.into_iter().map(|l| l.data).collect();
+    // Runs of one search on one profile (repeats, other seeds or tasks) would share a
+    // label: name those by their store too, so legends and tables tell them apart.
+    let labels: Vec<String> = runs.iter().map(|r| r.label.clone()).collect();
+    for run in &mut runs {
+        if labels.iter().filter(|l| **l == run.label).count() > 1 {
+            if let Some(store) = &run.store {
+                run.label = format!("{} [{store}]", run.label);
+            }
+        }
+    }
+    // One space for the comparison: each run's own objectives and fixed references; a
+    // reference a run does not fix is derived from all the runs given (and said to be).
+    let all: Vec<&RunData> = runs.iter().collect();
+    let reference_j = reference_pj.map(|pj| pj * 1e-12);
     let mut curves = Vec::new();
     for run in &runs {
-        // Each run against its own reference: adding a run changes no other run's curve.
-        let reference = report::reference_energy(std::slice::from_ref(run));
+        let space = run.space(&all, reference_j);
         curves.push((
             format!("{} (all)", run.label),
-            report::hypervolume_curve(run, reference),
+            report::hypervolume_curve(run, &space),
         ));
         let mut ops: Vec<&str> = run
             .candidates
@@ -106,27 +131,20 @@ pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
                         .filter(|c| c.operator == op || c.operator == "seed")
                         .cloned()
                         .collect(),
-                    config: serde_json::Value::Null,
+                    config: run.config.clone(),
                     store: None,
+                    test: Default::default(),
                 };
                 curves.push((
                     format!("{}: {op} + seeds", run.label),
-                    report::hypervolume_curve(&sub, reference),
+                    report::hypervolume_curve(&sub, &space),
                 ));
             }
         }
     }
     let mut md = report::markdown(&runs);
-    // One line per run on stdout: the figures to compare, all against one reference (the
-    // one given, else one derived from these runs and said to be), at an equal number of
-    // evaluations (the smallest any run reached) and at the end.
-    let (reference, whence) = match reference_pj {
-        Some(r) => (r, "given"),
-        None => (
-            report::reference_energy(&runs),
-            "twice the highest energy of these runs; fix it with --reference-energy to compare across reports",
-        ),
-    };
+    // One line per run on stdout: the figures to compare, in one space, at an equal
+    // number of evaluations (the smallest any run reached) and at the end.
     let evaluated = |r: &RunData| {
         r.candidates
             .iter()
@@ -134,12 +152,9 @@ pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
             .count()
     };
     let common = runs.iter().map(evaluated).min().unwrap_or(0);
-    println!(
-        "hypervolume in (error, log10 energy/pJ) against error 1 and energy {} ({whence}); equal budget: {common} evaluations",
-        uhc::check::units::format_si(reference * 1e-12, uhc::check::units::Dim::Energy)
-    );
     for ((run, llm), db) in runs.iter().zip(&llm).zip(dbs) {
-        let curve = report::hypervolume_curve(run, reference);
+        let space = run.space(&all, reference_j);
+        let curve = report::hypervolume_curve(run, &space);
         let at = |n: usize| {
             curve
                 .iter()
@@ -148,13 +163,22 @@ pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
                 .map_or(0.0, |p| p.1)
         };
         println!(
-            "{} [{}]: {} evaluated, hypervolume {:.4} at {common}, {:.4} at the end, front {}",
-            run.label,
-            db,
+            "{} [{}]: {} evaluated, hypervolume (validation) {:.4} at {common}, {:.4} at the end, front {}; {}{}",
+            // The line names the store itself.
+            run.label
+                .strip_suffix(&format!(" [{}]", db.display()))
+                .unwrap_or(&run.label),
+            db.display(),
             evaluated(run),
             at(common),
             curve.last().map_or(0.0, |p| p.1),
-            report::front(run).len()
+            report::front(run).len(),
+            space.describe(),
+            if space.derived() && runs.len() > 1 {
+                " over these runs; fix it with --reference-energy or `reference { … }` to compare across reports"
+            } else {
+                ""
+            }
         );
         if let Some(l) = llm {
             println!("  LLM: {}; {} tokens", l.stats.summary(), l.tokens);
@@ -184,8 +208,11 @@ pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
             );
         }
     }
-    let pareto = report::pareto_svg(&runs);
-    let hv = report::hypervolume_svg(&curves);
+    // The split the search's stored metrics are scored on (the engine selects on
+    // validation; only the final front is scored on test); titles and axes name it.
+    let split = "validation";
+    let pareto = report::pareto_svg(&runs, split);
+    let hv = report::hypervolume_svg(&curves, split);
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("error: cannot create {}: {e}", out.display());
         return EXIT_USAGE;
@@ -210,7 +237,7 @@ pub fn run(dbs: &[String], out: &Path, reference_pj: Option<f64>) -> u8 {
 }
 
 /// HTML for the Markdown this module writes (headings, tables, code blocks, the figures).
-fn to_html(md: &str, pareto: &str, hv: &str) -> String {
+pub fn to_html(md: &str, pareto: &str, hv: &str) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")

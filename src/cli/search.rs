@@ -25,8 +25,7 @@ pub struct SearchArgs {
     /// Evaluations in total (1 to 10000000, as in the search item; overrides the search item).
     #[arg(long, value_parser = super::positive(10_000_000))]
     pub budget: Option<usize>,
-    /// Candidates evaluated in parallel by this process (1 to 1024; 0 on PostgreSQL:
-    /// coordinate only, the workers evaluate).
+    /// Candidates evaluated in parallel (1 to 1024).
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024))]
     pub jobs: Option<usize>,
     /// Seed of the search: proposals, selection, training and noise draws (default: the
@@ -183,13 +182,21 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         .unwrap_or_else(|| PathBuf::from("."));
     let sandbox = Arc::new(Recording::new(SandboxResolver { root: folder }));
     let resolver: Arc<dyn uhc::check::Resolver + Send + Sync> = sandbox.clone();
-    let cx = match SearchContext::new(&name, &text, &compiled, args.search.as_deref(), resolver) {
+    let mut cx = match SearchContext::new(&name, &text, &compiled, args.search.as_deref(), resolver)
+    {
         Ok(cx) => cx,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
+    // A data set whose width the file cannot say (IDX, CSV) is read once here, so that
+    // proposers write the right `input` line and candidates are held to it.
+    if cx.task.features.is_none() {
+        if let Some(f) = evaluator.task_features(&cx.task) {
+            cx.set_features(f);
+        }
+    }
     let operators = match &args.operators {
         Some(spec) => match parse_operators(spec) {
             Ok(ops) => ops,
@@ -307,60 +314,22 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         eprintln!("error: --jobs 0 leaves the evaluation to `uhc worker`s, which need a PostgreSQL run (--db postgres://…); give --jobs 1 or more for an SQLite run");
         return EXIT_USAGE;
     }
-    let task = uhc::driver::canonical_data_paths(&cx.task);
-    let identity = uhc::search::identity::identity(&cx, &task, &operators, &name, &text);
-    let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators, "identity": identity });
     let seed = args.seed.unwrap_or(cx.spec.seed);
-    if let Location::File(path) = &location {
-        if let Err(e) = writable(path) {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    }
-    let (mut store, opened) = match Store::open_or_create_at(
+    let (mut store, opened, writer) = match open_run(
+        &cx,
         &location,
-        &config.to_string(),
+        &operators,
+        &name,
+        &text,
         seed,
-        StoreOptions::default(),
+        serde_json::Value::Null,
     ) {
-        Ok(s) => s,
+        Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
-    let info = match store.run_info() {
-        Ok(info) => info,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    {
-        let stored: serde_json::Value =
-            serde_json::from_str(&info.config).unwrap_or(serde_json::Value::Null);
-        let diffs = uhc::search::identity::differences(&stored, &config);
-        if !diffs.is_empty() {
-            eprintln!(
-                "error: {} holds the run of {}, not of {}; a store keeps one search, and resuming it with another would mix their archives. What differs:\n{}\nrun the search the store belongs to, or give this one its own store with --db (a larger --budget is allowed on resume)",
-                db,
-                uhc::search::identity::describe(&stored),
-                uhc::search::identity::describe(&config),
-                diffs.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
-            );
-            return EXIT_USAGE;
-        }
-        if info.seed != seed {
-            eprintln!("error: {} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db, info.seed, info.seed);
-            return EXIT_USAGE;
-        }
-    }
-    // One process writes a run at a time; a second one is refused, naming the first.
-    let writer = Writer::this_process();
-    if let Err(e) = store.acquire_writer(&writer) {
-        eprintln!("error: {e}");
-        return EXIT_USAGE;
-    }
     // What a worker needs to rebuild this search with nothing but the store's URL.
     let mut uses = fs.files();
     uses.extend(sandbox.files());
@@ -398,6 +367,51 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         eprintln!("warning: could not give up the run store: {e}");
     }
     code
+}
+
+/// Opens (or creates) the run store `db` of search `cx` run with `operators` and `seed`,
+/// refusing a store that belongs to another search or seed, and takes the run's writer
+/// role. `extra` goes into a new store's configuration beside the identity (an
+/// experiment's cell).
+pub fn open_run(
+    cx: &SearchContext,
+    location: &Location,
+    operators: &[(String, f64)],
+    name: &str,
+    text: &str,
+    seed: u64,
+    extra: serde_json::Value,
+) -> Result<(Store, Opened, Writer), String> {
+    let task = uhc::driver::canonical_data_paths(&cx.task);
+    let identity = uhc::search::identity::identity(cx, &task, operators, name, text);
+    let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators, "identity": identity, "cell": extra });
+    if let Location::File(path) = location {
+        writable(path)?;
+    }
+    let db = location.shown();
+    let (mut store, opened) =
+        Store::open_or_create_at(location, &config.to_string(), seed, StoreOptions::default())
+            .map_err(|e| e.to_string())?;
+    let info = store.run_info().map_err(|e| e.to_string())?;
+    let stored: serde_json::Value =
+        serde_json::from_str(&info.config).unwrap_or(serde_json::Value::Null);
+    let diffs = uhc::search::identity::differences(&stored, &config);
+    if !diffs.is_empty() {
+        return Err(format!(
+            "{} holds the run of {}, not of {}; a store keeps one search, and resuming it with another would mix their archives. What differs:\n{}\nrun the search the store belongs to, or give this one its own store with --db (a larger --budget is allowed on resume)",
+            db,
+            uhc::search::identity::describe(&stored),
+            uhc::search::identity::describe(&config),
+            diffs.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    if info.seed != seed {
+        return Err(format!("{} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db, info.seed, info.seed));
+    }
+    // One process writes a run at a time; a second one is refused, naming the first.
+    let writer = Writer::this_process();
+    store.acquire_writer(&writer).map_err(|e| e.to_string())?;
+    Ok((store, opened, writer))
 }
 
 /// The search proper, on a store this process writes.
@@ -489,16 +503,39 @@ fn run_store(
         }
         Ok(s) => {
             eprintln!("{}", session_counts(&s));
+            let archive = store.load_archive().unwrap_or_default();
+            let space = engine::space(cx, &archive);
             eprintln!(
-                "Pareto front: {} candidates, hypervolume {:.4} (fraction of the reference box)",
+                "Pareto front (validation split): {} candidates, hypervolume {:.4}: {}",
                 s.front.len(),
-                s.hypervolume
+                s.hypervolume,
+                space.describe()
             );
+            if s.proposals > 0 {
+                eprintln!(
+                    "duplicates: {} of {} proposals ({:.1}%)",
+                    s.duplicates,
+                    s.proposals,
+                    100.0 * s.duplicates as f64 / s.proposals as f64
+                );
+            }
+            if let Ok(test) = store.test_scores() {
+                let on_front: Vec<_> = s.front.iter().filter_map(|id| test.get(id)).collect();
+                if !on_front.is_empty() {
+                    let best = on_front
+                        .iter()
+                        .map(|t| t.noisy_accuracy_mean)
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    eprintln!(
+                        "test split (final front only, {} of {} scored): best noisy accuracy {:.3}",
+                        on_front.len(),
+                        s.front.len(),
+                        best
+                    );
+                }
+            }
             // Why the front is empty or thin: the constraints most candidates break.
-            let why = store
-                .load_archive()
-                .map(|a| uhc::search::report::infeasibility(&a))
-                .unwrap_or_default();
+            let why = uhc::search::report::infeasibility(&archive);
             for line in &why {
                 eprintln!("constraints: {line}");
             }

@@ -10,7 +10,7 @@ use uhc::data::DataError;
 use uhc::ir::Graph;
 use uhc::runtime::Program;
 use uhc::train::file::{self as weight_file, Provenance};
-use uhc::train::{robustness, EpochStats, TrainError, TrainOptions, Trainer};
+use uhc::train::{robustness, EpochStats, HeldOut, TrainError, TrainOptions, Trainer};
 
 /// Options shared by `uhc train` and `uhc eval`.
 #[derive(clap::Args, Debug)]
@@ -144,7 +144,16 @@ fn train_program(c: &Common, s: &Setup, trainer: &Trainer) -> Result<Program, u8
     let spec = spec(c);
     let mut cb = progress(spec.epochs);
     trainer
-        .run(&s.graph, &s.task, &spec, 0, c.seed, None, Some(&mut cb))
+        .run(
+            &s.graph,
+            &s.task,
+            &spec,
+            0,
+            c.seed,
+            uhc::train::HeldOut::Test,
+            None,
+            Some(&mut cb),
+        )
         .map(|o| o.program)
         .map_err(|e| {
             eprintln!("error: {e}");
@@ -286,6 +295,7 @@ pub fn eval(
             "hardware": s.hw.name,
             "task": s.task.name,
             "hash": uhc::ir::structural_hash(&s.graph),
+            "split": "test",
             "draws": draws,
             "accuracy": r.accuracy,
             "noisy_accuracy_mean": r.noisy_mean,
@@ -437,17 +447,35 @@ pub fn eval_from(file: &Path, db: &str, id: i64, json: bool) -> u8 {
         noise_aware,
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
-    let scores = match Trainer::default().evaluate(&EvalRequest {
-        compiled: &cc.compiled,
-        arch: &cc.arch.name,
-        task: &cx.task,
-        train: &train,
-        draws: draws as usize,
-        seed,
-        deadline,
-    }) {
-        Ok(s) => s,
-        Err(e) => {
+    // The row was scored on the split it names (rows from before validation splits name
+    // none and were scored on the test split); the test split is scored as well.
+    let split = match field("split").and_then(|v| v.as_str()) {
+        Some("validation") => HeldOut::Validation,
+        _ => HeldOut::Test,
+    };
+    let trainer = Trainer::default();
+    let evaluate = |on: HeldOut| {
+        trainer.evaluate(&EvalRequest {
+            compiled: &cc.compiled,
+            arch: &cc.arch.name,
+            task: &cx.task,
+            train: &train,
+            draws: draws as usize,
+            seed,
+            deadline,
+            split: on,
+        })
+    };
+    let (scores, test) = match (evaluate(split), split) {
+        (Ok(s), HeldOut::Test) => (s, s),
+        (Ok(s), HeldOut::Validation) => match evaluate(HeldOut::Test) {
+            Ok(t) => (s, t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_PROBLEMS;
+            }
+        },
+        (Err(e), _) => {
             eprintln!("error: {e}");
             return EXIT_PROBLEMS;
         }
@@ -493,6 +521,14 @@ pub fn eval_from(file: &Path, db: &str, id: i64, json: bool) -> u8 {
             "noisy_accuracy_std": scores.noisy_accuracy_std,
             "noisy_accuracy_p5": scores.noisy_accuracy_p5,
             "accuracy_drop": scores.accuracy - scores.noisy_accuracy_mean,
+            "split": split.as_str(),
+            "test": {
+                "split": "test",
+                "accuracy": test.accuracy,
+                "noisy_accuracy_mean": test.noisy_accuracy_mean,
+                "noisy_accuracy_std": test.noisy_accuracy_std,
+                "noisy_accuracy_p5": test.noisy_accuracy_p5,
+            },
             "energy_j": energy_j,
             "reproduced": differs.is_empty(),
         });
@@ -505,11 +541,21 @@ pub fn eval_from(file: &Path, db: &str, id: i64, json: bool) -> u8 {
             cx.task.name,
             if noise_aware { ", noise-aware" } else { "" }
         );
-        println!("  accuracy             {:.4}", scores.accuracy);
-        println!(
-            "  noisy accuracy       {:.4} ± {:.4} (p5 {:.4}, {draws} draws)",
-            scores.noisy_accuracy_mean, scores.noisy_accuracy_std, scores.noisy_accuracy_p5
-        );
+        let show = |label: &str, s: &uhc::train::Scores| {
+            println!("  {label} split");
+            println!("    accuracy           {:.4}", s.accuracy);
+            println!(
+                "    noisy accuracy     {:.4} ± {:.4} (p5 {:.4}, {draws} draws)",
+                s.noisy_accuracy_mean, s.noisy_accuracy_std, s.noisy_accuracy_p5
+            );
+        };
+        if split == HeldOut::Validation {
+            show(
+                "validation (the stored row; the search selected on it)",
+                &scores,
+            );
+        }
+        show("test", &test);
         println!(
             "  energy / inference   {}",
             uhc::check::units::format_si(energy_j, uhc::check::units::Dim::Energy)

@@ -28,6 +28,8 @@ pub struct ComponentEnergy {
     pub laser: f64,
     pub phase_shifters: f64,
     pub digital: f64,
+    /// Reads of in-memory compute arrays (analog crossbars).
+    pub array: f64,
 }
 
 impl ComponentEnergy {
@@ -39,6 +41,7 @@ impl ComponentEnergy {
             + self.laser
             + self.phase_shifters
             + self.digital
+            + self.array
     }
     fn add(&mut self, o: &ComponentEnergy) {
         self.dac += o.dac;
@@ -48,6 +51,7 @@ impl ComponentEnergy {
         self.laser += o.laser;
         self.phase_shifters += o.phase_shifters;
         self.digital += o.digital;
+        self.array += o.array;
     }
 }
 
@@ -195,6 +199,7 @@ pub fn render(r: &EnergyReport) -> String {
         ("adc", c.adc),
         ("phase shifters", c.phase_shifters),
         ("digital MACs", c.digital),
+        ("analog arrays", c.array),
     ] {
         if v > 0.0 {
             let _ = writeln!(

@@ -66,6 +66,7 @@ fn prim(s: &mut String, p: &Prim) {
         Prim::Relu => write!(s, "Relu"),
         Prim::Tanh => write!(s, "Tanh"),
         Prim::Sigmoid => write!(s, "Sigmoid"),
+        Prim::Own { name } => write!(s, "Own {{ name: {name} }}"),
     };
 }
 

@@ -57,6 +57,12 @@ pub enum Prim {
     Relu,
     Tanh,
     Sigmoid,
+    /// A primitive only its backend knows: the backend lowers to it and runs it with its
+    /// own kernel ([`crate::backend::Backend::kernel`]); `name` is how dumps, hashes and
+    /// weight files write it.
+    Own {
+        name: &'static str,
+    },
 }
 
 /// What a node costs, counted from its shape: the energy model's inputs.
@@ -70,6 +76,10 @@ pub struct Cost {
     pub adc: usize,
     pub macs: usize,
     pub params: usize,
+    /// Memory arrays (crossbar tiles) the node's weights occupy.
+    pub tiles: usize,
+    /// Array reads (matrix-vector products) per inference.
+    pub mvms: usize,
 }
 
 impl std::ops::AddAssign for Cost {
@@ -81,6 +91,8 @@ impl std::ops::AddAssign for Cost {
         self.adc += o.adc;
         self.macs += o.macs;
         self.params += o.params;
+        self.tiles += o.tiles;
+        self.mvms += o.mvms;
     }
 }
 
@@ -196,6 +208,7 @@ impl Graph {
                 Prim::Relu => "relu".into(),
                 Prim::Tanh => "tanh".into(),
                 Prim::Sigmoid => "sigmoid".into(),
+                Prim::Own { name } => name.to_string(),
             };
             let _ = write!(
                 out,
@@ -215,6 +228,8 @@ impl Graph {
                 ("adc", c.adc),
                 ("mac", c.macs),
                 ("params", c.params),
+                ("tiles", c.tiles),
+                ("mvm", c.mvms),
             ] {
                 if v > 0 {
                     parts.push(format!("{label}={v}"));

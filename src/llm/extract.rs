@@ -7,7 +7,7 @@
 //! takes the best. The caller can try candidates in turn until one parses.
 
 /// Keywords that open a top-level `.uh` item (mirrors `item` in `grammar/uh.pest`).
-pub const ITEM_KEYWORDS: [&str; 5] = ["use", "hardware", "arch", "task", "search"];
+pub const ITEM_KEYWORDS: [&str; 6] = ["use", "hardware", "arch", "task", "search", "experiment"];
 
 /// Where a candidate came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

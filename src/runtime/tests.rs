@@ -1,5 +1,8 @@
 use super::*;
+use crate::backend::mzi::NonIdeal;
 use crate::check::model::Noise;
+use crate::ir::Target;
+use rand::Rng;
 
 /// Compiles `body` (architecture items) after the standard hardware imports.
 pub(crate) fn compile(body: &str, arch: &str) -> (Graph, Target) {
@@ -119,8 +122,8 @@ fn optical_gradients_match_finite_differences_ideal_and_noisy() {
     let (g, _) = compile(OPTICAL, "net");
     let mut p = Program::new(&g, 3).unwrap();
     // Move attenuators off σ = 1 so their gradients are generic.
-    for (e, b) in p.exec.clone().iter().zip(&mut p.params.blocks) {
-        if matches!(e, Exec::Attenuate { .. } | Exec::Diag) {
+    for (n, b) in g.nodes.iter().zip(&mut p.params.blocks) {
+        if matches!(n.prim, Prim::Attenuate | Prim::Diag) {
             b.iter_mut()
                 .enumerate()
                 .for_each(|(i, v)| *v = 0.9 - 0.05 * i as f64);

@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use crate::train::Scores;
+pub use crate::train::{HeldOut, Scores};
 
 /// Everything an evaluator needs for one candidate.
 pub struct EvalRequest<'a> {
@@ -35,11 +35,19 @@ pub struct EvalRequest<'a> {
     pub seed: u64,
     /// Evaluators check it between mini-batches and give up with an error once passed.
     pub deadline: Instant,
+    /// The split scored: the search selects on `Validation`; its final front alone is
+    /// scored on `Test`. Training is the same either way.
+    pub split: HeldOut,
 }
 
 /// Trains and scores one candidate. Must be deterministic for a given request.
 pub trait Evaluator: Send + Sync {
     fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String>;
+    /// The task's input width as its data says, where the file could not (IDX, CSV):
+    /// proposers then write the right `input` line.
+    fn task_features(&self, _task: &TaskSpec) -> Option<usize> {
+        None
+    }
 }
 
 /// Training is the evaluator of a real search. The adapter lives here so that `train`
@@ -55,11 +63,19 @@ impl Evaluator for crate::train::Trainer {
             req.train,
             req.draws,
             req.seed,
-            Some(req.deadline),
+            req.split,
+            Some(crate::train::Stop::when({
+                let deadline = req.deadline;
+                move || Instant::now() >= deadline
+            })),
             None,
         )
         .map(|o| o.robustness.scores())
         .map_err(|e| e.to_string())
+    }
+
+    fn task_features(&self, task: &TaskSpec) -> Option<usize> {
+        self.data(task).ok().map(|d| d.train_x.ncols())
     }
 }
 
@@ -79,6 +95,10 @@ pub struct SearchContext {
     /// Genomes of candidates already compiled, by candidate id: parents are picked again
     /// and again, and recompiling them dominated the engine's own time.
     genomes: std::sync::Mutex<std::collections::HashMap<i64, Genome>>,
+    /// Structural hashes of every candidate stored or proposed so far: built-in operators
+    /// draw again rather than propose one of them (a duplicate costs a proposal and
+    /// teaches nothing).
+    known: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A candidate that compiled.
@@ -116,6 +136,19 @@ impl SearchContext {
                 return Err("the file defines several searches; choose one with --search".into())
             }
         };
+        SearchContext::with_spec(file_name, text, compiled, spec.clone(), resolver)
+    }
+
+    /// The context of a search as `spec` says, which may differ from the file's (an
+    /// experiment's cell: another hardware profile, its seeds, operators, budget).
+    pub fn with_spec(
+        file_name: &str,
+        text: &str,
+        compiled: &Compiled,
+        spec: SearchSpec,
+        resolver: Arc<dyn Resolver + Send + Sync>,
+    ) -> Result<SearchContext, String> {
+        let spec = &spec;
         let task = compiled
             .checked
             .task(&spec.task)
@@ -164,7 +197,27 @@ impl SearchContext {
             resolver,
             file_name: file_name.to_string(),
             genomes: Default::default(),
+            known: Default::default(),
         })
+    }
+
+    /// The task's input width, once read from its data when the file could not say it
+    /// (an IDX or CSV data set): proposers then write the right `input` line and every
+    /// candidate is held to it.
+    pub fn set_features(&mut self, features: usize) {
+        self.task.features = Some(features);
+    }
+
+    /// Marks a structural hash as taken; true when it was new.
+    pub fn claim_hash(&self, hash: &str) -> bool {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(hash.to_string())
+    }
+
+    /// Whether a structural hash is already stored or proposed.
+    pub fn is_known(&self, hash: &str) -> bool {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.contains(hash)
     }
 
     /// Checks and lowers candidate text in the search's environment (its prelude,
@@ -370,9 +423,54 @@ pub struct RandomProposer;
 pub struct MutateProposer;
 pub struct CrossoverProposer;
 
+/// How many children a built-in operator draws before it gives up on finding a new one.
+const NOVEL_TRIES: usize = 24;
+
+/// The first of up to [`NOVEL_TRIES`] drawn children whose structure is neither stored
+/// nor proposed yet, as text, its hash claimed; `None` when every draw was taken (the
+/// engine then spends the slot elsewhere rather than store a duplicate). A child that
+/// does not compile is returned as is: the engine records why.
+fn novel(
+    cx: &SearchContext,
+    prefix: &str,
+    parents: &[&CandidateRecord],
+    rng: &mut StdRng,
+    mut draw: impl FnMut(&mut StdRng) -> Genome,
+) -> Option<String> {
+    // A parent is in the run already; outside a run (a caller's own context) it is
+    // excluded all the same.
+    let parent_hashes: Vec<String> = parents
+        .iter()
+        .filter_map(|p| {
+            p.structural_hash
+                .clone()
+                .or_else(|| cx.compile_candidate(&p.text).ok().map(|c| c.hash))
+        })
+        .collect();
+    for _ in 0..NOVEL_TRIES {
+        let g = draw(rng);
+        let text = genome_text(cx, prefix, &g, rng);
+        match cx.compile_candidate(&text) {
+            Ok(c) if !parent_hashes.contains(&c.hash) && cx.claim_hash(&c.hash) => {
+                return Some(text)
+            }
+            Ok(_) => continue,
+            Err(_) => return Some(text),
+        }
+    }
+    None
+}
+
+/// The input width proposers write: the task's, or (a data set whose width is only known
+/// once read, and the caller did not read it) the first seed's.
 fn features(cx: &SearchContext) -> usize {
     cx.task
         .features
+        .or_else(|| {
+            cx.seeds
+                .iter()
+                .find_map(|s| cx.compile_candidate(s).ok().map(|c| c.arch.input_width()))
+        })
         .unwrap_or(cx.hardware.backend.max_width().min(16))
 }
 
@@ -389,8 +487,10 @@ impl Proposer for RandomProposer {
         _: &[&CandidateRecord],
         rng: &mut StdRng,
     ) -> Option<String> {
-        let g = genome::random(&cx.hardware, features(cx), cx.task.classes, rng);
-        Some(genome_text(cx, "random", &g, rng))
+        let features = features(cx);
+        novel(cx, "random", &[], rng, |rng| {
+            genome::random(&cx.hardware, features, cx.task.classes, rng)
+        })
     }
 }
 
@@ -408,8 +508,9 @@ impl Proposer for MutateProposer {
         rng: &mut StdRng,
     ) -> Option<String> {
         let g = parent_genome(cx, parents.first()?)?;
-        let child = genome::mutate(&g, &cx.hardware, rng);
-        Some(genome_text(cx, "mutant", &child, rng))
+        novel(cx, "mutant", parents, rng, |rng| {
+            genome::mutate(&g, &cx.hardware, rng)
+        })
     }
 }
 
@@ -428,8 +529,9 @@ impl Proposer for CrossoverProposer {
     ) -> Option<String> {
         let a = parent_genome(cx, parents.first()?)?;
         let b = parent_genome(cx, parents.get(1)?)?;
-        let child = genome::crossover(&a, &b, rng);
-        Some(genome_text(cx, "child", &child, rng))
+        novel(cx, "child", parents, rng, |rng| {
+            genome::crossover(&a, &b, rng)
+        })
     }
 }
 
@@ -498,7 +600,10 @@ pub struct Summary {
     /// Candidates still waiting for evaluation when the session ended.
     pub queued: usize,
     pub front: Vec<i64>,
+    /// In the search's [`Space`](super::indicator::Space), on the validation split.
     pub hypervolume: f64,
+    /// Front members scored on the test split at the end of this session.
+    pub test_scored: usize,
     pub resumed: bool,
     /// Engine time outside evaluation (proposal, compile, dedup, store), seconds.
     pub engine_seconds: f64,
@@ -537,6 +642,21 @@ pub fn run(
     // Proposals interrupted between insert and enqueue are queued now.
     for c in store.candidates_in_state(CandidateState::Proposed)? {
         store.enqueue(c.id)?;
+    }
+    // What this run's store holds (a resumed run) is not proposed again; what another
+    // run in this context proposed is no concern of this one.
+    cx.known.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    for state in [
+        CandidateState::Queued,
+        CandidateState::Done,
+        CandidateState::Failed,
+        CandidateState::Timeout,
+    ] {
+        for c in store.candidates_in_state(state)? {
+            if let Some(h) = &c.structural_hash {
+                cx.claim_hash(h);
+            }
+        }
     }
     // What the session's accounting starts from: so that evaluated + failed + rejected +
     // duplicates + queued = proposals + carried over.
@@ -689,6 +809,13 @@ pub fn run(
     let (front, hv) = front_and_hypervolume(cx, &archive);
     summary.front = front.iter().map(|&i| archive[i].id).collect();
     summary.hypervolume = hv;
+    // The final front, and only it, is scored on the test split (not when stopped early:
+    // the front is not final, and a resumed run scores it at its end).
+    if !summary.stopped {
+        let t = Instant::now();
+        summary.test_scored = score_on_test(cx, store, &evaluator, &summary.front, seed, jobs)?;
+        summary.evaluation_seconds += t.elapsed().as_secs_f64();
+    }
     let end = store.counts_by_state()?;
     summary.queued = (end.queued + end.proposed + end.running) as usize;
     summary.engine_seconds = engine_start.elapsed().as_secs_f64() - summary.evaluation_seconds;
@@ -889,6 +1016,7 @@ fn add_candidate(
     summary.proposals += 1;
     match cx.compile_candidate(text) {
         Ok(c) => {
+            cx.claim_hash(&c.hash);
             let new = NewCandidate {
                 text: text.to_string(),
                 canonical_text: Some(c.canonical),
@@ -973,10 +1101,9 @@ fn select_population(
     }
 }
 
-/// Indices (into `archive`) of the feasible first front, and its hypervolume against the
-/// reference point of [`reference_point`], as a fraction of the box between that point and
-/// the ideal one ([`ideal_point`]): 0 for an empty front, 1 for a candidate that is perfect on
-/// every objective. A fraction reads the same on every hardware, where raw joules would not.
+/// Indices (into `archive`) of the feasible first front, and its hypervolume in the
+/// search's [`Space`](super::indicator::Space): the number the progress line, the summary
+/// and `uhc report` all print.
 pub fn front_and_hypervolume(cx: &SearchContext, archive: &[CandidateRecord]) -> (Vec<usize>, f64) {
     let (inds, dirs) = individuals(cx, archive);
     if inds.is_empty() {
@@ -990,64 +1117,91 @@ pub fn front_and_hypervolume(cx: &SearchContext, archive: &[CandidateRecord]) ->
         .into_iter()
         .filter(|&i| inds[i].violation <= 0.0)
         .collect();
-    let reference = reference_point(cx, archive);
-    let points: Vec<&[f64]> = front
+    let space = space(cx, archive);
+    let hv = space.hypervolume(
+        front
+            .iter()
+            .filter_map(|&i| archive[i].evaluation.as_ref().map(|e| &e.metrics)),
+    );
+    (front, hv)
+}
+
+/// The search's hypervolume space; a reference neither declared nor bounded by a
+/// constraint is derived from `archive` (and says so).
+pub fn space(cx: &SearchContext, archive: &[CandidateRecord]) -> super::indicator::Space {
+    let measured: Vec<&Metrics> = archive
         .iter()
-        .map(|&i| inds[i].objectives.as_slice())
+        .filter_map(|c| c.evaluation.as_ref().map(|e| &e.metrics))
         .collect();
-    let hv = super::hypervolume::hypervolume(&points, &dirs, &reference).unwrap_or(0.0);
-    let box_volume: f64 = reference
-        .iter()
-        .zip(ideal_point(cx))
-        .map(|(r, i)| (r - i).abs())
-        .filter(|side| *side > 0.0)
-        .product();
-    (front, hv / box_volume)
+    super::indicator::Space::for_search(&cx.spec, measured.iter().copied())
 }
 
-/// The best value each objective can take: 1 for maximised metrics in [0, 1], 0 for
-/// minimised ones (errors, energies, counts are all non-negative). A maximised unbounded
-/// metric has no ideal; its reference (0) stands in, so its side drops out of the box.
-pub fn ideal_point(cx: &SearchContext) -> Vec<f64> {
-    cx.spec
-        .objectives
-        .iter()
-        .map(|o| match (o.direction, o.metric.is_fraction()) {
-            (Direction::Maximize, true) => 1.0,
-            _ => 0.0,
-        })
-        .collect()
-}
-
-/// The hypervolume reference point: 0 for maximised metrics in [0, 1] (1 for minimised
-/// ones), and twice the worst generation-0 value for other minimised metrics (energy).
-pub fn reference_point(cx: &SearchContext, archive: &[CandidateRecord]) -> Vec<f64> {
-    cx.spec
-        .objectives
-        .iter()
-        .map(|o| match (o.direction, o.metric.is_fraction()) {
-            (Direction::Maximize, true) => 0.0,
-            (Direction::Minimize, true) => 1.0,
-            (Direction::Maximize, false) => 0.0,
-            (Direction::Minimize, false) => {
-                let worst = archive
-                    .iter()
-                    .filter(|c| c.generation == 0)
-                    .filter_map(|c| {
-                        c.evaluation
-                            .as_ref()
-                            .map(|e| metric_value(&e.metrics, o.metric))
+/// Scores the candidates `ids` (the final front) on the test split, each trained exactly
+/// as its evaluation was (same seed and settings), skipping those already scored: a
+/// resumed run scores only what is new on its front. Several at once with `jobs`.
+pub fn score_on_test(
+    cx: &SearchContext,
+    store: &mut Store,
+    evaluator: &Arc<dyn Evaluator>,
+    ids: &[i64],
+    seed: u64,
+    jobs: usize,
+) -> Result<usize, StoreError> {
+    let scored = store.test_scores()?;
+    let mut todo = Vec::new();
+    for &id in ids.iter().filter(|id| !scored.contains_key(id)) {
+        let Some(c) = store.candidate(id)? else {
+            continue;
+        };
+        if let Ok(cc) = cx.compile_candidate(&c.text) {
+            todo.push((id, cc));
+        }
+    }
+    let mut written = 0;
+    for chunk in todo.chunks(jobs.max(1)) {
+        let results: Vec<(i64, Result<Scores, String>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(id, cc)| {
+                    let ev = Arc::clone(evaluator);
+                    scope.spawn(move || {
+                        let deadline = Instant::now() + Duration::from_secs_f64(cx.spec.timeout);
+                        let r = ev.evaluate(&EvalRequest {
+                            compiled: &cc.compiled,
+                            arch: &cc.arch.name,
+                            task: &cx.task,
+                            train: &cx.spec.train,
+                            draws: cx.spec.draws,
+                            seed: candidate_seed(seed, &cc.hash),
+                            deadline,
+                            split: HeldOut::Test,
+                        });
+                        (*id, r)
                     })
-                    .filter(|v| v.is_finite())
-                    .fold(0.0f64, f64::max);
-                if worst > 0.0 {
-                    2.0 * worst
-                } else {
-                    1.0
-                }
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        for (id, r) in results {
+            // A candidate that cannot be scored again keeps its validation row alone.
+            if let Ok(s) = r {
+                store.record_test_scores(
+                    id,
+                    &super::store::TestScores {
+                        accuracy: s.accuracy,
+                        noisy_accuracy_mean: s.noisy_accuracy_mean,
+                        noisy_accuracy_std: s.noisy_accuracy_std,
+                        noisy_accuracy_p5: s.noisy_accuracy_p5,
+                    },
+                )?;
+                written += 1;
             }
-        })
-        .collect()
+        }
+    }
+    Ok(written)
 }
 
 fn violations(cx: &SearchContext, m: &Metrics) -> Vec<Violation> {
@@ -1077,6 +1231,7 @@ pub fn training_record(cx: &SearchContext, seed: u64) -> serde_json::Value {
         "noise_aware": cx.spec.train.noise_aware,
         "draws": cx.spec.draws,
         "task": cx.task.name,
+        "split": HeldOut::Validation.as_str(),
     })
 }
 
@@ -1169,6 +1324,7 @@ fn evaluate_batch(
                         draws,
                         seed: req_seed,
                         deadline,
+                        split: HeldOut::Validation,
                     })
                 }))
                 .unwrap_or_else(|p| {

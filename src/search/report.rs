@@ -1,10 +1,14 @@
 //! Run reports: the Pareto front (error vs energy, log scale), hypervolume against
 //! evaluations per proposer, and a table of the front's architectures. Figures are plain
-//! SVG written here (no font rasteriser needed), so reports build anywhere.
+//! SVG written in `svg` (no font rasteriser needed), so reports build anywhere.
 
+use super::indicator::Space;
 use super::nsga2::{self, Direction, Individual};
 use super::store::{CandidateRecord, CandidateState};
 use std::fmt::Write as _;
+
+mod svg;
+pub use svg::{hypervolume_svg, pareto_svg};
 
 /// One run as the report sees it.
 pub struct RunData {
@@ -15,6 +19,32 @@ pub struct RunData {
     pub config: serde_json::Value,
     /// The store's path as given to `uhc report`, for the commands that reproduce rows.
     pub store: Option<String>,
+    /// Test-split scores of the final front (written when the run ended).
+    pub test: std::collections::HashMap<i64, super::store::TestScores>,
+}
+
+impl RunData {
+    /// Metrics of the evaluated candidates, in the order their evaluations finished.
+    pub fn evaluated(&self) -> Vec<&super::store::Metrics> {
+        let mut done: Vec<&CandidateRecord> = self
+            .candidates
+            .iter()
+            .filter(|c| c.evaluation.is_some())
+            .collect();
+        done.sort_by_key(|c| (c.finished_ms.unwrap_or(0), c.id));
+        done.iter()
+            .filter_map(|c| c.evaluation.as_ref().map(|e| &e.metrics))
+            .collect()
+    }
+
+    /// The run's hypervolume space: its search's objectives and references; a reference
+    /// it does not fix is derived from `measured` (the runs compared), and `energy` (J)
+    /// overrides the energy reference.
+    pub fn space(&self, measured: &[&RunData], energy: Option<f64>) -> Space {
+        let metrics: Vec<&super::store::Metrics> =
+            measured.iter().flat_map(|r| r.evaluated()).collect();
+        Space::for_config(&self.config, energy, metrics.iter().copied())
+    }
 }
 
 /// (error = 1 − noisy accuracy mean, energy in pJ) of an evaluated candidate.
@@ -62,40 +92,14 @@ pub fn front(run: &RunData) -> Vec<usize> {
     f
 }
 
-/// Hypervolume of (error, energy) after each evaluation, per operator and overall, with a
-/// reference point of error 1 and `ref_energy_pj`.
-pub fn hypervolume_curve(run: &RunData, ref_energy_pj: f64) -> Vec<(usize, f64)> {
-    let mut evaluated: Vec<&CandidateRecord> = run
-        .candidates
-        .iter()
-        .filter(|c| c.evaluation.is_some())
-        .collect();
-    evaluated.sort_by_key(|c| (c.finished_ms.unwrap_or(0), c.id));
-    let mut pts: Vec<[f64; 2]> = Vec::new();
-    let mut out = Vec::new();
-    let dirs = [Direction::Minimize, Direction::Minimize];
-    for (k, c) in evaluated.iter().enumerate() {
-        if let Some((e, j)) = point(c) {
-            if c.evaluation
-                .as_ref()
-                .is_some_and(|ev| ev.metrics.total_violation() <= 0.0)
-            {
-                pts.push([e, j.log10()]);
-            }
-        }
-        let hv = super::hypervolume::hypervolume(&pts, &dirs, &[1.0, ref_energy_pj.log10()])
-            .unwrap_or(0.0);
-        out.push((k + 1, hv));
-    }
-    out
-}
-
-fn svg_header(w: f64, h: f64, title: &str) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
-        w / 2.0,
-        escape(title)
-    )
+/// Hypervolume in `space` after each evaluation (1-based count, value).
+pub fn hypervolume_curve(run: &RunData, space: &Space) -> Vec<(usize, f64)> {
+    space
+        .curve(run.evaluated())
+        .into_iter()
+        .enumerate()
+        .map(|(k, hv)| (k + 1, hv))
+        .collect()
 }
 
 fn escape(s: &str) -> String {
@@ -103,70 +107,6 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-const COLORS: &[&str] = &[
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-];
-
-struct Axes {
-    x0: f64,
-    x1: f64,
-    y0: f64,
-    y1: f64,
-    left: f64,
-    right: f64,
-    top: f64,
-    bottom: f64,
-}
-
-impl Axes {
-    fn x(&self, v: f64) -> f64 {
-        self.left + (v - self.x0) / (self.x1 - self.x0).max(1e-300) * (self.right - self.left)
-    }
-    fn y(&self, v: f64) -> f64 {
-        self.bottom - (v - self.y0) / (self.y1 - self.y0).max(1e-300) * (self.bottom - self.top)
-    }
-    fn frame(
-        &self,
-        out: &mut String,
-        xlabel: &str,
-        ylabel: &str,
-        xticks: &[(f64, String)],
-        yticks: &[(f64, String)],
-    ) {
-        let _ = writeln!(
-            out,
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>",
-            self.left,
-            self.top,
-            self.right - self.left,
-            self.bottom - self.top
-        );
-        for (v, label) in xticks {
-            let x = self.x(*v);
-            let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", self.top, self.bottom, self.bottom + 16.0, escape(label));
-        }
-        for (v, label) in yticks {
-            let y = self.y(*v);
-            let _ = writeln!(out, "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", self.left, self.right, self.left - 6.0, y + 4.0, escape(label));
-        }
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            (self.left + self.right) / 2.0,
-            self.bottom + 36.0,
-            escape(xlabel)
-        );
-        let _ = writeln!(out, "<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">{}</text>", (self.top + self.bottom) / 2.0, (self.top + self.bottom) / 2.0, escape(ylabel));
-    }
-}
-
-fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
-    let (a, b) = (lo.floor() as i32, hi.ceil() as i32);
-    (a..=b)
-        .map(|e| (e as f64, format_pj(10f64.powi(e))))
-        .collect()
 }
 
 /// Three significant digits in the largest unit that keeps the value ≥ 1.
@@ -194,134 +134,6 @@ fn format_pj(pj: f64) -> String {
     format!("{s} {unit}")
 }
 
-/// Error (1 − noisy accuracy) against energy per inference (log scale): every evaluated
-/// candidate as a faint dot, each run's front as a line of bold dots.
-pub fn pareto_svg(runs: &[RunData]) -> String {
-    let pts: Vec<(f64, f64)> = runs
-        .iter()
-        .flat_map(|r| r.candidates.iter().filter_map(point))
-        .collect();
-    let (mut emin, mut emax) = (f64::MAX, f64::MIN);
-    let mut errmax: f64 = 0.0;
-    for &(err, pj) in &pts {
-        emin = emin.min(pj.log10());
-        emax = emax.max(pj.log10());
-        errmax = errmax.max(err);
-    }
-    if pts.is_empty() {
-        (emin, emax) = (0.0, 1.0);
-    }
-    let (w, h) = (640.0, 420.0);
-    let ax = Axes {
-        x0: emin.floor(),
-        x1: emax.ceil().max(emin.floor() + 1.0),
-        y0: 0.0,
-        y1: (errmax * 1.1).clamp(0.05, 1.0),
-        left: 70.0,
-        right: w - 150.0,
-        top: 40.0,
-        bottom: h - 50.0,
-    };
-    let mut out = svg_header(w, h, "Validation error under noise vs energy per inference");
-    let yticks: Vec<(f64, String)> = (0..=5)
-        .map(|k| ax.y1 * k as f64 / 5.0)
-        .map(|v| (v, format!("{:.0}%", v * 100.0)))
-        .collect();
-    ax.frame(
-        &mut out,
-        "energy per inference (log scale)",
-        "error = 1 − noisy accuracy",
-        &log_ticks(ax.x0, ax.x1),
-        &yticks,
-    );
-    for (ri, run) in runs.iter().enumerate() {
-        let color = COLORS[ri % COLORS.len()];
-        for c in &run.candidates {
-            if let Some((err, pj)) = point(c) {
-                let _ = writeln!(out, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\" fill-opacity=\"0.25\"/>", ax.x(pj.log10()), ax.y(err));
-            }
-        }
-        let f = front(run);
-        let line: Vec<String> = f
-            .iter()
-            .filter_map(|&i| point(&run.candidates[i]))
-            .map(|(err, pj)| format!("{:.1},{:.1}", ax.x(pj.log10()), ax.y(err)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>",
-            line.join(" ")
-        );
-        for &i in &f {
-            if let Some((err, pj)) = point(&run.candidates[i]) {
-                let _ = writeln!(out, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>#{} {}</title></circle>", ax.x(pj.log10()), ax.y(err), run.candidates[i].id, escape(&run.label));
-            }
-        }
-        let ly = 50.0 + 18.0 * ri as f64;
-        let _ = writeln!(out, "<circle cx=\"{}\" cy=\"{ly}\" r=\"4\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>", w - 140.0, w - 130.0, ly + 4.0, escape(&run.label));
-    }
-    out.push_str("</svg>\n");
-    out
-}
-
-/// Hypervolume after each evaluation, one line per run.
-pub fn hypervolume_svg(curves: &[(String, Vec<(usize, f64)>)]) -> String {
-    let xmax = curves
-        .iter()
-        .flat_map(|c| c.1.last().map(|p| p.0))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let ymax = curves
-        .iter()
-        .flat_map(|c| c.1.iter().map(|p| p.1))
-        .fold(0.0f64, f64::max)
-        .max(1e-12);
-    let (w, h) = (640.0, 360.0);
-    let ax = Axes {
-        x0: 0.0,
-        x1: xmax,
-        y0: 0.0,
-        y1: ymax * 1.05,
-        left: 70.0,
-        right: w - 150.0,
-        top: 40.0,
-        bottom: h - 50.0,
-    };
-    let mut out = svg_header(w, h, "Hypervolume vs evaluations");
-    let xticks: Vec<(f64, String)> = (0..=5)
-        .map(|k| xmax * k as f64 / 5.0)
-        .map(|v| (v, format!("{v:.0}")))
-        .collect();
-    let yticks: Vec<(f64, String)> = (0..=4)
-        .map(|k| ax.y1 * k as f64 / 4.0)
-        .map(|v| (v, format!("{v:.2}")))
-        .collect();
-    ax.frame(
-        &mut out,
-        "evaluations",
-        "hypervolume (error × log10 pJ)",
-        &xticks,
-        &yticks,
-    );
-    for (ci, (label, curve)) in curves.iter().enumerate() {
-        let color = COLORS[ci % COLORS.len()];
-        let pts: Vec<String> = curve
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", ax.x(x as f64), ax.y(y)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
-            pts.join(" ")
-        );
-        let ly = 50.0 + 18.0 * ci as f64;
-        let _ = writeln!(out, "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">{}</text>", w - 145.0, w - 130.0, w - 125.0, ly + 4.0, escape(label));
-    }
-    out.push_str("</svg>\n");
-    out
-}
-
 /// The Markdown report for one or more runs. Figures are referenced as `pareto.svg` and
 /// `hypervolume.svg` next to it.
 pub fn markdown(runs: &[RunData]) -> String {
@@ -332,16 +144,31 @@ pub fn markdown(runs: &[RunData]) -> String {
         .iter()
         .any(|r| r.candidates.iter().any(|c| point(c).is_some()));
     if evaluated {
-        md.push_str("Hypervolume is measured in (error, log10 energy/pJ) space against each run's own reference point: error = 1, energy = twice the highest energy that run evaluated (the `reference` column). Adding a run to a report never changes another run's figures; hypervolumes of different runs are each on their own scale, so compare runs by their fronts.\n\n");
+        md.push_str("Every figure of the search (fronts, hypervolumes, the charts) is on the **validation split**, the data the search selected on. The test split is used once, at the end of a run, to score its final front: the `test` columns below, never an input to selection.\n\n");
+        for run in runs {
+            let space = run.space(&[run], None);
+            let _ = writeln!(
+                md,
+                "{}: {}.{}",
+                escape(&run.label),
+                space.describe(),
+                if space.derived() {
+                    " A derived reference moves with the run: declare `reference { … }` in the search to compare runs."
+                } else {
+                    ""
+                }
+            );
+        }
+        md.push('\n');
     } else {
         md.push_str("Nothing has been evaluated yet: no run has a finished evaluation, so there is no front, no reference point and no hypervolume. Run the search (or let it run longer) and report again.\n\n");
     }
     if runs.len() > 1 {
         md.push_str(&comparability(runs));
     }
-    md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front | reference | hypervolume |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| run | evaluated | failed/timeout | rejected by the compiler | validity of proposals | front size | distinct archs on front | mean accuracy lost to noise on front (validation) | hypervolume (validation) |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in runs {
-        let ref_energy_pj = reference_energy(std::slice::from_ref(run));
+        let space = run.space(&[run], None);
         let count = |s: CandidateState| run.candidates.iter().filter(|c| c.state == s).count();
         let (done, failed, rejected) = (
             count(CandidateState::Done),
@@ -360,9 +187,7 @@ pub fn markdown(runs: &[RunData]) -> String {
             .map(|e| e.metrics.accuracy_drop)
             .sum::<f64>()
             / f.len().max(1) as f64;
-        let hv = hypervolume_curve(run, ref_energy_pj)
-            .last()
-            .map_or(0.0, |p| p.1);
+        let hv = space.hypervolume(run.evaluated());
         let validity = if proposals > 0 {
             100.0 * (proposals - rejected) as f64 / proposals as f64
         } else {
@@ -375,10 +200,10 @@ pub fn markdown(runs: &[RunData]) -> String {
             } else {
                 "no feasible candidate"
             };
-            let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | 0 | 0 | {none} | {none} | {none} |", escape(&run.label));
+            let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | 0 | 0 | {none} | {none} |", escape(&run.label));
             continue;
         }
-        let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {} | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop, format_pj(ref_energy_pj));
+        let _ = writeln!(md, "| {} | {done} | {failed} | {rejected} | {validity:.0}% | {} | {} | {:.1} points | {hv:.4} |", escape(&run.label), f.len(), hashes.len(), 100.0 * drop);
     }
     for run in runs {
         let why = infeasibility(&run.candidates);
@@ -399,15 +224,22 @@ pub fn markdown(runs: &[RunData]) -> String {
     }
     for run in runs {
         let _ = writeln!(md, "\n## Front of {}\n", run.label);
-        md.push_str("| id | operator | gen | accuracy | noisy mean ± std | p5 | energy | MZIs | depth | params |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| id | operator | gen | accuracy (validation) | noisy mean ± std (validation) | p5 (validation) | accuracy (test) | noisy mean ± std (test) | energy | MZIs | depth | params |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let f = front(run);
         for &i in &f {
             let c = &run.candidates[i];
             let Some(e) = &c.evaluation else { continue };
             let m = &e.metrics;
+            let (test_acc, test_noisy) = match run.test.get(&c.id) {
+                Some(t) => (
+                    format!("{:.3}", t.accuracy),
+                    format!("{:.3} ± {:.3}", t.noisy_accuracy_mean, t.noisy_accuracy_std),
+                ),
+                None => ("not scored".into(), "not scored".into()),
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.3} | {:.3} ± {:.3} | {:.3} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.3} | {:.3} ± {:.3} | {:.3} | {test_acc} | {test_noisy} | {} | {} | {} | {} |",
                 c.id,
                 c.operator,
                 c.generation,
@@ -475,20 +307,6 @@ fn comparability(runs: &[RunData]) -> String {
     }
     md.push('\n');
     md
-}
-
-/// The reference energy of the runs given: twice the highest evaluated.
-pub fn reference_energy(runs: &[RunData]) -> f64 {
-    let max = runs
-        .iter()
-        .flat_map(|r| r.candidates.iter().filter_map(point))
-        .map(|p| p.1)
-        .fold(0.0f64, f64::max);
-    if max > 0.0 {
-        2.0 * max
-    } else {
-        1.0
-    }
 }
 
 /// Why a front is empty or thin: for every constraint that most evaluated candidates

@@ -396,6 +396,9 @@ fn evaluate_claimed(
                 draws,
                 seed: req_seed,
                 deadline,
+                // The search selects on the validation split; the coordinator scores its
+                // final front on the test split itself.
+                split: crate::search::engine::HeldOut::Validation,
             })
         }))
         .unwrap_or_else(|_| Err("evaluator panicked".into()));

@@ -25,6 +25,7 @@ pub enum Item {
     Arch(Arch),
     Task(Task),
     Search(Search),
+    Experiment(Experiment),
 }
 
 impl Item {
@@ -35,6 +36,7 @@ impl Item {
             Item::Arch(a) => a.span,
             Item::Task(t) => t.span,
             Item::Search(s) => s.span,
+            Item::Experiment(e) => e.span,
         }
     }
     /// The name the item defines (`use` defines none).
@@ -45,6 +47,7 @@ impl Item {
             Item::Arch(a) => Some(&a.name),
             Item::Task(t) => Some(&t.name),
             Item::Search(s) => Some(&s.name),
+            Item::Experiment(e) => Some(&e.name),
         }
     }
     pub fn keyword(&self) -> &'static str {
@@ -54,6 +57,7 @@ impl Item {
             Item::Arch(_) => "arch",
             Item::Task(_) => "task",
             Item::Search(_) => "search",
+            Item::Experiment(_) => "experiment",
         }
     }
 }
@@ -89,6 +93,14 @@ pub struct Task {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Search {
+    pub name: Ident,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// A grid of runs of one search: hardware, operator mixes, budgets, repeats.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
     pub name: Ident,
     pub body: Block,
     pub span: Span,

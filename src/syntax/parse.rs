@@ -89,7 +89,7 @@ fn starts_item(line: &str) -> bool {
     if let Some(rest) = line.strip_prefix("use") {
         return rest.trim_start().starts_with('"') && rest.starts_with([' ', '\t']);
     }
-    for kw in ["hardware", "arch", "task", "search"] {
+    for kw in ["hardware", "arch", "task", "search", "experiment"] {
         if let Some(rest) = line.strip_prefix(kw) {
             if !rest.starts_with([' ', '\t']) {
                 continue;
@@ -159,6 +159,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::arch_item => "`arch`",
         Rule::task_item => "`task`",
         Rule::search_item => "`search`",
+        Rule::experiment_item => "`experiment`",
         Rule::extends => "`extends`",
         Rule::on_clause => "`on HARDWARE`",
         Rule::block => "`{`",
@@ -330,6 +331,11 @@ impl Lower<'_> {
                 let name = self.ident(inner.next().expect("grammar: search name"));
                 let body = self.block(inner.next().expect("grammar: search block"));
                 Item::Search(Search { name, body, span })
+            }
+            Rule::experiment_item => {
+                let name = self.ident(inner.next().expect("grammar: experiment name"));
+                let body = self.block(inner.next().expect("grammar: experiment block"));
+                Item::Experiment(Experiment { name, body, span })
             }
             other => unreachable!("grammar: unexpected item rule {other:?}"),
         }

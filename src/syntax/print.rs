@@ -228,6 +228,11 @@ impl Printer<'_> {
                 self.out.push_str(&s.name.name);
                 self.block_multiline(&s.body, s.span);
             }
+            Item::Experiment(e) => {
+                self.out.push_str("experiment ");
+                self.out.push_str(&e.name.name);
+                self.block_multiline(&e.body, e.span);
+            }
         }
     }
 

@@ -20,7 +20,34 @@ pub struct TaskData {
     pub test_y: Vec<usize>,
 }
 
+/// Which held-out part of a task's data a score is measured on. A search selects on
+/// `Validation`; only its final front is scored on `Test`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeldOut {
+    Validation,
+    Test,
+}
+
+impl HeldOut {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeldOut::Validation => "validation",
+            HeldOut::Test => "test",
+        }
+    }
+}
+
 impl TaskData {
+    /// The split `which`, named. `Validation` on a task without a validation part is the
+    /// test split, and named so (`uhc train` on such tasks; searches refuse them).
+    pub fn split(&self, which: HeldOut) -> (ArrayView2<'_, f64>, &[usize], &'static str) {
+        match which {
+            HeldOut::Validation => self.held_out(),
+            HeldOut::Test => (self.test_x.view(), &self.test_y, "test"),
+        }
+    }
+
     /// The validation split, or the test split when the task has no validation part.
     pub fn held_out(&self) -> (ArrayView2<'_, f64>, &[usize], &'static str) {
         if self.validation_y.is_empty() {

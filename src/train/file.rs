@@ -102,6 +102,7 @@ pub fn prim_name(p: &Prim) -> &'static str {
         Prim::ModRelu { .. } => "modrelu",
         Prim::MatMul { .. } => "matmul",
         Prim::Scale { .. } => "scale",
+        Prim::Own { name } => name,
         _ => "other",
     }
 }

@@ -9,7 +9,7 @@ pub mod file;
 mod loss;
 mod weights;
 
-pub use data::{load_task, TaskData};
+pub use data::{load_task, HeldOut, TaskData};
 pub use loss::{accuracy, cross_entropy, DEFAULT_TEMPERATURE};
 pub use weights::WeightSpace;
 
@@ -23,11 +23,38 @@ use rand::SeedableRng;
 use std::collections::HashMap;
 use std::f64::consts::PI;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+
+/// When to give up training: asked before every mini-batch. Training reads no clock; the
+/// search gives it its per-candidate deadline as one of these.
+#[derive(Clone)]
+pub struct Stop(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl Stop {
+    pub fn when(f: impl Fn() -> bool + Send + Sync + 'static) -> Stop {
+        Stop(Arc::new(f))
+    }
+    pub fn now(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stop(..)")
+    }
+}
+
+/// Two stop conditions are equal when they are the same one.
+impl PartialEq for Stop {
+    fn eq(&self, other: &Stop) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
 
 /// Errors of training and evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// The caller's [`Stop`] said stop (in a search: the per-candidate deadline).
     #[error("the evaluation deadline passed after {steps} training steps; raise the search's `timeout` or lower `epochs`")]
     Deadline { steps: usize },
     #[error("architecture `{arch}` has {outputs} outputs but task `{task}` has {classes} classes; end the architecture with a width-{classes} layer")]
@@ -54,8 +81,8 @@ pub enum TrainError {
 pub struct TrainOptions {
     /// Softmax temperature on normalised intensities (see [`cross_entropy`]).
     pub temperature: f64,
-    /// Given up with [`TrainError::Deadline`] once passed (checked before every batch).
-    pub deadline: Option<Instant>,
+    /// Given up with [`TrainError::Deadline`] once it says stop (asked before every batch).
+    pub stop: Option<Stop>,
     /// Cosine decay of the learning rate from `lr` to 0 over the run (Loshchilov & Hutter
     /// 2017): large early steps, fine ones at the end. On by default: on `digits4` (3 seeds,
     /// 20 epochs, lr 0.01, weight space) `digits_small` reaches 0.908 with it and 0.879
@@ -74,7 +101,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             temperature: DEFAULT_TEMPERATURE,
-            deadline: None,
+            stop: None,
             cosine: true,
             weight_space: true,
         }
@@ -241,7 +268,7 @@ fn train_loop<'f>(
         let order = sampler.epoch(epoch as u64);
         let (mut sum, mut count) = (0.0, 0usize);
         for idx in order.batches() {
-            if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            if opts.stop.as_ref().is_some_and(Stop::now) {
                 return Err(TrainError::Deadline { steps });
             }
             let x = gather_rows(train_x.view(), idx);
@@ -428,7 +455,8 @@ impl Trainer {
     }
 
     /// Builds, trains and scores `graph` on `task`: parameters initialised and trained
-    /// from `seed`, robustness measured on the test split with `draws` instances.
+    /// from `seed`, robustness measured on the split `on` with `draws` instances. The
+    /// same request scored on either split trains the same parameters.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -437,17 +465,19 @@ impl Trainer {
         spec: &TrainSpec,
         draws: usize,
         seed: u64,
-        deadline: Option<Instant>,
+        on: HeldOut,
+        stop: Option<Stop>,
         on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
     ) -> Result<Outcome, TrainError> {
         let data = self.data(task)?;
         let mut program = Program::new(graph, mix(seed, 1))?;
         let opts = TrainOptions {
-            deadline,
+            stop,
             ..self.options.clone()
         };
         let losses = train(&mut program, &data, spec, seed, &opts, on_epoch)?;
-        let robustness = robustness(&program, data.test_x.view(), &data.test_y, draws, seed)?;
+        let (x, y, _) = data.split(on);
+        let robustness = robustness(&program, x, y, draws, seed)?;
         Ok(Outcome {
             program,
             losses,

@@ -2,7 +2,7 @@ use super::*;
 use crate::search::engine::{EvalRequest, Evaluator};
 use ndarray::Array2;
 use rand::Rng;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FILE: &str = r#"
 use "hw/mzi.uh"
@@ -11,7 +11,7 @@ task digits4 {
     dataset = digits
     encode [pool(2), standardize]
     classes = 10
-    split { train = 0.8, validation = 0.0, test = 0.2, seed = 0 }
+    split { train = 0.7, validation = 0.1, test = 0.2, seed = 0 }
 }
 arch small on mzi_worst {
     input x: real[16]
@@ -117,23 +117,39 @@ fn training_is_deterministic_and_learns() {
     let mut seen = Vec::new();
     let mut cb = |e: &EpochStats| seen.push(e.clone());
     let a = trainer
-        .run(g, task, &spec, 3, 7, None, Some(&mut cb))
+        .run(g, task, &spec, 3, 7, HeldOut::Test, None, Some(&mut cb))
         .unwrap();
-    let b = trainer.run(g, task, &spec, 3, 7, None, None).unwrap();
+    let b = trainer
+        .run(g, task, &spec, 3, 7, HeldOut::Test, None, None)
+        .unwrap();
+    // Scored on the validation split instead, the same request trains the very same
+    // network (same losses, epoch by epoch) and scores it on other samples.
+    let v = trainer
+        .run(g, task, &spec, 3, 7, HeldOut::Validation, None, None)
+        .unwrap();
+    assert_eq!(v.losses, b.losses);
+    let data = trainer.data(task).unwrap();
+    assert!(!data.validation_y.is_empty());
+    assert_eq!(data.split(HeldOut::Validation).2, "validation");
+    assert_eq!(data.split(HeldOut::Test).1.len(), data.test_y.len());
     assert_eq!(a.program.params, b.program.params);
     assert_eq!(a.robustness, b.robustness);
     assert_eq!(a.losses, b.losses);
-    let other = trainer.run(g, task, &spec, 3, 8, None, None).unwrap();
+    let other = trainer
+        .run(g, task, &spec, 3, 8, HeldOut::Test, None, None)
+        .unwrap();
     assert_ne!(a.program.params, other.program.params);
     assert_eq!(seen.len(), 2);
-    assert_eq!(seen[1].split, "test");
+    assert_eq!(seen[1].split, "validation");
     assert!(a.losses[1] < a.losses[0]);
     // Ten classes: chance is 0.1; two clean epochs of a width-8 net already do far better.
     let clean = TrainSpec {
         noise_aware: false,
         ..spec.clone()
     };
-    let c = trainer.run(g, task, &clean, 0, 7, None, None).unwrap();
+    let c = trainer
+        .run(g, task, &clean, 0, 7, HeldOut::Test, None, None)
+        .unwrap();
     assert!(c.robustness.accuracy > 0.5, "{:?}", c.robustness);
     assert!(c.robustness.noisy.is_empty() && c.robustness.noisy_mean.is_nan());
     assert_eq!(a.robustness.noisy.len(), 3);
@@ -165,6 +181,7 @@ fn evaluator_scores_digital_and_honours_the_deadline() {
         draws: 4,
         seed: 1,
         deadline: Instant::now() + Duration::from_secs(600),
+        split: HeldOut::Test,
     };
     let s = trainer.evaluate(&req).unwrap();
     assert!(s.accuracy > 0.5);
@@ -193,13 +210,13 @@ fn class_mismatch_and_bad_settings_are_errors() {
         ..spec.clone()
     };
     assert!(matches!(
-        trainer.run(g, &task, &bad_lr, 1, 0, None, None),
+        trainer.run(g, &task, &bad_lr, 1, 0, HeldOut::Test, None, None),
         Err(TrainError::Setting(_))
     ));
     task.classes = 9;
     task.name = "digits9".into();
     assert!(matches!(
-        trainer.run(g, &task, &spec, 1, 0, None, None),
+        trainer.run(g, &task, &spec, 1, 0, HeldOut::Test, None, None),
         Err(TrainError::Classes { .. }) | Err(TrainError::Data(_))
     ));
 }

@@ -7,18 +7,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
-/// A copy of the search example shrunk to seconds: 2 epochs, 3 noise draws.
-pub(crate) fn small_search(dir: &Path) -> PathBuf {
+/// The search example shrunk to seconds: 2 epochs, 3 noise draws.
+pub fn small_search_text() -> String {
     let text =
         std::fs::read_to_string(super::root().join("examples/digits_search.uh")).expect("example");
-    let text = text
-        .replace(
-            "train { epochs = 20, batch = 32, lr = 0.01, noise_aware = false }",
-            "train { epochs = 2, batch = 64, lr = 0.02, noise_aware = false }",
-        )
-        .replace("eval { draws = 20 }", "eval { draws = 3 }");
+    text.replace(
+        "train { epochs = 20, batch = 32, lr = 0.01, noise_aware = false }",
+        "train { epochs = 2, batch = 64, lr = 0.02, noise_aware = false }",
+    )
+    .replace("eval { draws = 20 }", "eval { draws = 3 }")
+}
+
+/// [`small_search_text`] written to `dir/search.uh`.
+pub(crate) fn small_search(dir: &Path) -> PathBuf {
     let path = dir.join("search.uh");
-    std::fs::write(&path, text).expect("write search file");
+    std::fs::write(&path, small_search_text()).expect("write search file");
     path
 }
 
@@ -137,6 +140,31 @@ fn killed_search_resumes_without_losing_work() {
     assert!(std::fs::read_to_string(report_dir.join("pareto.svg"))
         .expect("svg")
         .starts_with("<svg"));
+
+    // Two runs of one search on one profile: each is named by its store as well.
+    let copy = dir.join("repeat.sqlite");
+    std::fs::copy(&db, &copy).expect("copy the store");
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::copy(db.with_extension(ext), copy.with_extension(ext));
+    }
+    let out = uhc(
+        &["report", "run.sqlite", "repeat.sqlite", "--out", "both"],
+        &dir,
+    )
+    .output()
+    .expect("report of two runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.join("both/hypervolume.svg")).expect("svg");
+    for label in [
+        "digits_mzi on mzi_realistic [run.sqlite] (all)",
+        "digits_mzi on mzi_realistic [repeat.sqlite] (all)",
+    ] {
+        assert!(svg.contains(label), "{label} not in the legend");
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ use uhc::syntax::{self, Item};
 fn profiles() -> Vec<HardwareProfile> {
     let text = r#"use "hw/mzi.uh"
 use "hw/digital.uh"
+use "hw/aimc.uh"
 hardware narrow_mzi extends mzi_realistic {
     backend mzi { max_ports = 8 }
     ops [linear, detect]
@@ -27,7 +28,7 @@ hardware relu_only extends cpu_fp32 {
 }
 
 /// The prelude a candidate is compiled after, as in a search.
-const PRELUDE: &str = "use \"hw/mzi.uh\"\nuse \"hw/digital.uh\"\nhardware narrow_mzi extends mzi_realistic {\n    backend mzi { max_ports = 8 }\n    ops [linear, detect]\n}\nhardware relu_only extends cpu_fp32 {\n    backend digital { max_width = 12 }\n    ops [linear, relu]\n}\n";
+const PRELUDE: &str = "use \"hw/mzi.uh\"\nuse \"hw/digital.uh\"\nuse \"hw/aimc.uh\"\nhardware narrow_mzi extends mzi_realistic {\n    backend mzi { max_ports = 8 }\n    ops [linear, detect]\n}\nhardware relu_only extends cpu_fp32 {\n    backend digital { max_width = 12 }\n    ops [linear, relu]\n}\n";
 
 /// The arch inside a sampled sentence's fence.
 fn unfence(s: &str) -> &str {
@@ -309,6 +310,7 @@ fn result_domain_agrees_with_the_checker() {
     for (hw, kind) in [
         ("mzi_realistic", BackendKind::Mzi),
         ("cpu_fp32", BackendKind::Digital),
+        ("aimc_pcm", BackendKind::Aimc),
     ] {
         let profile = profiles
             .iter()

@@ -577,7 +577,7 @@ fn a_second_process_on_a_store_is_refused_and_the_first_keeps_its_leases() {
         .arg(&file)
         .arg("--db")
         .arg(&db)
-        .args(["--budget", "4", "--jobs", "1"])
+        .args(["--budget", "12", "--jobs", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -586,9 +586,32 @@ fn a_second_process_on_a_store_is_refused_and_the_first_keeps_its_leases() {
     wait_for(&db, &mut first, "it took the run", |s| {
         s.writer().ok().flatten().is_some_and(|w| w.pid == pid)
     });
-    kill(&first, libc::SIGSTOP);
-    let second = search(&dir, &file, &db, "4");
-    kill(&first, libc::SIGCONT);
+    // Frozen inside one of its short write transactions, the first holds SQLite's lock,
+    // and the second is refused with "database is locked" before it can read who writes:
+    // also a refusal, but not the one under test. Then the first runs on a little (it is
+    // still the writer: its budget is far from spent) and is frozen again.
+    let mut second = None;
+    for _ in 0..50 {
+        kill(&first, libc::SIGSTOP);
+        let out = search(&dir, &file, &db, "4");
+        kill(&first, libc::SIGCONT);
+        let err = stderr(&out);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "the second wrote the run:\n{err}"
+        );
+        if !err.contains("locked") {
+            second = Some(out);
+            break;
+        }
+        let done = |s: &Store| s.counts_by_state().map_or(0, |c| c.done);
+        let before = Store::open_read_only(&db, StoreOptions::default()).map_or(0, |s| done(&s));
+        wait_for(&db, &mut first, "it evaluated another candidate", |s| {
+            done(s) > before
+        });
+    }
+    let second = second.expect("the second never met the first outside a write transaction");
     let out = first.wait_with_output().unwrap();
     let first_err = stderr(&out);
     let second_err = stderr(&second);
@@ -601,7 +624,7 @@ fn a_second_process_on_a_store_is_refused_and_the_first_keeps_its_leases() {
     assert!(!first_err.contains("no longer leased"), "{first_err}");
     let store = Store::open_read_only(&db, StoreOptions::default()).unwrap();
     let counts = store.counts_by_state().unwrap();
-    assert_eq!((counts.done, counts.failed), (4, 0), "{counts:?}");
+    assert_eq!((counts.done, counts.failed), (12, 0), "{counts:?}");
     assert_eq!(
         store.writer().unwrap(),
         None,

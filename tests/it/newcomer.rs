@@ -163,7 +163,10 @@ fn an_empty_front_is_explained() {
     );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("Pareto front: 0 candidates"), "{err}");
+    assert!(
+        err.contains("Pareto front (validation split): 0 candidates"),
+        "{err}"
+    );
     let why = err
         .lines()
         .find(|l| l.starts_with("constraints: "))
@@ -324,7 +327,10 @@ fn the_laser_budget_is_a_constraint_in_the_search() {
     );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("Pareto front: 0 candidates"), "{err}");
+    assert!(
+        err.contains("Pareto front (validation split): 0 candidates"),
+        "{err}"
+    );
     assert!(
         err.contains(
             "constraints: all 2 evaluated candidates exceed laser_power <= 50 mW; the lowest was "

@@ -114,6 +114,8 @@ const STAGES: &[(&str, u32)] = &[
     ("train", 9),
     ("search", 10),
     ("llm", 11),
+    // The language server: an edge like `cli`, asking the front end and `driver`.
+    ("lsp", 12),
 ];
 
 /// Upward imports that are allowed, with the reason.
@@ -244,6 +246,8 @@ const CORE: &[&str] = &[
     "src/ir/",
     "src/backend/",
     "src/runtime/",
+    // Training gets its data and a stop condition; it reads no clock and prints nothing.
+    "src/train/",
 ];
 
 #[test]
@@ -263,7 +267,8 @@ fn the_core_does_no_io() {
     ];
     let mut offenders = Vec::new();
     for (path, text) in sources() {
-        if !CORE.iter().any(|c| path.starts_with(c)) {
+        // A test module may build a deadline or print (tests reach anywhere).
+        if !CORE.iter().any(|c| path.starts_with(c)) || path.ends_with("/tests.rs") {
             continue;
         }
         for (n, line) in code_lines(&text) {
@@ -280,7 +285,7 @@ fn the_core_does_no_io() {
     }
     assert!(
         offenders.is_empty(),
-        "the core (syntax, check, ir, backend, runtime) does no I/O and reads no clock; pass \
+        "the core (syntax, check, ir, backend, runtime, train) does no I/O and reads no clock; pass \
          what it needs in as a value:\n{}",
         offenders.join("\n")
     );

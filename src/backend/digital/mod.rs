@@ -2,19 +2,36 @@
 //! its number format ([`quant`]). No light: encode and detect are free identities, every
 //! product is counted in multiply-accumulates.
 
+pub mod prims;
 pub mod quant;
 
 use super::{
     Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MissingField, SchemaField,
     MAX_WIDTH,
 };
+use crate::backend::kernel::{Kernel, KernelError};
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
-use crate::ir::{Cost, Graph, Lowering, Prim, Target};
+use crate::ir::{Cost, Graph, IrNode, Lowering, Prim, Target};
+use serde::Serialize;
+use std::sync::Arc;
 
 /// The digital backend.
 pub struct Digital;
+
+/// A checked `backend digital { … }` block.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DigitalSpec {
+    pub dtype: DType,
+    pub max_width: usize,
+}
+
+impl DigitalSpec {
+    pub fn max_width(&self) -> usize {
+        self.max_width
+    }
+}
 
 impl Backend for Digital {
     fn kind(&self) -> BackendKind {
@@ -30,6 +47,7 @@ impl Backend for Digital {
             SchemaField {
                 name: "dtype",
                 kind: FieldKind::Choice(&["fp32", "fp16", "int8"]),
+                doc: "number format of weights and activations; default fp32",
             },
             SchemaField {
                 name: "max_width",
@@ -37,6 +55,7 @@ impl Backend for Digital {
                     min: 1,
                     max: MAX_WIDTH,
                 },
+                doc: "widest layer; default 4096 (the simulator's limit)",
             },
         ]
     }
@@ -47,7 +66,7 @@ impl Backend for Digital {
         set: &[(&str, FieldValue<'_>)],
     ) -> Result<BackendSpec, MissingField> {
         let (mut dtype, mut width) = match inherited {
-            Some(BackendSpec::Digital { dtype, max_width }) => (dtype, max_width),
+            Some(BackendSpec::Digital(s)) => (s.dtype, s.max_width),
             _ => (DType::Fp32, MAX_WIDTH as usize),
         };
         for (name, value) in set {
@@ -63,10 +82,10 @@ impl Backend for Digital {
                 _ => {}
             }
         }
-        Ok(BackendSpec::Digital {
+        Ok(BackendSpec::Digital(DigitalSpec {
             dtype,
             max_width: width,
-        })
+        }))
     }
 
     fn optical(&self) -> bool {
@@ -188,14 +207,18 @@ impl Backend for Digital {
         Vec::new()
     }
 
-    fn number_format(&self, spec: &BackendSpec) -> Option<DType> {
-        Some(dtype(spec))
+    fn kernel(
+        &self,
+        target: &Target,
+        node: &IrNode,
+    ) -> Option<Result<Arc<dyn Kernel>, KernelError>> {
+        prims::kernel(node, Some(dtype(&target.backend))).map(Ok)
     }
 }
 
 fn dtype(spec: &BackendSpec) -> DType {
     match *spec {
-        BackendSpec::Digital { dtype, .. } => dtype,
-        BackendSpec::Mzi { .. } => unreachable!("the digital backend got an MZI profile"),
+        BackendSpec::Digital(s) => s.dtype,
+        _ => unreachable!("the digital backend got another backend's profile"),
     }
 }

@@ -59,6 +59,7 @@ mod layout;
 mod linalg;
 mod mesh;
 mod nonideal;
+pub mod prims;
 mod svd;
 mod target;
 mod trig;
@@ -68,8 +69,9 @@ pub(crate) use linalg::svd_full;
 pub use linalg::{fidelity, haar_unitary, relative_error};
 pub use mesh::{matrix_grad, MeshPhases, Realisation, Transfer};
 pub use nonideal::NonIdeal;
+pub use prims::topology;
 pub use svd::{SvdLayout, SvdPhases, SvdRealisation};
-pub use target::Mzi;
+pub use target::{Mzi, MziSpec};
 
 /// Errors of the MZI backend; each message says what was wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,17 +1,33 @@
 //! The MZI-mesh backend behind the [`Backend`] interface: which ops it offers, how they
 //! lower to meshes, attenuators and converters, and what they cost in energy.
 
+use crate::backend::kernel::{Kernel, KernelError};
 use crate::backend::{
-    Backend, BackendKind, BackendSpec, DType, FieldKind, FieldValue, MeshKind, MissingField,
-    SchemaField, MAX_WIDTH,
+    Backend, BackendKind, BackendSpec, FieldKind, FieldValue, MeshKind, MissingField, SchemaField,
+    MAX_WIDTH,
 };
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
 use crate::ir::energy::{self, ComponentEnergy, SegmentEnergy};
-use crate::ir::{mesh_cost, Cost, Graph, Lowering, Prim, Target};
+use crate::ir::{mesh_cost, Cost, Graph, IrNode, Lowering, Prim, Target};
+use serde::Serialize;
+use std::sync::Arc;
 
 /// The MZI-mesh (photonic) backend.
 pub struct Mzi;
+
+/// A checked `backend mzi { … }` block.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct MziSpec {
+    pub mesh: MeshKind,
+    pub max_ports: usize,
+}
+
+impl MziSpec {
+    pub fn max_width(&self) -> usize {
+        self.max_ports
+    }
+}
 
 impl Backend for Mzi {
     fn kind(&self) -> BackendKind {
@@ -27,6 +43,7 @@ impl Backend for Mzi {
             SchemaField {
                 name: "mesh",
                 kind: FieldKind::Choice(&["clements", "reck"]),
+                doc: "mesh layout; default clements (depth N, Clements et al., Optica 2016), reck is triangular (depth 2N−3)",
             },
             SchemaField {
                 name: "max_ports",
@@ -34,6 +51,7 @@ impl Backend for Mzi {
                     min: 2,
                     max: MAX_WIDTH,
                 },
+                doc: "optical ports of the mesh, the widest layer; required",
             },
         ]
     }
@@ -44,7 +62,7 @@ impl Backend for Mzi {
         set: &[(&str, FieldValue<'_>)],
     ) -> Result<BackendSpec, MissingField> {
         let (mut mesh, mut ports) = match inherited {
-            Some(BackendSpec::Mzi { mesh, max_ports }) => (mesh, max_ports),
+            Some(BackendSpec::Mzi(s)) => (s.mesh, s.max_ports),
             _ => (MeshKind::Clements, 0),
         };
         for (name, value) in set {
@@ -67,10 +85,10 @@ impl Backend for Mzi {
                 help: "add `max_ports = 16` (the number of optical ports of the mesh)",
             });
         }
-        Ok(BackendSpec::Mzi {
+        Ok(BackendSpec::Mzi(MziSpec {
             mesh,
             max_ports: ports,
-        })
+        }))
     }
 
     fn optical(&self) -> bool {
@@ -219,6 +237,7 @@ impl Backend for Mzi {
             phase_shifters: cost.phase_shifters as f64 * e.phase_shifter / f,
             digital: cost.macs as f64 * e.mac,
             laser: 0.0,
+            array: 0.0,
         }
     }
 
@@ -226,14 +245,18 @@ impl Backend for Mzi {
         energy::optical_segments(g)
     }
 
-    fn number_format(&self, _spec: &BackendSpec) -> Option<DType> {
-        None
+    fn kernel(
+        &self,
+        _target: &Target,
+        node: &IrNode,
+    ) -> Option<Result<Arc<dyn Kernel>, KernelError>> {
+        super::prims::kernel(node)
     }
 }
 
 fn mesh(spec: &BackendSpec) -> MeshKind {
     match *spec {
-        BackendSpec::Mzi { mesh, .. } => mesh,
-        BackendSpec::Digital { .. } => unreachable!("the MZI backend got a digital profile"),
+        BackendSpec::Mzi(s) => s.mesh,
+        _ => unreachable!("the MZI backend got another backend's profile"),
     }
 }

@@ -7,10 +7,13 @@ use crate::diag::{code, Diagnostic, FileId};
 use crate::syntax::{self, Entry, Expr, Ident, Span};
 use std::collections::HashMap;
 
+mod experiment;
 mod search;
 mod task;
 
-pub use task::task_shape;
+pub use experiment::seeds_for;
+pub use search::SEARCH_FIELDS;
+pub use task::{task_shape, TASK_FIELDS};
 
 /// Entries of an item body as (key, entry) with duplicates and unknown keys reported.
 fn keyed<'e>(

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SEARCH_FIELDS: &[&str] = &[
+pub const SEARCH_FIELDS: &[&str] = &[
     "task",
     "hardware",
     "seeds",
@@ -17,13 +17,17 @@ const SEARCH_FIELDS: &[&str] = &[
     "timeout",
     "seed",
     "llm",
+    "reference",
 ];
+/// Metrics a hypervolume reference may be declared for: the unbounded minimised ones
+/// (fractions have their natural reference, 1).
+pub(crate) const REFERENCE_FIELDS: &[&str] = &["energy", "mzi_count", "optical_depth", "params"];
 const LLM_FIELDS: &[&str] = &["grammar", "temperature", "concurrency"];
 const TRAIN_FIELDS: &[&str] = &["epochs", "batch", "lr", "noise_aware"];
 const EVAL_FIELDS: &[&str] = &["draws"];
 
 impl Cx<'_> {
-    fn reference<'n>(
+    pub(super) fn reference<'n>(
         &mut self,
         file: FileId,
         v: &'n Expr,
@@ -53,6 +57,7 @@ impl Cx<'_> {
         let mut task = None;
         let mut hardware: Option<&Ident> = None;
         let mut seeds: Vec<&Ident> = Vec::new();
+        let mut seeds_by_kind: Vec<(&Ident, Vec<&Ident>)> = Vec::new();
         let mut objectives = Vec::new();
         let mut spec = SearchSpec {
             name: s.node.name.name.clone(),
@@ -81,6 +86,8 @@ impl Cx<'_> {
             ],
             timeout: 600.0,
             llm: LlmSpec::default(),
+            reference: Vec::new(),
+            seeds_by_kind: Vec::new(),
             seed: 0,
             span: s.node.span,
         };
@@ -131,6 +138,25 @@ impl Cx<'_> {
                                 .map(|x| x as usize)
                         }
                     }
+                }
+                continue;
+            }
+            if let (true, Entry::Section(sec)) = (name == "seeds", e) {
+                // `seeds { mzi = [a], digital = [b] }`: seeds per backend kind, so that
+                // one search runs on hardware of several kinds (experiments).
+                let kinds = crate::backend::names();
+                for (k, e2) in keyed(self, file, &sec.body.entries, &kinds, "`seeds`", false) {
+                    let Some(v) = self.field_value(file, e2) else {
+                        continue;
+                    };
+                    let list = self.seed_list(file, v);
+                    seeds_by_kind.push((k, list));
+                }
+                continue;
+            }
+            if name == "reference" {
+                if let Some(r) = self.references(file, e) {
+                    spec.reference = r;
                 }
                 continue;
             }
@@ -212,30 +238,7 @@ impl Cx<'_> {
                         matches!(v, Expr::Ident(i) if self.hardware.contains_key(i.name.as_str())),
                     )
                 }
-                "seeds" => {
-                    let Expr::List(l) = v else {
-                        self.wrong_kind(
-                            file,
-                            v,
-                            "seeds",
-                            "a list of architectures",
-                            "[small, deep]",
-                        );
-                        continue;
-                    };
-                    for item in &l.items {
-                        let exists = matches!(item, Expr::Ident(i) if self.archs.contains_key(i.name.as_str()));
-                        if let Some(id) = self.reference(
-                            file,
-                            item,
-                            "architecture",
-                            self.archs.keys().copied().collect(),
-                            exists,
-                        ) {
-                            seeds.push(id);
-                        }
-                    }
-                }
+                "seeds" => seeds = self.seed_list(file, v),
                 "objectives" => objectives = self.objectives(file, v),
                 "population" => {
                     spec.population = self
@@ -302,7 +305,7 @@ impl Cx<'_> {
             }
             return None;
         };
-        if seeds.is_empty() && self.error_count() == errors_before {
+        if seeds.is_empty() && seeds_by_kind.is_empty() && self.error_count() == errors_before {
             self.push(
                 Diagnostic::error(
                     code::MISSING_FIELD,
@@ -330,10 +333,45 @@ impl Cx<'_> {
             Some(h) => h.name.clone(),
             None => seeds
                 .first()
+                .or_else(|| seeds_by_kind.first().and_then(|k| k.1.first()))
                 .and_then(|id| self.archs.get(id.name.as_str()))
                 .map(|a| a.node.hardware.name.clone())
                 .unwrap_or_default(),
         };
+        spec.seeds_by_kind = seeds_by_kind
+            .iter()
+            .map(|(k, ids)| (k.name.clone(), ids.iter().map(|i| i.name.clone()).collect()))
+            .collect();
+        if !seeds_by_kind.is_empty() {
+            let kind = resolved
+                .get(hw_name.as_str())
+                .cloned()
+                .flatten()
+                .map(|h| h.backend.kind().as_str());
+            match seeds_by_kind
+                .iter()
+                .find(|k| Some(k.0.name.as_str()) == kind)
+            {
+                Some((_, ids)) => seeds = ids.clone(),
+                None => {
+                    if let Some(kind) = kind {
+                        self.push(
+                            Diagnostic::error(
+                                code::SEARCH,
+                                file,
+                                s.node.name.span,
+                                format!(
+                                    "search `{}` runs on `{hw_name}` ({kind} hardware) but gives no seeds for {kind}",
+                                    s.node.name.name
+                                ),
+                            )
+                            .with_label("no seeds for its own hardware")
+                            .with_help(format!("add `{kind} = [NAME, …]` to its `seeds {{ … }}`")),
+                        );
+                    }
+                }
+            }
+        }
         spec.task = task_id.name.clone();
         spec.hardware = hw_name.clone();
         spec.objectives = objectives;
@@ -344,6 +382,30 @@ impl Cx<'_> {
         }
         // Every seed must fit the search's hardware and the task's data.
         let task_spec = checked.task(&spec.task).cloned();
+        if let Some(t) = task_spec.as_ref().filter(|t| t.split.validation <= 0.0) {
+            let sp = &t.split;
+            let mut d = Diagnostic::error(
+                code::SEARCH,
+                file,
+                task_id.span,
+                format!(
+                    "search `{}` would select on test data: task `{}` has no validation split",
+                    spec.name, t.name
+                ),
+            )
+            .with_label("selects on this task's held-out data");
+            if let Some(task) = self.tasks.get(t.name.as_str()) {
+                d = d.with_related(task.file, t.span, "the task is defined here");
+            }
+            self.push(
+                d.with_help(format!(
+                    "carve a validation split from the training data, e.g. `split {{ train = {}, validation = 0.1, test = {} }}`; the search selects on it and only the final front is scored on the test split",
+                    fmt_fraction(sp.train - 0.1),
+                    fmt_fraction(sp.test)
+                )),
+            );
+            return None;
+        }
         let hw = resolved.get(hw_name.as_str()).cloned().flatten();
         for id in &seeds {
             let Some(&arch) = self.archs.get(id.name.as_str()) else {
@@ -403,7 +465,7 @@ impl Cx<'_> {
     }
 
     /// Re-checks a seed on the search's hardware; its errors become one search error.
-    fn retarget(
+    pub(super) fn retarget(
         &mut self,
         file: FileId,
         id: &Ident,
@@ -424,7 +486,7 @@ impl Cx<'_> {
                         id.name, hw.name, first.message
                     ),
                 )
-                .with_label("does not fit the search's hardware")
+                .with_label("does not fit this hardware")
                 .with_related(first.file, first.span, first.message.clone())
                 .with_help(
                     first
@@ -435,6 +497,60 @@ impl Cx<'_> {
             );
         }
         graph
+    }
+
+    /// `[a, b]`: architectures named as seeds.
+    fn seed_list<'n>(&mut self, file: FileId, v: &'n Expr) -> Vec<&'n Ident> {
+        let Expr::List(l) = v else {
+            self.wrong_kind(file, v, "seeds", "a list of architectures", "[small, deep]");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in &l.items {
+            let exists = matches!(item, Expr::Ident(i) if self.archs.contains_key(i.name.as_str()));
+            if let Some(id) = self.reference(
+                file,
+                item,
+                "architecture",
+                self.archs.keys().copied().collect(),
+                exists,
+            ) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// `reference { energy = 5 nJ, … }`: the hypervolume reference of unbounded metrics.
+    pub(crate) fn references(&mut self, file: FileId, e: &Entry) -> Option<Vec<(Metric, f64)>> {
+        let body = self.section_body(file, e)?;
+        let mut out = Vec::new();
+        for (k, e2) in keyed(self, file, body, REFERENCE_FIELDS, "`reference`", false) {
+            let Some(v) = self.field_value(file, e2) else {
+                continue;
+            };
+            let Some(metric) = Metric::from_name(&k.name) else {
+                continue;
+            };
+            let dim = if metric == Metric::Energy {
+                Dim::Energy
+            } else {
+                Dim::None
+            };
+            if let Some(x) = self.number_in(
+                file,
+                v,
+                &k.name,
+                dim,
+                (1e-30, 1e30),
+                "a reference is a positive value, e.g. `energy = 5 nJ`",
+            ) {
+                if x > 0.0 {
+                    out.push((metric, x));
+                }
+            }
+        }
+        Some(out)
     }
 
     fn objectives(&mut self, file: FileId, v: &Expr) -> Vec<Objective> {
@@ -513,7 +629,7 @@ impl Cx<'_> {
         out
     }
 
-    fn operators(&mut self, file: FileId, v: &Expr) -> Option<Vec<OperatorWeight>> {
+    pub(super) fn operators(&mut self, file: FileId, v: &Expr) -> Option<Vec<OperatorWeight>> {
         let Expr::List(l) = v else {
             self.wrong_kind(
                 file,
@@ -571,4 +687,10 @@ impl Cx<'_> {
         }
         Some(out)
     }
+}
+
+/// A split fraction as a user would write it (two decimals at most).
+fn fmt_fraction(x: f64) -> String {
+    let s = format!("{:.2}", x.max(0.0));
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

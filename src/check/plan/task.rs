@@ -2,7 +2,7 @@
 
 use super::*;
 
-const TASK_FIELDS: &[&str] = &[
+pub const TASK_FIELDS: &[&str] = &[
     "dataset", "encode", "classes", "features", "encoding", "split",
 ];
 const SPLIT_FIELDS: &[&str] = &["train", "validation", "test", "seed"];
@@ -17,9 +17,11 @@ impl Cx<'_> {
         let mut classes = None;
         let mut features_decl = None;
         let mut encoding = EncodeMode::Amplitude;
+        // A validation part by default: searches select on it, never on the test split
+        // (Lindauer and Hutter, "Best practices for scientific research on NAS", JMLR 2020).
         let mut split = Split {
-            train: 0.8,
-            validation: 0.0,
+            train: 0.7,
+            validation: 0.1,
             test: 0.2,
             seed: 0,
         };
@@ -175,7 +177,25 @@ impl Cx<'_> {
         })
     }
 
+    /// A block that gives any fraction gives the split: the parts it leaves out are 0
+    /// (`split { train = 0.8, test = 0.2 }` has no validation part); one that gives none
+    /// keeps the default fractions.
     fn split(&mut self, file: FileId, body: &[Entry], split: &mut Split, span: Span) {
+        let gives = |name: &str| {
+            body.iter()
+                .any(|e| matches!(e, Entry::Field(f) if f.key.name == name))
+        };
+        if gives("train") || gives("validation") || gives("test") {
+            for (name, part) in [
+                ("train", &mut split.train),
+                ("validation", &mut split.validation),
+                ("test", &mut split.test),
+            ] {
+                if !gives(name) {
+                    *part = 0.0;
+                }
+            }
+        }
         let mut any_fraction = false;
         for (key, e) in keyed(self, file, body, SPLIT_FIELDS, "`split`", false) {
             let Some(v) = self.field_value(file, e) else {

@@ -43,10 +43,12 @@ pub const OPERATORS: [&str; 3] = [
 pub const NOTES_OPERATOR: &str = "llm_notes";
 
 mod notes;
+mod outcome;
 mod proposer;
 mod stats;
 
-use proposer::{cut, error_outcome, LlmProposer};
+pub use outcome::{CallOutcome, Reply, UnknownOutcome};
+use proposer::{cut, error_kind, LlmProposer};
 pub use proposer::{default_temperature, COMPACT_MAX_TOKENS};
 pub use stats::{tally, LlmStats, StatsHandle};
 
@@ -385,7 +387,8 @@ fn to_store(operator: &str, ex: &Exchange, outcome: String) -> store::Exchange {
 /// recorded request (rows written by other tools).
 fn to_llm_exchange(e: &store::Exchange) -> Option<Exchange> {
     let request: ChatRequest = serde_json::from_str(&e.prompt).ok()?;
-    let failed = e.outcome.contains("error:");
+    // A row whose outcome is not ours is replayed as a reply.
+    let failed = e.outcome.parse::<CallOutcome>().is_ok_and(|o| o.failed());
     let error = failed.then(|| {
         serde_json::from_str::<LlmError>(&e.response).unwrap_or_else(|_| LlmError::Replay {
             detail: format!("recorded failure: {}", e.response),

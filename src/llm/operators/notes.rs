@@ -62,7 +62,12 @@ impl LlmProposer {
             Ok(c) => {
                 self.calibrate(&c.exchange);
                 let notes = parse_notes(&c.text);
-                self.log(&mut buf, NOTES_OPERATOR, &c.exchange, "notes".into());
+                self.log(
+                    &mut buf,
+                    NOTES_OPERATOR,
+                    &c.exchange,
+                    CallOutcome::new(false, Reply::Notes),
+                );
                 if !notes.is_empty() {
                     lock(&self.shared).notes = notes;
                 }
@@ -73,7 +78,7 @@ impl LlmProposer {
                     &mut buf,
                     NOTES_OPERATOR,
                     &f.exchange,
-                    format!("notes:{}", error_outcome(&f.error)),
+                    CallOutcome::new(false, Reply::NotesError(error_kind(&f.error))),
                 );
             }
         }

@@ -91,10 +91,11 @@ fn arch_name(text: &str) -> Option<String> {
     })
 }
 
-pub(super) fn error_outcome(e: &LlmError) -> String {
+/// The kind of a failed call, as its outcome names it (`timeout`, `http_error:429`, …).
+pub(super) fn error_kind(e: &LlmError) -> String {
     match e.outcome() {
-        Outcome::HttpError { status } => format!("error:http_error:{status}"),
-        o => format!("error:{}", o.name()),
+        Outcome::HttpError { status } => format!("http_error:{status}"),
+        o => o.name().to_string(),
     }
 }
 
@@ -116,7 +117,7 @@ impl LlmProposer {
         let mut messages = vec![Message::system(system), Message::user(user)];
         let mut last_invalid: Option<String> = None;
         for round in 0..=self.settings.repair_rounds {
-            let prefix = if round == 0 { "" } else { "repair:" };
+            let repair = round > 0;
             let request = self.request(cx, messages.clone(), rng);
             let reply = match self.settings.backend.chat(&request) {
                 Ok(c) => {
@@ -129,14 +130,19 @@ impl LlmProposer {
                         &mut buf,
                         op,
                         &f.exchange,
-                        format!("{prefix}{}", error_outcome(&f.error)),
+                        CallOutcome::new(repair, Reply::Error(error_kind(&f.error))),
                     );
                     return (last_invalid, buf);
                 }
             };
             let found = extract::candidates(&reply.text);
             if found.is_empty() {
-                self.log(&mut buf, op, &reply.exchange, format!("{prefix}no_program"));
+                self.log(
+                    &mut buf,
+                    op,
+                    &reply.exchange,
+                    CallOutcome::new(repair, Reply::NoProgram),
+                );
                 messages = self.repair_messages(
                     &self.refit(cx, parents, messages),
                     &reply.text,
@@ -196,13 +202,13 @@ impl LlmProposer {
                         }
                     };
                     let duplicate = copied.is_some();
-                    let prefix = if fixed {
-                        format!("{prefix}fixed:")
-                    } else {
-                        prefix.to_string()
+                    let verdict = |reply: Reply| CallOutcome {
+                        repair,
+                        fixed,
+                        reply,
                     };
                     if duplicate && round < self.settings.repair_rounds {
-                        self.log(&mut buf, op, &reply.exchange, format!("{prefix}duplicate"));
+                        self.log(&mut buf, op, &reply.exchange, verdict(Reply::Duplicate));
                         // One line, cheaper than a repair round: which design it copied.
                         let which = match copied.flatten() {
                             Some((id, line)) => {
@@ -227,7 +233,11 @@ impl LlmProposer {
                         &mut buf,
                         op,
                         &reply.exchange,
-                        format!("{prefix}{}", if duplicate { "duplicate" } else { "ok" }),
+                        verdict(if duplicate {
+                            Reply::Duplicate
+                        } else {
+                            Reply::Ok
+                        }),
                     );
                     if let Some(name) = arch_name(&text) {
                         lock(&self.shared).known_names.insert(name);
@@ -239,7 +249,7 @@ impl LlmProposer {
                         &mut buf,
                         op,
                         &reply.exchange,
-                        format!("{prefix}invalid:{reason}"),
+                        CallOutcome::new(repair, Reply::Invalid(reason.clone())),
                     );
                     {
                         let mut s = lock(&self.shared);
@@ -313,8 +323,9 @@ impl LlmProposer {
         buf: &mut Vec<store::Exchange>,
         operator: &str,
         ex: &Exchange,
-        outcome: String,
+        outcome: CallOutcome,
     ) {
+        let outcome = outcome.to_string();
         lock(&self.shared)
             .log
             .push((operator.to_string(), outcome.clone()));

@@ -100,9 +100,8 @@ impl LlmStats {
     }
 }
 
-/// Counts outcomes of an exchange log, given as `(operator, outcome)` in call order.
-/// Outcomes are `[repair:][fixed:]ok|duplicate`, `[repair:]invalid:<reason>`,
-/// `[repair:]no_program`, `[repair:]error:<kind>`, and `notes`/`notes:error:<kind>`.
+/// Counts outcomes of an exchange log, given as `(operator, outcome)` in call order; the
+/// outcomes are read as [`CallOutcome`]s.
 pub fn tally<'a>(log: impl IntoIterator<Item = (&'a str, &'a str)>) -> LlmStats {
     /// The open proposal: its first round's verdicts and how it has ended so far.
     #[derive(Clone, Copy, Default)]
@@ -131,48 +130,55 @@ pub fn tally<'a>(log: impl IntoIterator<Item = (&'a str, &'a str)>) -> LlmStats 
             s.new_valid += p.last_new as usize;
         }
     };
-    for (op, outcome) in log {
+    for (op, text) in log {
         s.calls += 1;
+        // A row that is not an operator's (another tool's) counts as a failed call.
+        let Ok(outcome) = text.parse::<CallOutcome>() else {
+            s.errors += 1;
+            continue;
+        };
         if op == NOTES_OPERATOR {
-            if outcome == "notes" {
+            if outcome.reply == Reply::Notes {
                 s.notes += 1;
             } else {
                 s.errors += 1;
             }
             continue;
         }
-        let (repair, o) = match outcome.strip_prefix("repair:") {
-            Some(rest) => (true, rest),
-            None => (false, outcome),
-        };
-        let (fixed, o) = match o.strip_prefix("fixed:") {
-            Some(rest) => (true, rest),
-            None => (false, o),
-        };
+        let CallOutcome {
+            repair,
+            fixed,
+            reply,
+        } = outcome;
         if !repair {
             close(&mut s, &mut open);
         }
-        if o.starts_with("error:") {
-            s.errors += 1;
-            continue; // no reply: not a proposal, nor a round of one
-        }
+        let (valid, new) = match &reply {
+            Reply::Error(_) | Reply::NotesError(_) | Reply::Notes => {
+                s.errors += 1;
+                continue; // no reply: not a proposal, nor a round of one
+            }
+            Reply::Ok => (true, true),
+            Reply::Duplicate => {
+                s.duplicates += 1;
+                (true, false)
+            }
+            Reply::NoProgram => {
+                s.no_program += 1;
+                (false, false)
+            }
+            Reply::Invalid(reason) => {
+                *s.rejection_reasons.entry(reason.clone()).or_default() += 1;
+                (false, false)
+            }
+        };
         s.replies += 1;
-        let valid = o == "ok" || o == "duplicate";
-        let new = o == "ok";
-        if o == "duplicate" {
-            s.duplicates += 1;
-        }
-        if o == "no_program" {
-            s.no_program += 1;
-        }
-        let parsed = o != "no_program"
-            && !o
-                .strip_prefix("invalid:")
-                .is_some_and(|r| r.starts_with("uh::syntax"));
+        let parsed = match &reply {
+            Reply::NoProgram => false,
+            Reply::Invalid(r) => !r.starts_with("uh::syntax"),
+            _ => true,
+        };
         s.replies_parsed += parsed as usize;
-        if let Some(reason) = o.strip_prefix("invalid:") {
-            *s.rejection_reasons.entry(reason.to_string()).or_default() += 1;
-        }
         match (&mut open, repair) {
             (None, false) => {
                 open = Some(Open {

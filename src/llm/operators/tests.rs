@@ -233,7 +233,11 @@ fn stored_rows_replay_as_the_same_exchanges() {
         error: Some(err.clone()),
         ..ok
     };
-    let row = to_store("llm_mutate", &failed, error_outcome(&err));
+    let row = to_store(
+        "llm_mutate",
+        &failed,
+        CallOutcome::new(false, Reply::Error(error_kind(&err))).to_string(),
+    );
     assert_eq!(row.outcome, "error:http_error:500");
     assert_eq!(
         to_llm_exchange(&row).expect("replayable").result(),

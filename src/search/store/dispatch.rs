@@ -200,6 +200,12 @@ impl Store {
     pub fn counts_by_state(&self) -> Result<StateCounts> {
         each!(self, s => s.counts_by_state())
     }
+    pub fn record_test_scores(&mut self, id: i64, scores: &TestScores) -> Result<()> {
+        each!(self, s => s.record_test_scores(id, scores))
+    }
+    pub fn test_scores(&self) -> Result<std::collections::HashMap<i64, TestScores>> {
+        each!(self, s => s.test_scores())
+    }
     pub fn set_source(&mut self, source: &RunSource) -> Result<()> {
         each!(self, s => s.set_source(source))
     }

@@ -8,6 +8,8 @@
 //! - `evaluations`: one row per `done` candidate, every metric in its own column, extras as
 //!   JSON. Failed and timed-out candidates never get a row: they have no score, ever.
 //! - `exchanges`: every LLM exchange (prompt, response, tokens, latency, outcome).
+//! - `test_scores`: test-split scores of the final front, written when the run ends (the
+//!   search selects on the validation split and never reads them).
 //!
 //! # Life of a candidate
 //! ```text
@@ -65,6 +67,7 @@ mod pg;
 mod queries;
 mod records;
 mod schema;
+mod test_scores;
 mod writer;
 
 pub use dispatch::{Location, Store};
@@ -77,6 +80,7 @@ pub use records::{
     Violation,
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use test_scores::TestScores;
 use writer::utc_text;
 pub use writer::Writer;
 

@@ -104,6 +104,14 @@ CREATE TABLE exchanges (
     created           BIGINT  NOT NULL
 );
 CREATE INDEX exchanges_candidate ON exchanges (candidate_id);
+CREATE TABLE test_scores (
+    candidate_id        BIGINT PRIMARY KEY REFERENCES candidates (id),
+    accuracy            DOUBLE PRECISION NOT NULL,
+    noisy_accuracy_mean DOUBLE PRECISION NOT NULL,
+    noisy_accuracy_std  DOUBLE PRECISION NOT NULL,
+    noisy_accuracy_p5   DOUBLE PRECISION NOT NULL,
+    created             BIGINT NOT NULL
+);
 CREATE TABLE run_source (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
 CREATE TABLE coordinator (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
@@ -890,6 +898,58 @@ impl PgStore {
             None => tx.query(&sql, &[]).at("reading candidates"),
         })?;
         rows.iter().map(read_candidate).collect()
+    }
+
+    /// As [`SqliteStore::record_test_scores`].
+    pub fn record_test_scores(&mut self, id: i64, t: &TestScores) -> Result<()> {
+        self.tx("recording test-split scores", |tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO test_scores (candidate_id, accuracy, noisy_accuracy_mean, \
+                     noisy_accuracy_std, noisy_accuracy_p5, created) \
+                     SELECT $1, $2, $3, $4, $5, {NOW_MS} FROM candidates \
+                     WHERE id = $1 AND state = 'done' \
+                     ON CONFLICT (candidate_id) DO UPDATE SET accuracy = EXCLUDED.accuracy, \
+                     noisy_accuracy_mean = EXCLUDED.noisy_accuracy_mean, \
+                     noisy_accuracy_std = EXCLUDED.noisy_accuracy_std, \
+                     noisy_accuracy_p5 = EXCLUDED.noisy_accuracy_p5, created = EXCLUDED.created"
+                ),
+                &[
+                    &id,
+                    &t.accuracy,
+                    &t.noisy_accuracy_mean,
+                    &t.noisy_accuracy_std,
+                    &t.noisy_accuracy_p5,
+                ],
+            )
+            .at("recording test-split scores")?;
+            Ok(())
+        })
+    }
+
+    pub fn test_scores(&self) -> Result<std::collections::HashMap<i64, TestScores>> {
+        let rows = self.tx("reading test-split scores", |tx| {
+            tx.query(
+                "SELECT candidate_id, accuracy, noisy_accuracy_mean, noisy_accuracy_std, \
+                 noisy_accuracy_p5 FROM test_scores",
+                &[],
+            )
+            .at("reading test-split scores")
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    TestScores {
+                        accuracy: r.get(1),
+                        noisy_accuracy_mean: r.get(2),
+                        noisy_accuracy_std: r.get(3),
+                        noisy_accuracy_p5: r.get(4),
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Stores what a worker needs to rebuild the search (once; later calls replace it).

@@ -191,6 +191,8 @@ impl SqliteStore {
             return Ok(false);
         }
         tx.execute_batch(SCHEMA).ctx("creating the schema")?;
+        tx.execute_batch(super::test_scores::SCHEMA)
+            .ctx("creating the schema")?;
         tx.pragma_update(None, "application_id", APPLICATION_ID)
             .ctx("setting the application id")?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)

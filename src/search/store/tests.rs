@@ -936,14 +936,13 @@ fn crash_safety_sigkill() {
         // At most the one candidate in flight is left running; a restart recovers it.
         let counts = store.counts_by_state().unwrap();
         assert!(counts.done >= all_committed.len() as u64);
-        // A child claims the oldest queued candidate (a previous round's leftover,
-        // requeued by `recover`) before its own fresh one, so one of each may remain;
-        // and the kill is asynchronous, so the child may have inserted its next
-        // proposal after the commit the parent saw (on a loaded machine it does).
-        assert!(
-            counts.running <= 1 && counts.queued <= 2 && counts.running + counts.queued <= 2,
-            "{counts:?}"
-        );
+        // One child works on one candidate at a time, so at most one is left running.
+        // How many are left queued depends on when the asynchronous kill lands (a child
+        // may insert proposals after the commit the parent saw; on a loaded machine it
+        // inserts several), so it is not a durability property and is not bounded here:
+        // what is bounded is that nothing is lost or failed.
+        assert!(counts.running <= 1, "{counts:?}");
+        assert_eq!(counts.failed, 0, "{counts:?}");
         store.recover(Recovery::AllRunning).unwrap();
         assert_eq!(store.counts_by_state().unwrap().running, 0);
     }
