@@ -22,9 +22,9 @@
 
 use super::model;
 use super::AimcSpec;
-use crate::backend::digital::prims::{dense_backward, glorot};
+use crate::backend::digital::prims::{dense_backward, dense_fields, dense_init, dense_params};
 use crate::backend::kernel::{
-    aux, aux_of, complex, matrix, real, Aux, Block, Kernel, KernelError, NoiseDraw, Spare, Step,
+    aux, aux_of, complex, real, Aux, Block, Kernel, KernelError, NoiseDraw, Spare, Step,
 };
 use crate::ir::{IrNode, Target};
 use ndarray::{s, Array2, Axis};
@@ -192,18 +192,11 @@ fn round_to(v: f64, l: Option<f64>) -> f64 {
 
 impl Kernel for Crossbar {
     fn fields(&self, node: &IrNode) -> Vec<(&'static str, usize)> {
-        let (w, nin) = (node.ty.width, node.in_width);
-        vec![("weights", w * nin), ("bias", w)]
+        dense_fields(node)
     }
 
     fn init(&self, node: &IrNode, rng: &mut StdRng) -> Result<Vec<f64>, KernelError> {
-        let (w, nin) = (node.ty.width, node.in_width);
-        let limit = glorot(nin, w);
-        let mut b: Vec<f64> = (0..w * nin)
-            .map(|_| rng.random_range(-limit..limit))
-            .collect();
-        b.extend(std::iter::repeat_n(0.0, w));
-        Ok(b)
+        Ok(dense_init(node, rng))
     }
 
     fn forward(
@@ -213,15 +206,7 @@ impl Kernel for Crossbar {
         p: &[f64],
         _spare: Spare,
     ) -> Result<(Block, Aux), KernelError> {
-        let (w, nin) = (s.node.ty.width, s.node.in_width);
-        if p.len() != w * nin + w {
-            return Err(KernelError::ParamShape {
-                expected: w * nin + w,
-                got: p.len(),
-            });
-        }
-        let wm = matrix(p, w, nin)?;
-        let bias = &p[w * nin..];
+        let (wm, bias) = dense_params(s.node, p)?;
         let xr = real(x);
         let wmax = wm.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         if (s.exact && s.draw.is_none()) || wmax == 0.0 {

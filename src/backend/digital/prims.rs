@@ -41,18 +41,11 @@ struct DenseAux {
 
 impl Kernel for Dense {
     fn fields(&self, node: &IrNode) -> Vec<(&'static str, usize)> {
-        let (w, nin) = (node.ty.width, node.in_width);
-        vec![("weights", w * nin), ("bias", w)]
+        dense_fields(node)
     }
 
     fn init(&self, node: &IrNode, rng: &mut StdRng) -> Result<Vec<f64>, KernelError> {
-        let (w, nin) = (node.ty.width, node.in_width);
-        let limit = glorot(nin, w);
-        let mut b: Vec<f64> = (0..w * nin)
-            .map(|_| rng.random_range(-limit..limit))
-            .collect();
-        b.extend(std::iter::repeat_n(0.0, w));
-        Ok(b)
+        Ok(dense_init(node, rng))
     }
 
     fn forward(
@@ -62,16 +55,9 @@ impl Kernel for Dense {
         p: &[f64],
         _spare: Spare,
     ) -> Result<(Block, Aux), KernelError> {
-        let (w, nin) = (s.node.ty.width, s.node.in_width);
-        if p.len() != w * nin + w {
-            return Err(KernelError::ParamShape {
-                expected: w * nin + w,
-                got: p.len(),
-            });
-        }
-        let mut wm = crate::backend::kernel::matrix(p, w, nin)?;
+        let (mut wm, bias) = dense_params(s.node, p)?;
+        let mut bias = bias.to_vec();
         let mut xr = real(x);
-        let mut bias = p[w * nin..].to_vec();
         if let Some(dt) = self.dtype.filter(|_| !s.exact) {
             quantise_array(dt, &mut wm);
             quantise_array(dt, &mut xr);
@@ -108,6 +94,39 @@ impl Kernel for Dense {
 /// Glorot & Bengio 2010: uniform ±√(6/(n+m)).
 pub fn glorot(nin: usize, nout: usize) -> f64 {
     (6.0 / (nin + nout) as f64).sqrt()
+}
+
+/// A real dense layer's parameter fields, shared by every backend that has one (digital
+/// `Dense`, the AIMC crossbar): `weights` (out × in, row-major), then `bias`.
+pub fn dense_fields(node: &IrNode) -> Vec<(&'static str, usize)> {
+    let (w, nin) = (node.ty.width, node.in_width);
+    vec![("weights", w * nin), ("bias", w)]
+}
+
+/// Glorot-uniform weights and a zero bias, in [`dense_fields`] order.
+pub fn dense_init(node: &IrNode, rng: &mut StdRng) -> Vec<f64> {
+    let (w, nin) = (node.ty.width, node.in_width);
+    let limit = glorot(nin, w);
+    let mut b: Vec<f64> = (0..w * nin)
+        .map(|_| rng.random_range(-limit..limit))
+        .collect();
+    b.extend(std::iter::repeat_n(0.0, w));
+    b
+}
+
+/// The dense parameters `p` as the weight matrix and the bias, or the shape error.
+pub fn dense_params<'p>(
+    node: &IrNode,
+    p: &'p [f64],
+) -> Result<(Array2<f64>, &'p [f64]), KernelError> {
+    let (w, nin) = (node.ty.width, node.in_width);
+    if p.len() != w * nin + w {
+        return Err(KernelError::ParamShape {
+            expected: w * nin + w,
+            got: p.len(),
+        });
+    }
+    Ok((crate::backend::kernel::matrix(p, w, nin)?, &p[w * nin..]))
 }
 
 /// The reverse of `y = W x + b` given the matrix and input the forward used: writes

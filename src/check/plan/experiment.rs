@@ -135,24 +135,7 @@ impl Cx<'_> {
             }
         }
         let Some(search_id) = search else {
-            if !e
-                .node
-                .body
-                .entries
-                .iter()
-                .any(|x| matches!(x, Entry::Field(f) if f.key.name == "search"))
-            {
-                self.push(
-                    Diagnostic::error(
-                        code::MISSING_FIELD,
-                        file,
-                        e.node.name.span,
-                        format!("experiment `{}` names no search", e.node.name.name),
-                    )
-                    .with_label("no `search`")
-                    .with_help("add `search = NAME` naming a `search` item"),
-                );
-            }
+            self.missing_reference(file, &e.node.body, &e.node.name, "experiment", "search");
             return None;
         };
         // A search that failed its own check has been reported already.

@@ -71,6 +71,35 @@ impl Cx<'_> {
         }
     }
 
+    /// `item NAME` lacks the field `field` naming a `field` item: one error, unless the
+    /// field is there (its bad value was reported already).
+    fn missing_reference(
+        &mut self,
+        file: FileId,
+        body: &syntax::Block,
+        name: &Ident,
+        item: &str,
+        field: &str,
+    ) {
+        if body
+            .entries
+            .iter()
+            .any(|e| matches!(e, Entry::Field(f) if f.key.name == field))
+        {
+            return;
+        }
+        self.push(
+            Diagnostic::error(
+                code::MISSING_FIELD,
+                file,
+                name.span,
+                format!("{item} `{}` names no {field}", name.name),
+            )
+            .with_label(format!("no `{field}`"))
+            .with_help(format!("add `{field} = NAME` naming a `{field}` item")),
+        );
+    }
+
     fn section_body<'e>(&mut self, file: FileId, e: &'e Entry) -> Option<&'e [Entry]> {
         match e {
             Entry::Section(s) => Some(&s.body.entries),

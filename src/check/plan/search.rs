@@ -285,24 +285,7 @@ impl Cx<'_> {
             }
         }
         let Some(task_id) = task else {
-            if !s
-                .node
-                .body
-                .entries
-                .iter()
-                .any(|e| matches!(e, Entry::Field(f) if f.key.name == "task"))
-            {
-                self.push(
-                    Diagnostic::error(
-                        code::MISSING_FIELD,
-                        file,
-                        s.node.name.span,
-                        format!("search `{}` names no task", s.node.name.name),
-                    )
-                    .with_label("no `task`")
-                    .with_help("add `task = NAME` naming a `task` item"),
-                );
-            }
+            self.missing_reference(file, &s.node.body, &s.node.name, "search", "task");
             return None;
         };
         if seeds.is_empty() && seeds_by_kind.is_empty() && self.error_count() == errors_before {
