@@ -88,6 +88,11 @@ enum Command {
         #[command(flatten)]
         args: cli::search::SearchArgs,
     },
+    /// Evaluate the queued candidates of a shared (PostgreSQL) search run.
+    Worker {
+        #[command(flatten)]
+        args: cli::worker::WorkerArgs,
+    },
     /// Run an experiment's grid (hardware × operator mixes × budgets × repeats), each run
     /// resumable, and write the comparison.
     Experiment {
@@ -97,9 +102,9 @@ enum Command {
     /// Write a Markdown + HTML report (with SVG figures) of one or more search runs, or
     /// of an experiment (give its `.uh` file).
     Report {
-        /// Run stores (`.sqlite`) written by `uhc search`; several are overlaid. Or one
-        /// `.uh` file with an `experiment`: its runs (in the folder named after it) are
-        /// compared.
+        /// Run stores written by `uhc search` (`.sqlite` files or `postgres://` URLs);
+        /// several are overlaid. Or one `.uh` file with an `experiment`: its runs (in the
+        /// folder named after it) are compared.
         #[arg(required = true)]
         dbs: Vec<PathBuf>,
         /// Folder the report (`report.md`, `report.html`, SVG figures) is written to.
@@ -142,7 +147,7 @@ enum Command {
             requires = "candidate",
             conflicts_with_all = ["weights", "task", "arch", "hardware", "epochs", "noise_aware", "phase_space", "seed", "draws"]
         )]
-        from: Option<PathBuf>,
+        from: Option<String>,
         /// The candidate's id in the store given by --from.
         #[arg(long, requires = "from")]
         candidate: Option<i64>,
@@ -271,6 +276,9 @@ fn main() -> ExitCode {
         } => cli::report::run(&dbs, &out, reference_energy),
         Command::Search { args } => {
             cli::search::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
+        }
+        Command::Worker { args } => {
+            cli::worker::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))
         }
         Command::Experiment { args } => {
             cli::experiment::run(args, std::sync::Arc::new(uhc::train::Trainer::default()))

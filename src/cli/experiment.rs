@@ -249,8 +249,15 @@ fn run_cell(
         "budget": cell.budget,
         "repeat": cell.repeat,
     });
-    let (mut store, opened, writer) =
-        super::search::open_run(&cx, &db, &operators, &l.name, &l.text, cell.seed, extra)?;
+    let (mut store, opened, writer) = super::search::open_run(
+        &cx,
+        &uhc::search::store::Location::File(db.clone()),
+        &operators,
+        &l.name,
+        &l.text,
+        cell.seed,
+        extra,
+    )?;
     let overrides = Overrides {
         budget: Some(cell.budget),
         jobs,

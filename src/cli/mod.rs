@@ -6,6 +6,7 @@ pub mod report;
 pub mod search;
 pub mod signals;
 pub mod train;
+pub mod worker;
 
 use crate::{Emit, Format};
 use std::collections::HashSet;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use uhc::llm::operators::{tally, LlmStats};
 use uhc::search::report::{self, RunData};
-use uhc::search::store::{CandidateState, Store, StoreOptions};
+use uhc::search::store::{CandidateState, Location, Store, StoreOptions};
 
 /// A run and what its LLM operators did (none when it used none).
 struct Loaded {
@@ -19,8 +19,11 @@ struct LlmRun {
     tokens: u64,
 }
 
+/// `path` is a run store's file or a `postgres://` URL.
 fn load(path: &Path) -> Result<Loaded, String> {
-    let store = Store::open_read_only(path, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let location = Location::parse(&path.to_string_lossy()).map_err(|e| e.to_string())?;
+    let store =
+        Store::open_read_only_at(&location, StoreOptions::default()).map_err(|e| e.to_string())?;
     let exchanges = store.exchanges().map_err(|e| e.to_string())?;
     let llm = (!exchanges.is_empty()).then(|| LlmRun {
         stats: tally(

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uhc::driver::{FsResolver, SandboxResolver};
 use uhc::search::engine::{self, Evaluator, Event, Overrides, Proposer, SearchContext};
-use uhc::search::store::{Opened, Store, StoreOptions, Writer};
+use uhc::search::store::{Location, Opened, RunSource, Store, StoreOptions, Writer};
+use uhc::search::worker::Recording;
 use uhc::Sources;
 
 /// `uhc search`'s arguments.
@@ -17,14 +18,15 @@ pub struct SearchArgs {
     /// The `search` item (optional when the file has one).
     #[arg(long)]
     pub search: Option<String>,
-    /// The run's store (default: SEARCH_NAME.sqlite in the current folder).
+    /// The run's store: an SQLite file, or `postgres://user@host/db[?schema=NAME]` for a
+    /// run that `uhc worker`s share (or UHC_DB; default: SEARCH_NAME.sqlite here).
     #[arg(long)]
-    pub db: Option<PathBuf>,
+    pub db: Option<String>,
     /// Evaluations in total (1 to 10000000, as in the search item; overrides the search item).
     #[arg(long, value_parser = super::positive(10_000_000))]
     pub budget: Option<usize>,
     /// Candidates evaluated in parallel (1 to 1024).
-    #[arg(long, value_parser = super::positive(1024))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024))]
     pub jobs: Option<usize>,
     /// Seed of the search: proposals, selection, training and noise draws (default: the
     /// search item's `seed`).
@@ -164,7 +166,9 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     let name = args.file.display().to_string();
     let mut sources = Sources::new();
     let root = sources.add(name.clone(), text.clone());
-    let (compiled, diags) = uhc::compile(&mut sources, root, &FsResolver);
+    // Every file the search `use`s is recorded, for workers on other hosts.
+    let fs = Recording::new(FsResolver);
+    let (compiled, diags) = uhc::compile(&mut sources, root, &fs);
     if !diags.is_empty() {
         eprint!("{}", sources.render_human(&diags, false));
     }
@@ -176,7 +180,8 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let resolver = Arc::new(SandboxResolver { root: folder });
+    let sandbox = Arc::new(Recording::new(SandboxResolver { root: folder }));
+    let resolver: Arc<dyn uhc::check::Resolver + Send + Sync> = sandbox.clone();
     let mut cx = match SearchContext::new(&name, &text, &compiled, args.search.as_deref(), resolver)
     {
         Ok(cx) => cx,
@@ -292,14 +297,27 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
         proposers.push((Box::new(engine::MutateProposer), 0.7));
         proposers.push((Box::new(engine::CrossoverProposer), 0.3));
     }
-    let db = args
+    let db_text = args
         .db
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.sqlite", cx.spec.name)));
+        .or_else(|| std::env::var("UHC_DB").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| format!("{}.sqlite", cx.spec.name));
+    let location = match Location::parse(&db_text) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let db = location.shown();
+    if args.jobs == Some(0) && matches!(location, Location::File(_)) {
+        eprintln!("error: --jobs 0 leaves the evaluation to `uhc worker`s, which need a PostgreSQL run (--db postgres://…); give --jobs 1 or more for an SQLite run");
+        return EXIT_USAGE;
+    }
     let seed = args.seed.unwrap_or(cx.spec.seed);
     let (mut store, opened, writer) = match open_run(
         &cx,
-        &db,
+        &location,
         &operators,
         &name,
         &text,
@@ -312,6 +330,29 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // What a worker needs to rebuild this search with nothing but the store's URL.
+    let mut uses = fs.files();
+    uses.extend(sandbox.files());
+    let source = RunSource {
+        file: name.clone(),
+        text: text.clone(),
+        search: cx.spec.name.clone(),
+        uses,
+        operators: operators.clone(),
+        uhc_version: env!("CARGO_PKG_VERSION").to_string(),
+        stdlib_hash: uhc::search::worker::stdlib_hash(),
+    };
+    // Claims on a shared run stop at the budget, so workers train nothing it will not use.
+    let budget = args.budget.unwrap_or(cx.spec.budget) as u64;
+    let shared_setup = store
+        .set_source(&source)
+        .and_then(|()| store.set_finished(false))
+        .and_then(|()| store.set_budget(Some(budget)));
+    if let Err(e) = shared_setup {
+        eprintln!("error: {e}");
+        let _ = store.release_writer(&writer);
+        return EXIT_USAGE;
+    }
     let code = run_store(
         &args,
         &cx,
@@ -334,7 +375,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
 /// experiment's cell).
 pub fn open_run(
     cx: &SearchContext,
-    db: &Path,
+    location: &Location,
     operators: &[(String, f64)],
     name: &str,
     text: &str,
@@ -344,9 +385,12 @@ pub fn open_run(
     let task = uhc::driver::canonical_data_paths(&cx.task);
     let identity = uhc::search::identity::identity(cx, &task, operators, name, text);
     let config = serde_json::json!({ "file": name, "search": cx.spec.name, "spec": cx.spec, "operators": operators, "identity": identity, "cell": extra });
-    writable(db)?;
+    if let Location::File(path) = location {
+        writable(path)?;
+    }
+    let db = location.shown();
     let (mut store, opened) =
-        Store::open_or_create(db, &config.to_string(), seed, StoreOptions::default())
+        Store::open_or_create_at(location, &config.to_string(), seed, StoreOptions::default())
             .map_err(|e| e.to_string())?;
     let info = store.run_info().map_err(|e| e.to_string())?;
     let stored: serde_json::Value =
@@ -355,14 +399,14 @@ pub fn open_run(
     if !diffs.is_empty() {
         return Err(format!(
             "{} holds the run of {}, not of {}; a store keeps one search, and resuming it with another would mix their archives. What differs:\n{}\nrun the search the store belongs to, or give this one its own store with --db (a larger --budget is allowed on resume)",
-            db.display(),
+            db,
             uhc::search::identity::describe(&stored),
             uhc::search::identity::describe(&config),
             diffs.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
         ));
     }
     if info.seed != seed {
-        return Err(format!("{} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db.display(), info.seed, info.seed));
+        return Err(format!("{} belongs to a run with seed {}; pass --seed {} to resume it or --db to start a new run", db, info.seed, info.seed));
     }
     // One process writes a run at a time; a second one is refused, naming the first.
     let writer = Writer::this_process();
@@ -375,7 +419,7 @@ pub fn open_run(
 fn run_store(
     args: &SearchArgs,
     cx: &SearchContext,
-    db: &Path,
+    db: &str,
     store: &mut Store,
     opened: Opened,
     evaluator: Arc<dyn Evaluator>,
@@ -400,7 +444,7 @@ fn run_store(
         }
     };
     if resumed {
-        say(&bar, format!("resuming {}", db.display()));
+        say(&bar, format!("resuming {db}"));
     }
     let overrides = Overrides {
         budget: args.budget,
@@ -507,11 +551,10 @@ fn run_store(
             if let Some(stats) = llm_stats {
                 eprintln!("LLM (this session): {}", stats.get().summary());
             }
-            eprintln!(
-                "run stored in {}; `uhc report {}` writes the report",
-                db.display(),
-                db.display()
-            );
+            if let Err(e) = store.set_finished(true) {
+                eprintln!("warning: could not mark the run finished for its workers: {e}");
+            }
+            eprintln!("run stored in {db}; `uhc report {db}` writes the report");
             EXIT_OK
         }
         Err(e) => {

@@ -340,13 +340,15 @@ pub fn eval(
 /// search candidate with the seed and settings its row recorded (`extras.training`), the
 /// way the search ran it, and compares the scores with the stored ones bit for bit. Exit 0
 /// when they agree, 1 when they differ or the row cannot be repeated, 2 on usage errors.
-pub fn eval_from(file: &Path, db: &Path, id: i64, json: bool) -> u8 {
+pub fn eval_from(file: &Path, db: &str, id: i64, json: bool) -> u8 {
     use uhc::search::engine::{EvalRequest, Evaluator, SearchContext};
-    use uhc::search::store::{CandidateState, Store, StoreOptions};
-    let store = match Store::open_read_only(db, StoreOptions::default()) {
+    use uhc::search::store::{CandidateState, Location, Store, StoreOptions};
+    let store = match Location::parse(db)
+        .and_then(|l| Store::open_read_only_at(&l, StoreOptions::default()))
+    {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}: {e}", db.display());
+            eprintln!("error: {}: {e}", db);
             return EXIT_USAGE;
         }
     };
@@ -358,18 +360,18 @@ pub fn eval_from(file: &Path, db: &Path, id: i64, json: bool) -> u8 {
     let record = match store.candidate(id) {
         Ok(Some(r)) => r,
         Ok(None) => {
-            eprintln!("error: {} has no candidate {id}", db.display());
+            eprintln!("error: {} has no candidate {id}", db);
             return EXIT_USAGE;
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", db.display());
+            eprintln!("error: {}: {e}", db);
             return EXIT_USAGE;
         }
     };
     let (Some(evaluation), CandidateState::Done) = (&record.evaluation, record.state) else {
         eprintln!(
             "error: candidate {id} of {} was not evaluated (its state is {}), so it has no row to reproduce",
-            db.display(),
+            db,
             record.state.as_str()
         );
         return EXIT_PROBLEMS;
@@ -387,7 +389,7 @@ pub fn eval_from(file: &Path, db: &Path, id: i64, json: bool) -> u8 {
     ) else {
         eprintln!(
             "error: candidate {id} of {} was evaluated by a uhc that did not record its training seed and settings, so its row cannot be repeated exactly; `uhc eval` on its text with --task gives a fresh evaluation",
-            db.display()
+            db
         );
         return EXIT_PROBLEMS;
     };
@@ -535,7 +537,7 @@ pub fn eval_from(file: &Path, db: &Path, id: i64, json: bool) -> u8 {
         println!(
             "candidate {id} ({}) of {}, {} task: seed {seed}, {epochs} epochs, batch {batch}, lr {lr}{}, {draws} draws",
             cc.arch.name,
-            db.display(),
+            db,
             cx.task.name,
             if noise_aware { ", noise-aware" } else { "" }
         );

@@ -621,14 +621,24 @@ pub fn run(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Summary, StoreError> {
     let budget = overrides.budget.unwrap_or(cx.spec.budget);
-    let jobs = overrides.jobs.unwrap_or(1).max(1);
+    // A shared run may be coordinated by a process that evaluates nothing itself.
+    let jobs = overrides
+        .jobs
+        .unwrap_or(1)
+        .max(usize::from(!store.is_shared()));
     let seed = overrides.seed.unwrap_or(cx.spec.seed);
     let mut summary = Summary {
         resumed,
         ..Summary::default()
     };
     let engine_start = Instant::now();
-    let recovered = store.recover(Recovery::AllRunning)?;
+    // Alone on a run, every `running` row is this process's dead work; on a shared run
+    // other workers' live leases are not, and only expired ones come back.
+    let recovered = store.recover(if store.is_shared() {
+        Recovery::ExpiredAndCoordinators
+    } else {
+        Recovery::AllRunning
+    })?;
     // Proposals interrupted between insert and enqueue are queued now.
     for c in store.candidates_in_state(CandidateState::Proposed)? {
         store.enqueue(c.id)?;
@@ -1227,7 +1237,7 @@ pub fn training_record(cx: &SearchContext, seed: u64) -> serde_json::Value {
 
 /// Candidate seeds are derived from the search seed and the structural hash, so the same
 /// network gets the same training seed in any run order.
-fn candidate_seed(seed: u64, hash: &str) -> u64 {
+pub fn candidate_seed(seed: u64, hash: &str) -> u64 {
     let mut h = seed ^ 0x243F_6A88_85A3_08D3;
     for b in hash.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100_0000_01B3);
@@ -1249,20 +1259,36 @@ fn evaluate_batch(
     on_event: &mut dyn FnMut(Event),
     overrides: &Overrides,
 ) -> Result<(), StoreError> {
-    let owner = format!("uhc-{}", std::process::id());
+    // On a shared run the coordinator's own leases are marked as such, so the next
+    // coordinator (which holds the run, so this one is gone) takes them back at once.
+    let owner = if store.is_shared() {
+        format!(
+            "{}{}:{}",
+            super::store::COORDINATOR_OWNER,
+            super::store::Writer::this_process().host,
+            std::process::id()
+        )
+    } else {
+        format!("uhc-{}", std::process::id())
+    };
     let timeout = Duration::from_secs_f64(cx.spec.timeout);
     let lease = timeout + Duration::from_secs(60);
     let (tx, rx) = mpsc::channel::<(i64, Result<Scores, String>, f64)>();
-    let mut pending = batch.into_iter();
+    // On a shared run, workers claim from the same queue (in the same order): the
+    // coordinator claims at most the batch's size itself, then waits until no candidate
+    // of the batch is queued or running.
+    let shared = store.is_shared();
+    let mut left = batch.len();
+    let ids: std::collections::HashSet<i64> = batch.iter().map(|c| c.id).collect();
     let mut running: Vec<(i64, Instant, u32)> = Vec::new();
     let mut info: std::collections::HashMap<i64, (CompiledCandidate, u32)> =
         std::collections::HashMap::new();
     loop {
-        while running.len() < jobs && !overrides.stopping() {
-            let Some(c) = pending.next() else { break };
+        while running.len() < jobs && !overrides.stopping() && left > 0 {
             let Some(claimed) = store.claim_next(&owner, lease)? else {
                 break;
             };
+            left = left.saturating_sub(1);
             let generation = claimed.generation;
             let compiled = match cx.compile_candidate(&claimed.text) {
                 Ok(cc) => cc,
@@ -1277,7 +1303,6 @@ fn evaluate_batch(
                     continue;
                 }
             };
-            let _ = c;
             let id = claimed.id;
             let deadline = Instant::now() + timeout;
             let req_seed = candidate_seed(seed, &compiled.hash);
@@ -1316,7 +1341,31 @@ fn evaluate_batch(
             running.push((id, deadline, generation));
         }
         if running.is_empty() {
-            return Ok(());
+            if !shared || overrides.stopping() {
+                return Ok(());
+            }
+            let c = store.counts_by_state()?;
+            let finished = (c.done + c.failed + c.timeout) as usize;
+            if finished > done {
+                // Results recorded by workers.
+                done = finished;
+                on_event(Event::Evaluated {
+                    id: 0,
+                    done,
+                    budget,
+                    generation: 0,
+                    outcome: "done".into(),
+                });
+            }
+            // The batch is over when none of it waits or runs (workers may meanwhile
+            // take queued candidates beyond it, which the next batch counts).
+            let mut open = store.candidates_in_state(CandidateState::Queued)?;
+            open.extend(store.candidates_in_state(CandidateState::Running)?);
+            if c.queued + c.running == 0 || !open.iter().any(|o| ids.contains(&o.id)) {
+                return Ok(());
+            }
+            std::thread::sleep(SHARED_POLL);
+            continue;
         }
         let next_deadline = running
             .iter()
@@ -1335,18 +1384,7 @@ fn evaluate_batch(
                 };
                 let outcome = match result {
                     Ok(scores) => {
-                        let mut m = static_metrics(&cc);
-                        m.accuracy = scores.accuracy;
-                        m.noisy_accuracy_mean = scores.noisy_accuracy_mean;
-                        m.noisy_accuracy_std = scores.noisy_accuracy_std;
-                        m.noisy_accuracy_p5 = scores.noisy_accuracy_p5;
-                        m.accuracy_drop = scores.accuracy - scores.noisy_accuracy_mean;
-                        m.violations = violations(cx, &m);
-                        m.violations.extend(laser_violations(&cc));
-                        m.extras.insert(
-                            "training".into(),
-                            training_record(cx, candidate_seed(seed, &cc.hash)),
-                        );
+                        let m = measured_metrics(cx, &cc, &scores, seed);
                         store.record_evaluation(
                             id,
                             &owner,
@@ -1400,6 +1438,32 @@ fn evaluate_batch(
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
+}
+
+/// How often a coordinator whose workers hold the rest of a batch looks at the queue.
+const SHARED_POLL: Duration = Duration::from_millis(200);
+
+/// Everything stored for an evaluated candidate: the compiler's static metrics, the
+/// measured scores, the constraint violations and the training record that repeats it.
+pub fn measured_metrics(
+    cx: &SearchContext,
+    cc: &CompiledCandidate,
+    scores: &Scores,
+    seed: u64,
+) -> Metrics {
+    let mut m = static_metrics(cc);
+    m.accuracy = scores.accuracy;
+    m.noisy_accuracy_mean = scores.noisy_accuracy_mean;
+    m.noisy_accuracy_std = scores.noisy_accuracy_std;
+    m.noisy_accuracy_p5 = scores.noisy_accuracy_p5;
+    m.accuracy_drop = scores.accuracy - scores.noisy_accuracy_mean;
+    m.violations = violations(cx, &m);
+    m.violations.extend(laser_violations(cc));
+    m.extras.insert(
+        "training".into(),
+        training_record(cx, candidate_seed(seed, &cc.hash)),
+    );
+    m
 }
 
 /// Segments whose laser would have to deliver more light than the source can

@@ -19,3 +19,4 @@ pub mod nsga2;
 pub mod report;
 pub mod stats;
 pub mod store;
+pub mod worker;

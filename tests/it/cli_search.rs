@@ -19,7 +19,7 @@ pub fn small_search_text() -> String {
 }
 
 /// [`small_search_text`] written to `dir/search.uh`.
-fn small_search(dir: &Path) -> PathBuf {
+pub(crate) fn small_search(dir: &Path) -> PathBuf {
     let path = dir.join("search.uh");
     std::fs::write(&path, small_search_text()).expect("write search file");
     path

@@ -2,6 +2,7 @@
 
 mod cli_search;
 mod cli_train;
+mod distributed;
 mod docs;
 mod examples;
 mod experiments;

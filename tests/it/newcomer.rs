@@ -266,7 +266,7 @@ fn eval_checks_the_input_width_before_loading_data() {
 #[test]
 fn every_flag_has_help() {
     let subcommands = [
-        "check", "compile", "search", "report", "train", "eval", "grammar", "fix", "fmt",
+        "check", "compile", "search", "worker", "report", "train", "eval", "grammar", "fix", "fmt",
     ];
     let mut bare = Vec::new();
     for sub in subcommands {

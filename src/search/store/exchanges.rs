@@ -38,7 +38,7 @@ pub struct ExchangeTotals {
     pub estimated: u64,
 }
 
-impl Store {
+impl SqliteStore {
     /// Logs one LLM exchange; returns its id.
     pub fn record_exchange(&mut self, exchange: &Exchange) -> Result<i64> {
         let prompt_tokens = to_i64("prompt_tokens", exchange.prompt_tokens)?;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// Stores a candidate. If its structural hash is already stored, nothing is written and
     /// the existing candidate's id and state are returned.
     pub fn insert_proposal(
@@ -15,18 +15,7 @@ impl Store {
                 field: "parents",
                 problem: e.to_string(),
             })?;
-        let (state, reason, diagnostics) = match disposition {
-            Disposition::Proposed => (CandidateState::Proposed, None, None),
-            Disposition::Queued => (CandidateState::Queued, None, None),
-            Disposition::Rejected {
-                reason,
-                diagnostics,
-            } => (
-                CandidateState::Rejected,
-                Some(reason.as_str()),
-                Some(diagnostics.as_str()),
-            ),
-        };
+        let (state, reason, diagnostics) = disposition_columns(disposition);
         self.write("storing a proposal", |tx, now| {
             if let Some(hash) = &candidate.structural_hash {
                 if let Some((id, state)) = tx
@@ -302,7 +291,8 @@ fn recover_in(
     max_attempts: u32,
     scope: Recovery,
 ) -> Result<Recovered> {
-    let all = scope == Recovery::AllRunning;
+    // Alone on its file, a restarted process owns every running row.
+    let all = scope != Recovery::ExpiredLeases;
     let mut stmt = tx
         .prepare(
             "UPDATE candidates SET \
@@ -335,18 +325,36 @@ fn recover_in(
     Ok(recovered)
 }
 
+/// The state, reason and diagnostics a new candidate is stored with.
+pub(super) fn disposition_columns(
+    disposition: &Disposition,
+) -> (CandidateState, Option<&str>, Option<&str>) {
+    match disposition {
+        Disposition::Proposed => (CandidateState::Proposed, None, None),
+        Disposition::Queued => (CandidateState::Queued, None, None),
+        Disposition::Rejected {
+            reason,
+            diagnostics,
+        } => (
+            CandidateState::Rejected,
+            Some(reason.as_str()),
+            Some(diagnostics.as_str()),
+        ),
+    }
+}
+
 /// The non-float columns of an evaluation, checked and converted before writing.
-struct EvaluationRow {
-    mzi_count: Option<i64>,
-    depth: i64,
-    params: i64,
-    total_violation: f64,
-    violations: String,
-    extras: String,
+pub(super) struct EvaluationRow {
+    pub(super) mzi_count: Option<i64>,
+    pub(super) depth: i64,
+    pub(super) params: i64,
+    pub(super) total_violation: f64,
+    pub(super) violations: String,
+    pub(super) extras: String,
 }
 
 impl EvaluationRow {
-    fn new(evaluation: &Evaluation) -> Result<Self> {
+    pub(super) fn new(evaluation: &Evaluation) -> Result<Self> {
         let m = &evaluation.metrics;
         for v in &m.violations {
             if !(v.amount.is_finite() && v.amount >= 0.0) {

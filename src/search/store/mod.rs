@@ -1,4 +1,4 @@
-//! The durable, resumable, queryable run store: one SQLite file per search run.
+//! The durable, resumable, queryable run store: an SQLite file or a PostgreSQL schema per run.
 //!
 //! # What it holds
 //! - `run`: the run's configuration text, seed and creation time (one row).
@@ -43,12 +43,12 @@
 //! = [`SCHEMA_VERSION`]; a file that is not SQLite, belongs to another application or has a
 //! newer schema is refused with an error that says so, and nothing in it is changed.
 //!
-//! # Towards PostgreSQL
-//! The schema uses only portable types (INTEGER, REAL, TEXT; JSON kept as text; times as
-//! integer milliseconds since the Unix epoch). A PostgreSQL backend keeps one schema per run
-//! and claims with `UPDATE candidates SET … WHERE id = (SELECT id FROM candidates WHERE
-//! state = 'queued' ORDER BY generation, id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING …`;
-//! the lease columns and transitions here are the same.
+//! # Two databases
+//! [`Store`] is one interface over [`SqliteStore`] (this module's files: one SQLite file
+//! per run, the embedded default) and [`PgStore`] (`pg.rs`: a run in a PostgreSQL schema,
+//! shared by a coordinator and `uhc worker`s on many hosts). Same tables, states and
+//! transitions; PostgreSQL takes its times from the server's clock and claims with
+//! `FOR UPDATE SKIP LOCKED`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -60,18 +60,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+mod dispatch;
 mod exchanges;
 mod lifecycle;
+mod pg;
 mod queries;
 mod records;
 mod schema;
 mod test_scores;
 mod writer;
 
+pub use dispatch::{Location, Store};
+pub use pg::{PgScratch, PgStore, PgTarget, COORDINATOR_OWNER, PG_SCHEMA_VERSION};
+
 pub use exchanges::{Exchange, ExchangeRecord, ExchangeTotals};
 pub use records::{
     CandidateRecord, CandidateState, Disposition, Evaluation, EvaluationRecord, Failure, Inserted,
-    Metrics, NewCandidate, Recovered, Recovery, RunInfo, StateCounts, Violation,
+    Metrics, NewCandidate, Recovered, Recovery, RunInfo, RunSource, StateCounts, UsedFile,
+    Violation,
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use test_scores::TestScores;
@@ -237,6 +243,36 @@ pub enum StoreError {
          or is damaged"
     )]
     BadRow { detail: String },
+    #[error(
+        "cannot connect to the PostgreSQL run store {run} ({detail}): check that the server \
+         runs and accepts this user (`pg_isready -d URL`), and the URL's host, port and database"
+    )]
+    CannotConnect { run: String, detail: String },
+    #[error(
+        "{run} holds no uhc run: start the search there first (`uhc search FILE --db URL`), \
+         or check the URL's database and `?schema=`"
+    )]
+    NoPostgresRun { run: String },
+    #[error(
+        "{run} is not a uhc run store ({detail}): point uhc at a run's schema (`?schema=NAME`) \
+         or at an empty one"
+    )]
+    ForeignPostgres { run: String, detail: String },
+    #[error(
+        "run {run} already has a coordinator{}: one coordinator per run; stop it first, or run \
+         `uhc worker --db URL` to add evaluation capacity to it",
+        match holder {
+            Some(w) => format!(" (process {} on host {} since {})", w.pid, w.host, utc_text(w.since_ms)),
+            None => String::new(),
+        }
+    )]
+    CoordinatorBusy { run: String, holder: Option<Writer> },
+    #[error("PostgreSQL error while {action}: {source}")]
+    Postgres {
+        action: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
     #[error("database error while {action}: {source}")]
     Sqlite {
         action: &'static str,
@@ -265,7 +301,7 @@ pub enum Opened {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Open,
     Create,
     OpenOrCreate,
@@ -274,7 +310,7 @@ enum Mode {
 /// A connection to one run store. Writes take `&mut self`; each is one short transaction.
 /// Several `Store`s (threads or processes) may share a file on local disk.
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     options: StoreOptions,
@@ -288,20 +324,20 @@ const CANDIDATE_SELECT: &str = "SELECT c.id, c.text, c.canonical_text, c.structu
      e.violations, e.extras, e.wall_time_s, e.worker, e.created \
      FROM candidates c LEFT JOIN evaluations e ON e.candidate_id = c.id";
 
-impl Store {
+impl SqliteStore {
     /// Creates a new run store at `path`; fails if a non-empty file is there.
     pub fn create(
         path: impl AsRef<Path>,
         config: &str,
         seed: u64,
         options: StoreOptions,
-    ) -> Result<Store> {
-        Ok(Store::open_mode(path.as_ref(), Some((config, seed)), options, Mode::Create)?.0)
+    ) -> Result<SqliteStore> {
+        Ok(SqliteStore::open_mode(path.as_ref(), Some((config, seed)), options, Mode::Create)?.0)
     }
 
     /// Opens an existing run store.
-    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        Ok(Store::open_mode(path.as_ref(), None, options, Mode::Open)?.0)
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<SqliteStore> {
+        Ok(SqliteStore::open_mode(path.as_ref(), None, options, Mode::Open)?.0)
     }
 
     /// Opens the run store at `path`, creating it with `config` and `seed` if it does not
@@ -312,8 +348,8 @@ impl Store {
         config: &str,
         seed: u64,
         options: StoreOptions,
-    ) -> Result<(Store, Opened)> {
-        Store::open_mode(
+    ) -> Result<(SqliteStore, Opened)> {
+        SqliteStore::open_mode(
             path.as_ref(),
             Some((config, seed)),
             options,
@@ -328,7 +364,7 @@ impl Store {
     /// the file is opened `immutable`, which needs no lock files, so this works on a 444
     /// store in a read-only folder. (A writer that starts in the middle of such a read is
     /// not seen; a report is taken in milliseconds.)
-    pub fn open_read_only(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+    pub fn open_read_only(path: impl AsRef<Path>, options: StoreOptions) -> Result<SqliteStore> {
         let path = path.as_ref();
         match std::fs::metadata(path) {
             Err(_) => {
@@ -359,7 +395,7 @@ impl Store {
             .map_err(|e| open_error(path, e, "opening the run store read-only"))?;
         conn.busy_timeout(options.busy_timeout)
             .ctx("setting the busy timeout")?;
-        let store = Store {
+        let store = SqliteStore {
             conn,
             path: path.to_path_buf(),
             options,
@@ -373,7 +409,7 @@ impl Store {
         init: Option<(&str, u64)>,
         options: StoreOptions,
         mode: Mode,
-    ) -> Result<(Store, Opened)> {
+    ) -> Result<(SqliteStore, Opened)> {
         if options.max_attempts == 0 {
             return Err(StoreError::InvalidInput {
                 field: "max_attempts",
@@ -402,7 +438,7 @@ impl Store {
             .map_err(|e| open_error(path, e, "opening the run store"))?;
         conn.busy_timeout(options.busy_timeout)
             .ctx("setting the busy timeout")?;
-        let mut store = Store {
+        let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
             options,
@@ -528,5 +564,7 @@ fn to_u64(field: &str, v: i64) -> Result<u64> {
     })
 }
 
+#[cfg(test)]
+mod pg_tests;
 #[cfg(test)]
 mod tests;

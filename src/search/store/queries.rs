@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// The stored run configuration, seed and creation time.
     pub fn run_info(&self) -> Result<RunInfo> {
         let (config, seed, created_ms) = self

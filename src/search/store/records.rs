@@ -216,6 +216,9 @@ pub enum Recovery {
     ExpiredLeases,
     /// All of them (the single process that ran them has restarted).
     AllRunning,
+    /// Expired ones, and those a coordinator leased itself (owner `coordinator:…`): a
+    /// coordinator that holds the run knows every earlier coordinator is gone.
+    ExpiredAndCoordinators,
 }
 
 /// What [`Store::recover`] (or a claim) did with abandoned work.
@@ -276,4 +279,33 @@ pub struct RunInfo {
     pub seed: u64,
     pub created_ms: i64,
     pub schema_version: i32,
+}
+
+/// What a worker needs to rebuild a run's search with nothing but the store: the search
+/// file's text, every file it `use`s (as the resolver answered), and the versions that
+/// made the run. A worker of another uhc or standard library refuses the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSource {
+    /// The search file's name as the coordinator was given it.
+    pub file: String,
+    pub text: String,
+    /// The `search` item's name.
+    pub search: String,
+    /// Every `use` the compiler resolved: importer, path as written, canonical name, text.
+    pub uses: Vec<UsedFile>,
+    /// The operator mix (the identity includes it).
+    pub operators: Vec<(String, f64)>,
+    /// `CARGO_PKG_VERSION` of the coordinator's uhc.
+    pub uhc_version: String,
+    /// Hash of the standard library compiled into the coordinator's uhc.
+    pub stdlib_hash: String,
+}
+
+/// One resolved `use`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedFile {
+    pub importer: String,
+    pub path: String,
+    pub name: String,
+    pub text: String,
 }

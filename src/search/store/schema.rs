@@ -75,7 +75,7 @@ CREATE TABLE exchanges (
 CREATE INDEX exchanges_candidate ON exchanges (candidate_id);
 ";
 
-impl Store {
+impl SqliteStore {
     pub(super) fn identity(&self) -> Result<(i32, i32)> {
         let read = |name: &str| {
             self.conn

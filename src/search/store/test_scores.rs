@@ -25,7 +25,7 @@ const TABLE: &str = "CREATE TABLE IF NOT EXISTS test_scores (
 
 pub(super) const SCHEMA: &str = TABLE;
 
-impl Store {
+impl SqliteStore {
     /// Records (or replaces) a `done` candidate's test-split scores.
     pub fn record_test_scores(&mut self, id: i64, s: &TestScores) -> Result<()> {
         self.write("recording test-split scores", |tx, now| {

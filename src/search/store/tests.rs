@@ -1,12 +1,14 @@
 use super::*;
+// These tests hold the SQLite implementation itself (and reach into its connection).
+use super::SqliteStore as Store;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::atomic::AtomicUsize;
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> TempDir {
+    pub(super) fn new(tag: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, AtomicOrdering::SeqCst);
         let nanos = SystemTime::now()
@@ -20,7 +22,7 @@ impl TempDir {
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
-    fn file(&self, name: &str) -> PathBuf {
+    pub(super) fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -39,7 +41,7 @@ fn options_with(clock: &ManualClock, max_attempts: u32) -> StoreOptions {
     }
 }
 
-fn candidate(hash: &str, generation: u32) -> NewCandidate {
+pub(super) fn candidate(hash: &str, generation: u32) -> NewCandidate {
     NewCandidate {
         text: format!("model m {{ mesh {hash} }}"),
         canonical_text: Some(format!("model m {{\n  mesh {hash}\n}}\n")),
@@ -51,7 +53,7 @@ fn candidate(hash: &str, generation: u32) -> NewCandidate {
 }
 
 /// Distinct, exactly representable metrics for candidate `id`.
-fn evaluation_for(id: i64) -> Evaluation {
+pub(super) fn evaluation_for(id: i64) -> Evaluation {
     let x = id as f64;
     let mut extras = serde_json::Map::new();
     extras.insert("phase_sigma".into(), serde_json::json!(0.01));

@@ -93,7 +93,7 @@ const WRITER_TABLE: &str = "CREATE TABLE IF NOT EXISTS writer (
     process_start TEXT    NOT NULL
 )";
 
-impl Store {
+impl SqliteStore {
     /// Makes `me` the run's only writer. The rule: one process writes a run at a time.
     /// A writer row left by a process that no longer runs (on this host) is taken over;
     /// a live one, or one of another host, is not: the call fails with
@@ -161,6 +161,56 @@ impl Store {
             return Ok(None);
         }
         writer_row(&self.conn).ctx("reading the run's writer")
+    }
+}
+
+const SOURCE_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS run_source (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)";
+
+impl SqliteStore {
+    /// Stores what a worker needs to rebuild the search. The table is created on first use,
+    /// as the writer's, so stores of schema version 1 need no migration.
+    pub fn set_source(&mut self, source: &RunSource) -> Result<()> {
+        let doc = serde_json::to_string(source).map_err(|e| StoreError::InvalidInput {
+            field: "run source",
+            problem: e.to_string(),
+        })?;
+        self.write("storing the run's source", |tx, _| {
+            tx.execute_batch(SOURCE_TABLE)
+                .ctx("creating the source table")?;
+            tx.execute(
+                "INSERT OR REPLACE INTO run_source (id, doc) VALUES (1, ?1)",
+                [doc.as_str()],
+            )
+            .ctx("storing the run's source")?;
+            Ok(())
+        })
+    }
+
+    /// The run's source, if its coordinator stored one.
+    pub fn source(&self) -> Result<Option<RunSource>> {
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'run_source'",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading the schema")?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let doc: Option<String> = self
+            .conn
+            .query_row("SELECT doc FROM run_source WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .ctx("reading the run's source")?;
+        doc.map(|d| {
+            serde_json::from_str(&d).map_err(|e| StoreError::BadRow {
+                detail: format!("run source: {e}"),
+            })
+        })
+        .transpose()
     }
 }
 
