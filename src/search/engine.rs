@@ -1357,6 +1357,11 @@ fn evaluate_batch(
                     outcome: "done".into(),
                 });
             }
+            // The budget is spent (workers stop claiming at it, so the rest of the batch
+            // would wait for ever): the run is over.
+            if finished >= budget {
+                return Ok(());
+            }
             // The batch is over when none of it waits or runs (workers may meanwhile
             // take queued candidates beyond it, which the next batch counts).
             let mut open = store.candidates_in_state(CandidateState::Queued)?;

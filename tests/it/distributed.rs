@@ -27,8 +27,25 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Waits for a process to end, at most 300 s: a coordinator or worker that never ends
+/// fails the test (killed, with its stderr) instead of hanging the suite.
 fn finish(child: Child, what: &str) -> Output {
-    let out = child.wait_with_output().expect("wait");
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait"));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) on our own child, which has not been reaped (its waiter runs).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let out = waiter.join().expect("waiter");
+            panic!(
+                "{what} did not end within 300 s (killed): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().expect("waiter");
     assert!(
         out.status.success(),
         "{what} failed: {}",
