@@ -22,9 +22,11 @@
 
 use super::model;
 use super::AimcSpec;
-use crate::backend::digital::prims::{dense_backward, dense_fields, dense_init, dense_params};
+use crate::backend::digital::prims::{
+    dense_backward_aux, dense_fields, dense_init, dense_params, DenseAux,
+};
 use crate::backend::kernel::{
-    aux, aux_of, complex, real, Aux, Block, Kernel, KernelError, NoiseDraw, Spare, Step,
+    aux, complex, real, Aux, Block, Kernel, KernelError, NoiseDraw, Spare, Step,
 };
 use crate::ir::{IrNode, Target};
 use ndarray::{s, Array2, Axis};
@@ -53,11 +55,6 @@ pub struct Programmed {
 }
 
 /// The matrix and input the forward used (for the straight-through backward).
-struct CrossbarAux {
-    w: Array2<f64>,
-    x: Array2<f64>,
-}
-
 impl Crossbar {
     pub fn new(target: &Target) -> Crossbar {
         Crossbar {
@@ -214,7 +211,7 @@ impl Kernel for Crossbar {
             for (mut row, b) in y.outer_iter_mut().zip(bias) {
                 row.mapv_inplace(|v| v + b);
             }
-            return Ok((complex(&y), aux(CrossbarAux { w: wm, x: xr })));
+            return Ok((complex(&y), aux(DenseAux { w: wm, x: xr })));
         }
         let wn = wm.mapv(|v| v / wmax);
         let (g, read_var, alpha) = match s.draw {
@@ -243,7 +240,7 @@ impl Kernel for Crossbar {
             )
         };
         let w_eff = g * scale;
-        Ok((complex(&y), aux(CrossbarAux { w: w_eff, x: xr })))
+        Ok((complex(&y), aux(DenseAux { w: w_eff, x: xr })))
     }
 
     fn backward(
@@ -256,10 +253,7 @@ impl Kernel for Crossbar {
         _p: &[f64],
         gp: &mut [f64],
     ) -> Result<Block, KernelError> {
-        let Some(CrossbarAux { w, x: xr }) = aux_of::<CrossbarAux>(aux) else {
-            return Ok(Block::zeros(x.dim()));
-        };
-        Ok(dense_backward(node, w, xr, &g, gp))
+        Ok(dense_backward_aux(node, x, g, aux, gp))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -33,10 +33,11 @@ struct Dense {
     dtype: Option<DType>,
 }
 
-/// Rounded weights and rounded input of a product.
-struct DenseAux {
-    w: Array2<f64>,
-    x: Array2<f64>,
+/// The matrix and input a dense product used (rounded, or as programmed on a crossbar):
+/// all its reverse needs ([`dense_backward_aux`]).
+pub struct DenseAux {
+    pub w: Array2<f64>,
+    pub x: Array2<f64>,
 }
 
 impl Kernel for Dense {
@@ -80,10 +81,7 @@ impl Kernel for Dense {
         _p: &[f64],
         gp: &mut [f64],
     ) -> Result<Block, KernelError> {
-        let Some(DenseAux { w: wm, x: xr }) = aux_of::<DenseAux>(aux) else {
-            return Ok(Block::zeros(x.dim()));
-        };
-        Ok(dense_backward(node, wm, xr, &g, gp))
+        Ok(dense_backward_aux(node, x, g, aux, gp))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -148,6 +146,15 @@ pub fn dense_backward(
         gp[w * nin + r] = row.sum();
     }
     complex(&wm.t().dot(&gr))
+}
+
+/// [`dense_backward`] with the matrix and input a forward kept as a [`DenseAux`]; zero
+/// input gradient when the forward kept none.
+pub fn dense_backward_aux(node: &IrNode, x: &Block, g: Block, aux: &Aux, gp: &mut [f64]) -> Block {
+    match aux_of::<DenseAux>(aux) {
+        Some(DenseAux { w, x: xr }) => dense_backward(node, w, xr, &g, gp),
+        None => Block::zeros(x.dim()),
+    }
 }
 
 /// A complex product: `Re W`, then `Im W`; Glorot with the variance split over re/im.

@@ -89,28 +89,16 @@ impl Cx<'_> {
                             )
                         }
                         "hardware" => {
-                            let Expr::List(l) = v else {
-                                self.wrong_kind(
-                                    file,
-                                    v,
-                                    "hardware",
-                                    "a list of hardware profiles",
-                                    "[mzi_realistic, cpu_fp32]",
-                                );
-                                continue;
-                            };
-                            for item in &l.items {
-                                let exists = matches!(item, Expr::Ident(i) if self.hardware.contains_key(i.name.as_str()));
-                                if let Some(id) = self.reference(
-                                    file,
-                                    item,
-                                    "hardware profile",
-                                    self.hardware.keys().copied().collect(),
-                                    exists,
-                                ) {
-                                    hardware.push(id);
-                                }
-                            }
+                            let known: Vec<String> =
+                                self.hardware.keys().map(|k| k.to_string()).collect();
+                            hardware = self.name_list(
+                                file,
+                                v,
+                                "hardware",
+                                "hardware profile",
+                                ("a list of hardware profiles", "[mzi_realistic, cpu_fp32]"),
+                                &known,
+                            );
                         }
                         "budgets" => {
                             let Expr::List(l) = v else {

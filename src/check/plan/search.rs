@@ -484,20 +484,31 @@ impl Cx<'_> {
 
     /// `[a, b]`: architectures named as seeds.
     fn seed_list<'n>(&mut self, file: FileId, v: &'n Expr) -> Vec<&'n Ident> {
+        let known: Vec<String> = self.archs.keys().map(|k| k.to_string()).collect();
+        let expected = ("a list of architectures", "[small, deep]");
+        self.name_list(file, v, "seeds", "architecture", expected, &known)
+    }
+
+    /// `[a, b]`: names of `what` items, each one of `known` (reported otherwise);
+    /// `expected` is what to say (and show) when the value is not a list.
+    pub(super) fn name_list<'n>(
+        &mut self,
+        file: FileId,
+        v: &'n Expr,
+        field: &str,
+        what: &str,
+        (expected, example): (&str, &str),
+        known: &[String],
+    ) -> Vec<&'n Ident> {
         let Expr::List(l) = v else {
-            self.wrong_kind(file, v, "seeds", "a list of architectures", "[small, deep]");
+            self.wrong_kind(file, v, field, expected, example);
             return Vec::new();
         };
         let mut out = Vec::new();
         for item in &l.items {
-            let exists = matches!(item, Expr::Ident(i) if self.archs.contains_key(i.name.as_str()));
-            if let Some(id) = self.reference(
-                file,
-                item,
-                "architecture",
-                self.archs.keys().copied().collect(),
-                exists,
-            ) {
+            let exists = matches!(item, Expr::Ident(i) if known.contains(&i.name));
+            let names = known.iter().map(String::as_str).collect();
+            if let Some(id) = self.reference(file, item, what, names, exists) {
                 out.push(id);
             }
         }
