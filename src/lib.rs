@@ -11,6 +11,7 @@ pub mod driver;
 pub mod fix;
 pub mod ir;
 pub mod llm;
+pub mod llm_ops;
 pub mod lsp;
 pub mod runtime;
 pub mod search;

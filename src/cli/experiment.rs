@@ -174,7 +174,7 @@ fn llm_setup(
     args: &ExperimentArgs,
     llm: &uhc::check::model::LlmSpec,
     mix: &str,
-) -> Result<uhc::llm::operators::LlmSetup, String> {
+) -> Result<uhc::llm_ops::LlmSetup, String> {
     let overrides = uhc::llm::LlmOverrides {
         url: args.llm_url.clone(),
         model: args.llm_model.clone(),
@@ -186,7 +186,7 @@ fn llm_setup(
         max_cost: None,
     };
     let mut setup =
-        uhc::llm::operators::LlmSetup::from_flags(None, &overrides, budget).map_err(|e| {
+        uhc::llm_ops::LlmSetup::from_flags(None, &overrides, budget).map_err(|e| {
             format!(
                 "mix `{mix}` has LLM operators, but no LLM is configured ({e}); give --llm-url and --llm-model, or UHC_LLM_URL and UHC_LLM_MODEL"
             )
@@ -239,7 +239,7 @@ fn run_cell(
     if !llm_ops.is_empty() {
         // Each run its own client, ledger and counters: runs of a grid share nothing.
         let setup = llm_setup(args, &cx.spec.llm, &cell.mix)?;
-        proposers.extend(uhc::llm::operators::llm_proposers(&llm_ops, setup)?);
+        proposers.extend(uhc::llm_ops::llm_proposers(&llm_ops, setup)?);
     }
     let db = dir.join(cell.file_name());
     let extra = serde_json::json!({

@@ -3,7 +3,7 @@
 use super::{EXIT_OK, EXIT_USAGE};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use uhc::llm::operators::{tally, LlmStats};
+use uhc::llm_ops::{tally, LlmStats};
 use uhc::search::report::{self, RunData};
 use uhc::search::store::{CandidateState, Location, Store, StoreOptions};
 

@@ -217,7 +217,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
     for (op, weight) in &operators {
         match engine::builtin_proposer(op) {
             Some(p) => proposers.push((p, *weight)),
-            None if uhc::llm::operators::OPERATORS.contains(&op.as_str()) => {
+            None if uhc::llm_ops::OPERATORS.contains(&op.as_str()) => {
                 llm_ops.push((op.clone(), *weight))
             }
             None => {
@@ -252,7 +252,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
             max_prompt_tokens: args.llm_max_prompt_tokens.clone(),
             grammar: args.llm_grammar.clone().or(cx.spec.llm.grammar.clone()),
         };
-        match uhc::llm::operators::LlmSetup::from_flags(args.llm.as_deref(), &overrides, budget) {
+        match uhc::llm_ops::LlmSetup::from_flags(args.llm.as_deref(), &overrides, budget) {
             Ok(mut setup) => {
                 setup.temperature = args.llm_temperature.or(cx.spec.llm.temperature);
                 if let Some(n) = args
@@ -274,7 +274,7 @@ pub fn run(args: SearchArgs, evaluator: Arc<dyn Evaluator>) -> u8 {
                     }
                 }
                 llm_stats = Some(setup.stats());
-                match uhc::llm::operators::llm_proposers(&llm_ops, setup) {
+                match uhc::llm_ops::llm_proposers(&llm_ops, setup) {
                     Ok(ps) => proposers.extend(ps),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -424,7 +424,7 @@ fn run_store(
     opened: Opened,
     evaluator: Arc<dyn Evaluator>,
     proposers: &mut [(Box<dyn Proposer>, f64)],
-    llm_stats: Option<&uhc::llm::operators::StatsHandle>,
+    llm_stats: Option<&uhc::llm_ops::StatsHandle>,
 ) -> u8 {
     let resumed = matches!(opened, Opened::Resumed);
     let budget = args.budget.unwrap_or(cx.spec.budget);

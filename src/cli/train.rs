@@ -425,9 +425,11 @@ pub fn eval_from(file: &Path, db: &str, id: i64, json: bool) -> u8 {
     };
     let cc = match cx.compile_candidate(record.canonical_text.as_deref().unwrap_or(&record.text)) {
         Ok(cc) => cc,
-        Err((reason, diags)) => {
+        Err(rejection) => {
             eprintln!(
-                "error: candidate {id} no longer compiles against {name} ({reason}):\n{diags}"
+                "error: candidate {id} no longer compiles against {name} ({}):\n{}",
+                rejection.reason(),
+                rejection.diagnostics()
             );
             return EXIT_PROBLEMS;
         }

@@ -1,5 +1,7 @@
-//! The LLM client of the evolutionary search: LLMs act as mutation and crossover
-//! operators that write `.uh` text (UH-NAS, King and Leleu 2026).
+//! The LLM client: how uhc talks to a language model. The search's LLM operators
+//! (`llm_mutate`, `llm_crossover`, `best_of_n`, their prompts and repair loop) live above
+//! both this client and the search, in [`crate::llm_ops`]; this module knows nothing of
+//! the search (a tidy test says so).
 //!
 //! This module is the edge that talks to the network; nothing else in uhc does.
 //! - [`LlmClient`] (blocking, for the search's worker threads) and [`AsyncLlmClient`]: an
@@ -11,9 +13,6 @@
 //! - [`Exchange`]: the serialisable record of every call; [`Replay`] serves recorded
 //!   exchanges for deterministic re-runs. Both sides implement [`ChatBackend`].
 //! - [`extract`]: pull the `.uh` program out of a reply (pure).
-//! - [`operators`]: the search's LLM operators (`llm_mutate`, `llm_crossover`,
-//!   `best_of_n`) with repair rounds and design notes; [`prompt`] builds their prompts
-//!   from the compiler's own tables.
 //!
 //! Configure with [`LlmConfig::resolve`] (flags, then `UHC_LLM_*`, then `OPENAI_*`).
 //!
@@ -47,8 +46,6 @@ mod exchange;
 pub mod extract;
 mod http;
 mod ledger;
-pub mod operators;
-pub mod prompt;
 mod replay;
 mod types;
 

@@ -22,6 +22,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use super::failure::{EvalError, Rejection};
 pub use crate::train::{HeldOut, Scores};
 
 /// Everything an evaluator needs for one candidate.
@@ -42,7 +43,7 @@ pub struct EvalRequest<'a> {
 
 /// Trains and scores one candidate. Must be deterministic for a given request.
 pub trait Evaluator: Send + Sync {
-    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String>;
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, EvalError>;
     /// The task's input width as its data says, where the file could not (IDX, CSV):
     /// proposers then write the right `input` line.
     fn task_features(&self, _task: &TaskSpec) -> Option<usize> {
@@ -53,10 +54,11 @@ pub trait Evaluator: Send + Sync {
 /// Training is the evaluator of a real search. The adapter lives here so that `train`
 /// knows nothing of the search.
 impl Evaluator for crate::train::Trainer {
-    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
-        let graph = req.compiled.graph(req.arch).ok_or_else(|| {
-            crate::train::TrainError::UnknownArch(req.arch.to_string()).to_string()
-        })?;
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, EvalError> {
+        let graph = req
+            .compiled
+            .graph(req.arch)
+            .ok_or_else(|| crate::train::TrainError::UnknownArch(req.arch.to_string()))?;
         self.run(
             graph,
             req.task,
@@ -71,12 +73,32 @@ impl Evaluator for crate::train::Trainer {
             None,
         )
         .map(|o| o.robustness.scores())
-        .map_err(|e| e.to_string())
+        .map_err(EvalError::from)
     }
 
     fn task_features(&self, task: &TaskSpec) -> Option<usize> {
         self.data(task).ok().map(|d| d.train_x.ncols())
     }
+}
+
+/// `evaluator` on `req`, a panic caught and returned as [`EvalError::Panicked`]: one
+/// candidate's bug must not take the run (or a worker) down.
+pub fn evaluate_caught(
+    evaluator: &dyn Evaluator,
+    req: &EvalRequest<'_>,
+) -> Result<Scores, EvalError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(req)))
+        .unwrap_or_else(|p| Err(EvalError::from_panic(p.as_ref())))
+}
+
+/// The failure stored for a queued candidate that the search no longer accepts (its
+/// source changed between runs, or a worker runs other compiler code).
+pub fn no_longer_compiles(rejection: &Rejection) -> String {
+    format!(
+        "no longer compiles ({}): {}",
+        rejection.reason(),
+        rejection.diagnostics()
+    )
 }
 
 /// The search file, compiled, and what candidates are compiled against.
@@ -257,9 +279,8 @@ impl SearchContext {
     }
 
     /// Compiles candidate text (one `arch` on the search's hardware) in the search's
-    /// environment.
-    /// On failure returns the reason and the rendered diagnostics.
-    pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, (String, String)> {
+    /// environment, or says why it is refused.
+    pub fn compile_candidate(&self, text: &str) -> Result<CompiledCandidate, Rejection> {
         let (cand_ast, parse_diags) = syntax::parse(crate::diag::FileId(0), text);
         if parse_diags.is_empty() {
             let archs = cand_ast
@@ -267,21 +288,22 @@ impl SearchContext {
                 .iter()
                 .filter(|i| matches!(i, Item::Arch(_)))
                 .count();
-            let others: Vec<&str> = cand_ast
+            let others: Vec<&'static str> = cand_ast
                 .items
                 .iter()
                 .filter(|i| !matches!(i, Item::Arch(_)))
                 .map(|i| i.keyword())
                 .collect();
             if archs != 1 || !others.is_empty() {
-                return Err((
-                    "shape".into(),
-                    format!("a candidate is exactly one `arch` item (found {archs} arch items and {} other items: {})", others.len(), others.join(", ")),
-                ));
+                return Err(Rejection::NotOneArch { archs, others });
             }
             if let Some(Item::Arch(a)) = cand_ast.items.first() {
                 if a.hardware.name != self.hardware.name {
-                    return Err(("hardware".into(), format!("the candidate runs on `{}`, but this search's hardware is `{}`: write `arch {} on {}`", a.hardware.name, self.hardware.name, a.name.name, self.hardware.name)));
+                    return Err(Rejection::OtherHardware {
+                        arch: a.name.name.clone(),
+                        found: a.hardware.name.clone(),
+                        expected: self.hardware.name.clone(),
+                    });
                 }
             }
         }
@@ -289,27 +311,30 @@ impl SearchContext {
         let parsed = parse_diags.is_empty().then(|| cand_ast.clone());
         let (compiled, diags, sources, _) = self.compile_in_env(text, parsed);
         let Some(compiled) = compiled else {
-            let first = diags
+            let code = diags
                 .iter()
                 .find(|d| d.is_error())
                 .map_or("invalid", |d| d.code);
-            return Err((first.to_string(), sources.render_plain(&diags)));
+            return Err(Rejection::Diagnostics {
+                code,
+                rendered: sources.render_plain(&diags),
+            });
         };
         let Some(arch) = compiled.checked.archs.last().cloned() else {
-            return Err((
-                "shape".into(),
-                "the candidate defines no architecture".into(),
-            ));
+            return Err(Rejection::NotOneArch {
+                archs: 0,
+                others: Vec::new(),
+            });
         };
         let shape = crate::check::task_shape(&arch, &self.task);
         if !shape.is_empty() {
-            return Err((
-                crate::diag::code::SHAPE.into(),
-                sources.render_plain(&shape),
-            ));
+            return Err(Rejection::Diagnostics {
+                code: crate::diag::code::SHAPE,
+                rendered: sources.render_plain(&shape),
+            });
         }
         let Some(graph) = compiled.graph(&arch.name) else {
-            return Err(("lower".into(), "the candidate could not be lowered".into()));
+            return Err(Rejection::NotLowered);
         };
         let hash = crate::ir::structural_hash(graph);
         let canonical = if !parse_diags.iter().any(|d| d.is_error()) {
@@ -1033,7 +1058,7 @@ fn add_candidate(
                 }
             }
         }
-        Err((reason, diagnostics)) => {
+        Err(rejection) => {
             summary.rejected += 1;
             let new = NewCandidate {
                 text: text.to_string(),
@@ -1047,8 +1072,8 @@ fn add_candidate(
                 .insert_proposal(
                     &new,
                     &Disposition::Rejected {
-                        reason,
-                        diagnostics,
+                        reason: rejection.reason().to_string(),
+                        diagnostics: rejection.diagnostics(),
                     },
                 )?
                 .id();
@@ -1159,7 +1184,7 @@ pub fn score_on_test(
     }
     let mut written = 0;
     for chunk in todo.chunks(jobs.max(1)) {
-        let results: Vec<(i64, Result<Scores, String>)> = std::thread::scope(|scope| {
+        let results: Vec<(i64, Result<Scores, EvalError>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
                 .map(|(id, cc)| {
@@ -1273,7 +1298,7 @@ fn evaluate_batch(
     };
     let timeout = Duration::from_secs_f64(cx.spec.timeout);
     let lease = timeout + Duration::from_secs(60);
-    let (tx, rx) = mpsc::channel::<(i64, Result<Scores, String>, f64)>();
+    let (tx, rx) = mpsc::channel::<(i64, Result<Scores, EvalError>, f64)>();
     // On a shared run, workers claim from the same queue (in the same order): the
     // coordinator claims at most the batch's size itself, then waits until no candidate
     // of the batch is queued or running.
@@ -1292,12 +1317,12 @@ fn evaluate_batch(
             let generation = claimed.generation;
             let compiled = match cx.compile_candidate(&claimed.text) {
                 Ok(cc) => cc,
-                Err((reason, diags)) => {
+                Err(rejection) => {
                     store.record_failure(
                         claimed.id,
                         &owner,
                         Failure::Failed,
-                        &format!("no longer compiles ({reason}): {diags}"),
+                        &no_longer_compiles(&rejection),
                     )?;
                     summary.failed += 1;
                     continue;
@@ -1315,8 +1340,9 @@ fn evaluate_batch(
             let draws = cx.spec.draws;
             std::thread::spawn(move || {
                 let start = Instant::now();
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    ev.evaluate(&EvalRequest {
+                let result = evaluate_caught(
+                    ev.as_ref(),
+                    &EvalRequest {
                         compiled: &program,
                         arch: &arch,
                         task: &task,
@@ -1325,16 +1351,8 @@ fn evaluate_batch(
                         seed: req_seed,
                         deadline,
                         split: HeldOut::Validation,
-                    })
-                }))
-                .unwrap_or_else(|p| {
-                    let msg = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(format!("evaluator panicked: {msg}"))
-                });
+                    },
+                );
                 let _ = tx.send((id, result, start.elapsed().as_secs_f64()));
             });
             info.insert(id, (compiled, generation));
@@ -1401,10 +1419,14 @@ fn evaluate_batch(
                         summary.evaluated += 1;
                         "done".to_string()
                     }
-                    Err(reason) => {
-                        store.record_failure(id, &owner, Failure::Failed, &reason)?;
+                    Err(e) => {
+                        let failure = e.failure();
+                        store.record_failure(id, &owner, failure, &e.to_string())?;
                         summary.failed += 1;
-                        format!("failed: {reason}")
+                        match failure {
+                            Failure::Timeout => "timeout".to_string(),
+                            Failure::Failed => format!("failed: {e}"),
+                        }
                     }
                 };
                 done += 1;

@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod experiment;
+pub mod failure;
 pub mod genome;
 pub mod hypervolume;
 pub mod identity;

@@ -369,9 +369,9 @@ fn evaluate_claimed(
     };
     let cc = match cx.compile_candidate(&c.text) {
         Ok(cc) => cc,
-        Err((reason, diags)) => {
+        Err(rejection) => {
             report.failed += 1;
-            let why = format!("no longer compiles ({reason}): {diags}");
+            let why = engine::no_longer_compiles(&rejection);
             return store
                 .record_failure(c.id, owner, Failure::Failed, &why)
                 .or_else(|e| lost(e, report));
@@ -387,8 +387,9 @@ fn evaluate_claimed(
     let req_seed = engine::candidate_seed(seed, &cc.hash);
     std::thread::spawn(move || {
         let start = Instant::now();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ev.evaluate(&EvalRequest {
+        let result = engine::evaluate_caught(
+            ev.as_ref(),
+            &EvalRequest {
                 compiled: &program,
                 arch: &arch,
                 task: &task,
@@ -399,9 +400,8 @@ fn evaluate_claimed(
                 // The search selects on the validation split; the coordinator scores its
                 // final front on the test split itself.
                 split: crate::search::engine::HeldOut::Validation,
-            })
-        }))
-        .unwrap_or_else(|_| Err("evaluator panicked".into()));
+            },
+        );
         let _ = tx.send((result, start.elapsed().as_secs_f64()));
     });
     loop {
@@ -423,10 +423,10 @@ fn evaluate_claimed(
                     Err(e) => lost(e, report),
                 };
             }
-            Ok((Err(reason), _)) => {
+            Ok((Err(e), _)) => {
                 report.failed += 1;
                 return store
-                    .record_failure(c.id, owner, Failure::Failed, &reason)
+                    .record_failure(c.id, owner, e.failure(), &e.to_string())
                     .or_else(|e| lost(e, report));
             }
             Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {

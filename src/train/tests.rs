@@ -1,5 +1,5 @@
 use super::*;
-use crate::search::engine::{EvalRequest, Evaluator};
+use crate::search::engine::{EvalError, EvalRequest, Evaluator};
 use ndarray::Array2;
 use rand::Rng;
 use std::time::{Duration, Instant};
@@ -190,9 +190,16 @@ fn evaluator_scores_digital_and_honours_the_deadline() {
     assert_eq!(s.noisy_accuracy_std, 0.0);
     req.deadline = Instant::now();
     let e = trainer.evaluate(&req).unwrap_err();
-    assert!(e.contains("deadline"), "{e}");
+    assert!(
+        matches!(e, EvalError::Train(TrainError::Deadline { .. })),
+        "{e}"
+    );
+    assert_eq!(e.failure(), crate::search::store::Failure::Timeout);
     req.arch = "nope";
-    assert!(trainer.evaluate(&req).is_err());
+    assert!(matches!(
+        trainer.evaluate(&req),
+        Err(EvalError::Train(TrainError::UnknownArch(a))) if a == "nope"
+    ));
 }
 
 #[test]

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uhc::llm::operators::{self, LlmSetup, LlmStats};
 use uhc::llm::{
     Budget, Ledger, LlmClient, LlmConfig, LlmOverrides, PromptConfig, PromptStyle, RetryPolicy,
 };
+use uhc::llm_ops::{self as operators, LlmSetup, LlmStats};
 use uhc::search::engine::{self, Overrides, SearchContext};
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
@@ -482,7 +482,7 @@ fn compact_prompts_hold_a_worked_example_and_stay_under_the_token_bound() {
         let server = ScriptedServer::start(replies.clone());
         let setup = smoke_setup(&server, bound);
         assert_eq!(setup.style, PromptStyle::Compact);
-        let limit = 2 * bound.unwrap_or(uhc::llm::prompt::DEFAULT_MAX_PROMPT_TOKENS_COMPACT);
+        let limit = 2 * bound.unwrap_or(uhc::llm_ops::prompt::DEFAULT_MAX_PROMPT_TOKENS_COMPACT);
         let stats = setup.stats();
         // 4 initial candidates and 2 LLM proposals that never compile: the generation
         // ends after `offspring * 8` attempts or when the script runs out.
@@ -664,14 +664,16 @@ impl uhc::search::engine::Evaluator for AfterLlmCalls {
     fn evaluate(
         &self,
         req: &uhc::search::engine::EvalRequest<'_>,
-    ) -> Result<uhc::search::engine::Scores, String> {
+    ) -> Result<uhc::search::engine::Scores, uhc::search::engine::EvalError> {
         let give_up = std::time::Instant::now() + Duration::from_secs(20);
         // Only the LLM's candidates (named `w…`) wait: generation 0 has nothing to
         // select parents from, so no pipelining can start before it is evaluated.
         let llm_made = req.arch.starts_with('w');
         while llm_made && self.server.received().len() < self.calls {
             if std::time::Instant::now() > give_up {
-                return Err("no LLM call was made while this batch was evaluated".into());
+                return Err(uhc::search::engine::EvalError::Failed(
+                    "no LLM call was made while this batch was evaluated".into(),
+                ));
             }
             std::thread::sleep(Duration::from_millis(5));
         }

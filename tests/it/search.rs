@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use uhc::search::engine::{
-    self, EvalRequest, Evaluator, HeldOut, Overrides, Proposer, Scores, SearchContext,
+    self, EvalError, EvalRequest, Evaluator, HeldOut, Overrides, Proposer, Scores, SearchContext,
 };
 use uhc::search::store::{CandidateState, Store, StoreOptions};
 
@@ -20,7 +20,7 @@ pub struct Analytic {
 }
 
 impl Evaluator for Analytic {
-    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, String> {
+    fn evaluate(&self, req: &EvalRequest<'_>) -> Result<Scores, EvalError> {
         let lower = match req.split {
             HeldOut::Validation => {
                 self.calls.fetch_add(1, Ordering::SeqCst);
@@ -31,7 +31,10 @@ impl Evaluator for Analytic {
                 0.01
             }
         };
-        let g = req.compiled.graph(req.arch).ok_or("no graph")?;
+        let g = req
+            .compiled
+            .graph(req.arch)
+            .ok_or_else(|| EvalError::Failed("no graph".into()))?;
         let params = g.total_cost().params as f64;
         let acc = params / (params + 300.0) - lower;
         let noisy = acc - 0.002 * g.optical_depth() as f64;
@@ -46,7 +49,7 @@ impl Evaluator for Analytic {
 
 struct Panics;
 impl Evaluator for Panics {
-    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, String> {
+    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, EvalError> {
         panic!("simulated crash in training")
     }
 }
@@ -54,10 +57,21 @@ impl Evaluator for Panics {
 /// Never answers: the engine's deadline must fire.
 struct Hangs(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
 impl Evaluator for Hangs {
-    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, String> {
-        let rx = self.0.lock().map_err(|e| e.to_string())?;
+    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, EvalError> {
+        let rx = self
+            .0
+            .lock()
+            .map_err(|e| EvalError::Failed(e.to_string()))?;
         let _ = rx.recv();
-        Err("released".into())
+        Err(EvalError::Failed("released".into()))
+    }
+}
+
+/// Gives up at once as training does when the search's deadline passes.
+struct PastDeadline;
+impl Evaluator for PastDeadline {
+    fn evaluate(&self, _: &EvalRequest<'_>) -> Result<Scores, EvalError> {
+        Err(uhc::train::TrainError::Deadline { steps: 7 }.into())
     }
 }
 
@@ -229,6 +243,24 @@ fn failures_and_timeouts_get_no_score() {
     let timed_out = store.candidates_in_state(CandidateState::Timeout).unwrap();
     assert_eq!(timed_out.len(), 1);
     assert!(timed_out[0].evaluation.is_none());
+
+    // Training that stops itself at the deadline is a timeout too, not a failure (it
+    // used to be stored as `failed` whenever it beat the engine's own timer).
+    let cx = context("");
+    let db = temp_db("deadline");
+    run(&cx, &db, Arc::new(PastDeadline), 2);
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    assert!(store
+        .candidates_in_state(CandidateState::Failed)
+        .unwrap()
+        .is_empty());
+    let timed_out = store.candidates_in_state(CandidateState::Timeout).unwrap();
+    assert_eq!(timed_out.len(), 2);
+    assert!(timed_out.iter().all(|c| c
+        .reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("deadline passed after 7 training steps")));
 }
 
 #[test]
@@ -239,12 +271,20 @@ fn candidates_are_sandboxed_and_must_fit_the_search() {
         .compile_candidate(&other_hw)
         .err()
         .expect("wrong hardware is refused");
-    assert_eq!(err.0, "hardware");
+    assert_eq!(err.reason(), "hardware");
+    assert!(
+        err.diagnostics()
+            .contains("write `arch seed_small on mzi_realistic`"),
+        "{err}"
+    );
     let escape = format!("use \"../../etc/passwd\"\n{}", cx.seeds[0]);
     assert!(cx.compile_candidate(&escape).is_err());
     let two = format!("{}\n{}", cx.seeds[0], cx.seeds[1]);
     assert_eq!(
-        cx.compile_candidate(&two).err().expect("one arch only").0,
+        cx.compile_candidate(&two)
+            .err()
+            .expect("one arch only")
+            .reason(),
         "shape"
     );
     let renamed = cx.seeds[0].replace("seed_small", "other_name");
@@ -332,8 +372,9 @@ fn candidate_diagnostics_carry_the_candidates_own_lines() {
         outcome.text
     );
     // Rendered for the LLM: line 3 of the candidate, not of prelude + candidate.
-    let (reason, rendered) = cx.compile_candidate(text).err().expect("an error");
-    assert_eq!(reason, d.code);
+    let rejection = cx.compile_candidate(text).err().expect("an error");
+    let rendered = rejection.diagnostics();
+    assert_eq!(rejection.reason(), d.code);
     assert!(rendered.contains(":3:"), "{rendered}");
     assert!(!rendered.contains("hw/mzi.uh"), "{rendered}");
 }
@@ -342,7 +383,7 @@ fn candidate_diagnostics_carry_the_candidates_own_lines() {
 fn operator_names_come_from_one_table() {
     use uhc::check::model::Operator;
     assert_eq!(
-        uhc::llm::operators::OPERATORS.to_vec(),
+        uhc::llm_ops::OPERATORS.to_vec(),
         Operator::names(Some(true))
     );
     for op in Operator::ALL {

@@ -167,8 +167,12 @@ impl LlmProposer {
                         compiled = Some((text, c.hash));
                         break;
                     }
-                    Err((reason, diags)) => {
-                        first_error.get_or_insert((text, reason, diags));
+                    Err(rejection) => {
+                        first_error.get_or_insert((
+                            text,
+                            rejection.reason().to_string(),
+                            rejection.diagnostics(),
+                        ));
                     }
                 }
             }

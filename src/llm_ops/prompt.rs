@@ -9,7 +9,7 @@ use crate::check::{ops, units};
 use crate::search::engine::SearchContext;
 use crate::search::store::CandidateRecord;
 
-pub use super::config::PromptStyle;
+pub use crate::llm::PromptStyle;
 
 /// The grammar the parser is generated from.
 const GRAMMAR: &str = include_str!("../../grammar/uh.pest");

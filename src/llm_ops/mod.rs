@@ -19,19 +19,17 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::PromptConfig;
-use super::prompt::{self, PromptStyle, Section};
-use super::types::Dialect;
-use super::{
-    extract, Budget, ChatBackend, ChatRequest, Exchange, Ledger, LlmClient, LlmConfig, LlmError,
-    LlmOverrides, Message, Outcome, Replay, ReplayMode, Usage,
-};
 use crate::check::grammar::ArchGrammar;
 use crate::check::model::Operator;
 use crate::diag::FileId;
+use crate::llm::{
+    extract, Budget, ChatBackend, ChatRequest, Dialect, Exchange, Ledger, LlmClient, LlmConfig,
+    LlmError, LlmOverrides, Message, Outcome, PromptConfig, Replay, ReplayMode, Usage,
+};
 use crate::search::engine::{self, Proposer, SearchContext};
 use crate::search::store::{self, CandidateRecord, Store, StoreOptions};
 use crate::syntax::{self, Item};
+use prompt::{PromptStyle, Section};
 
 /// Operator names this module provides.
 pub const OPERATORS: [&str; 3] = [
@@ -44,6 +42,7 @@ pub const NOTES_OPERATOR: &str = "llm_notes";
 
 mod notes;
 mod outcome;
+pub mod prompt;
 mod proposer;
 mod stats;
 
