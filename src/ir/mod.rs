@@ -171,12 +171,17 @@ impl Graph {
 
     /// A readable dump, one node a line (`uhc compile --emit ir`).
     pub fn dump(&self) -> String {
+        // Phase precision means something only where there are phase shifters.
+        let phases = if self.target.backend.backend().optical() {
+            format!(", {}-bit phases", self.phase_bits)
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "graph {} on {} ({} backend, {}-bit phases)\n",
+            "graph {} on {} ({} backend{phases})\n",
             self.arch,
             self.hardware,
             self.backend.as_str(),
-            self.phase_bits
         );
         for (i, n) in self.nodes.iter().enumerate() {
             let args: Vec<String> = n.inputs.iter().map(|j| format!("%{j}")).collect();
