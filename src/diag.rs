@@ -236,6 +236,7 @@ codes! {
     SEARCH = "uh::check::search": "a search experiment is misconfigured";
     UNUSED = "uh::check::unused": "a value is computed but never used";
     LASER = "uh::check::laser": "an optical segment needs more laser power than the source delivers";
+    IGNORED = "uh::check::ignored": "a hardware setting has no effect on the profile's backend";
 }
 
 /// The source texts behind file ids.

@@ -104,6 +104,12 @@ pub trait Backend: Sync {
         !self.optical()
     }
 
+    /// Where a profile sets this backend's non-idealities: the help line when a profile
+    /// writes the optical `noise` section, which only optical backends read.
+    fn noise_hint(&self) -> &'static str {
+        "this backend is simulated without noise"
+    }
+
     /// Whether the backend can perform `op` at all (a profile lists the subset it has).
     fn offers(&self, op: &OpSpec) -> bool;
 

@@ -327,6 +327,8 @@ impl Cx<'_> {
         let mut ops_list = parent.as_ref().map(|p| p.ops.clone());
         let mut ops_span = None;
         let mut seen: HashMap<&str, crate::syntax::Span> = HashMap::new();
+        // This profile's own `noise` section with at least one field (its name's span).
+        let mut own_noise = None;
 
         for entry in &hw.body.entries {
             let (key, span) = match entry {
@@ -345,7 +347,12 @@ impl Cx<'_> {
             match (entry, key.name.as_str()) {
                 (Entry::Section(s), "backend") => backend = self.backend(file, s, backend),
                 (Entry::Section(s), "precision") => self.precision(file, s, &mut precision),
-                (Entry::Section(s), "noise") => self.noise(file, s, &mut noise),
+                (Entry::Section(s), "noise") => {
+                    if !s.body.entries.is_empty() {
+                        own_noise = Some(s.name.span);
+                    }
+                    self.noise(file, s, &mut noise)
+                }
                 (Entry::Section(s), "energy") => self.energy(file, s, &mut energy),
                 (Entry::Field(f), "ops") => {
                     ops_span = Some(f.value.span());
@@ -426,6 +433,25 @@ impl Cx<'_> {
                 .map(|o| o.name.to_string())
                 .collect(),
         };
+        if let Some(span) = own_noise.filter(|_| !be.optical()) {
+            self.push(
+                Diagnostic::warning(
+                    code::IGNORED,
+                    file,
+                    span,
+                    format!(
+                        "the `noise` section has no effect on `{}`: the `{}` backend has no phase shifters, splitters or photodetectors",
+                        hw.name.name,
+                        kind.as_str()
+                    ),
+                )
+                .with_label("ignored")
+                .with_help(format!(
+                    "remove the section; {}",
+                    be.noise_hint()
+                )),
+            );
+        }
         if be.requires_mac_energy()
             && energy.mac <= 0.0
             && !seen.contains_key("energy")

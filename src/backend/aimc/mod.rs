@@ -258,6 +258,10 @@ impl Backend for Aimc {
         false
     }
 
+    fn noise_hint(&self) -> &'static str {
+        "analog noise is set in the `backend aimc { … }` block: `prog_noise`, `read_noise`, `out_noise`, `drift` and `t_inference`"
+    }
+
     fn requires_mac_energy(&self) -> bool {
         false
     }

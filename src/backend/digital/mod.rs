@@ -88,6 +88,10 @@ impl Backend for Digital {
         }))
     }
 
+    fn noise_hint(&self) -> &'static str {
+        "digital arithmetic is exact up to its number format (`backend digital { dtype = … }`)"
+    }
+
     fn optical(&self) -> bool {
         false
     }
