@@ -14,7 +14,7 @@
 //! how loaded the machine was.
 //!
 //! "training" is the default path (each `linear` trained as a matrix, then programmed onto
-//! phases, see `uhc::train::WeightSpace`); "training on phases" is `--phase-space`, the mesh
+//! phases, see `uhc::backend::WeightSpace`); "training on phases" is `--phase-space`, the mesh
 //! path noise-aware training also takes.
 
 use ndarray::Array2;

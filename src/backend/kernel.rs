@@ -7,7 +7,7 @@
 //! per column; real values keep a zero imaginary part. Gradients follow
 //! [`crate::backend::mzi`]: `G = ∂L/∂Re + i ∂L/∂Im`.
 
-use super::mzi::{MziError, NonIdeal};
+use super::mzi::MziError;
 use crate::ir::{IrNode, Target};
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
@@ -15,6 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::any::Any;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 /// One value of the graph on a batch: `width × batch`, a sample per column.
 pub type Block = Array2<C64>;
@@ -31,16 +32,21 @@ pub enum KernelError {
     Mzi(#[from] MziError),
 }
 
-/// One hardware instance drawn from a profile's noise: a seed plus the model the target's
-/// backend gives ([`Backend::noise_model`](super::Backend::noise_model)). Kernels derive
-/// their random streams from the seed with [`NoiseDraw::rng`].
-#[derive(Clone, Debug, PartialEq)]
+/// A backend's own noise model, as a [`NoiseDraw`] carries it: only the backend's kernels
+/// know its type, and read it back with [`NoiseDraw::model`].
+pub type NoiseModel = Arc<dyn Any + Send + Sync>;
+
+/// One hardware instance drawn from a profile's noise: a seed plus what the target's
+/// backend gives ([`Backend::noise_model`](super::Backend::noise_model)). Every backend
+/// shares this type, so the model it carries is opaque here; kernels derive their random
+/// streams from the seed with [`NoiseDraw::rng`].
+#[derive(Clone, Debug)]
 pub struct NoiseDraw {
     /// Seeds every random number of this instance.
     pub seed: u64,
-    /// Mesh non-idealities (phase bits, phase noise, splitters, loss, crosstalk).
-    pub mesh: NonIdeal,
-    /// Relative Gaussian detector noise.
+    /// The backend's own model (the MZI backend's mesh non-idealities), if it has one.
+    pub model: Option<NoiseModel>,
+    /// Relative Gaussian detector noise (the shared `detect` kernel's).
     pub detector_sigma: f64,
 }
 
@@ -48,28 +54,17 @@ impl NoiseDraw {
     /// The profile's noise with phases quantised to `phase_bits`, seeded from `rng`.
     pub fn sample<R: Rng + ?Sized>(target: &Target, phase_bits: u32, rng: &mut R) -> Self {
         let seed = rng.random();
-        let (mesh, detector_sigma) = target.backend.backend().noise_model(target, phase_bits);
+        let (model, detector_sigma) = target.backend.backend().noise_model(target, phase_bits);
         NoiseDraw {
             seed,
-            mesh,
+            model,
             detector_sigma,
         }
     }
 
-    /// The calibrated gain that undoes the nominal insertion loss of `mzis` MZIs in series.
-    ///
-    /// Uniform loss is a known power scale: the laser power [`crate::ir::energy`] charges
-    /// for grows with the optical depth exactly to bring the light back to the detectors'
-    /// sensitivity, and each stage's electronics (detector gain, activation threshold)
-    /// are set for the power that reaches them. So a simulated instance applies this gain
-    /// per mesh and per attenuator, and what remains of insertion loss is its
-    /// path-dependent part (modes that skip MZIs at a mesh's edges, Reck's unequal paths).
-    /// Without it an activation threshold set in loss-free units would see a field ~33 dB
-    /// weaker on `mzi_worst` and cut every sample to zero.
-    pub fn loss_gain(&self, mzis: usize) -> f64 {
-        self.mesh
-            .amplitude()
-            .powi(-(mzis.min(i32::MAX as usize) as i32))
+    /// The backend's model as its type, or `None` if the draw carries none or another.
+    pub fn model<T: Any>(&self) -> Option<&T> {
+        self.model.as_deref()?.downcast_ref::<T>()
     }
 
     /// The random stream of node `node`, sub-stream `salt`: independent of every other.
@@ -156,9 +151,6 @@ pub trait Kernel: Debug + Send + Sync {
         p: &[f64],
         gp: &mut [f64],
     ) -> Result<Block, KernelError>;
-
-    /// For callers that need a backend's own view of a kernel (mesh phases).
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// The aux a kernel's forward made, as its type, or `None` if the forward made another.

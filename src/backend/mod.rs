@@ -13,7 +13,8 @@
 //! decoding grammar ask), the width-limit vocabulary of its diagnostics, the lowering of
 //! its ops to primitives with their static costs, the energy of those costs, the runtime
 //! kernels of its primitives with their number format ([`kernel`]), the noise model a draw
-//! samples, and the one-paragraph description the LLM prompt shows.
+//! samples, the space its parameters train in ([`WeightSpace`], when not their own), and
+//! the one-paragraph description the LLM prompt shows.
 
 pub mod aimc;
 pub mod digital;
@@ -25,7 +26,7 @@ use crate::check::ops::{self, OpSpec};
 pub use crate::check::units::Dim;
 use crate::ir::energy::{ComponentEnergy, SegmentEnergy};
 use crate::ir::{Cost, Graph, IrNode, Lowering, Target};
-use kernel::{Kernel, KernelError};
+use kernel::{Kernel, KernelError, NoiseModel};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -156,21 +157,50 @@ pub trait Backend: Sync {
     ) -> Option<Result<Arc<dyn Kernel>, KernelError>>;
 
     /// The noise model one hardware instance is drawn from (the runtime's `NoiseDraw`
-    /// adds the seed): mesh non-idealities with phases quantised to `phase_bits`, and the
-    /// relative detector noise. By default the profile's `noise` section as written; a
-    /// backend with other physics overrides it.
-    fn noise_model(&self, target: &Target, phase_bits: u32) -> (mzi::NonIdeal, f64) {
-        let n = target.noise;
-        let mesh = mzi::NonIdeal {
-            phase_bits: (1..=32).contains(&phase_bits).then_some(phase_bits),
-            phase_sigma: n.phase_sigma,
-            splitter_sigma: n.splitter_sigma,
-            loss_db_per_mzi: n.loss_per_mzi_db,
-            crosstalk: n.crosstalk,
-            ..mzi::NonIdeal::IDEAL
-        };
-        (mesh, n.detector_noise)
+    /// adds the seed): the backend's own model, which only its kernels read (phases are
+    /// quantised to `phase_bits` where the backend has phases), and the relative detector
+    /// noise of the shared `detect` kernel. By default no model of its own and the
+    /// profile's `detector_noise`.
+    fn noise_model(&self, target: &Target, _phase_bits: u32) -> (Option<NoiseModel>, f64) {
+        (None, target.noise.detector_noise)
     }
+
+    /// The space this backend's parameters of `graph` (currently `blocks`) train better in,
+    /// and the twin's initial parameters (computing what `blocks` compute), or `None` when
+    /// they train directly, as most do. Asked by `train` before clean training.
+    fn weight_space(
+        &self,
+        _graph: &Graph,
+        _blocks: &[Vec<f64>],
+    ) -> Result<Option<WeightTwin>, KernelError> {
+        Ok(None)
+    }
+}
+
+/// What [`Backend::weight_space`] offers: the space, and the twin graph's initial
+/// parameters (one block per node), computing what the hardware's parameters compute.
+pub type WeightTwin = (Box<dyn WeightSpace>, Vec<Vec<f64>>);
+
+/// A reparametrisation a backend's parameters train better in: a twin graph whose
+/// parameters an optimiser moves freely, kept physical by [`project`](Self::project) and
+/// mapped back onto the hardware's parameters by [`program`](Self::program) (MZI: each
+/// `linear` as a complex matrix of spectral norm ≤ 1, programmed onto phases by SVD).
+/// It works on graphs and parameter blocks, so the runtime stays above the backend.
+pub trait WeightSpace: Send + std::fmt::Debug {
+    /// The twin graph trained instead of the hardware graph (same target).
+    fn graph(&self) -> &Graph;
+
+    /// Brings the twin's parameters back into the physical set after an optimiser step.
+    fn project(&mut self, twin: &mut [Vec<f64>]);
+
+    /// The hardware graph's parameters that compute what `twin` computes; `hardware` (the
+    /// current ones) gives the blocks the twin leaves unchanged. May project `twin` first,
+    /// more precisely than [`project`](Self::project).
+    fn program(
+        &mut self,
+        twin: &mut [Vec<f64>],
+        hardware: &[Vec<f64>],
+    ) -> Result<Vec<Vec<f64>>, KernelError>;
 }
 
 /// The registry: one line per backend (its kind, its name in `backend NAME { … }`, its unit

@@ -40,8 +40,8 @@
 //! A [`NoiseDraw`] is one hardware instance: a seed plus the model the target's backend
 //! gives. Each kernel derives its random streams from the seed and its node index, so a
 //! draw is reproducible. Without a draw the hardware is ideal; see each backend's kernels
-//! for what a draw does to it. Digital hardware has no noise; its number format (see
-//! [`quant`]) applies to every run.
+//! for what a draw does to it. Digital hardware has no noise; its number format applies
+//! to every run.
 //!
 //! # Buffers
 //!
@@ -51,11 +51,9 @@
 //! collapse and packing buffers and their output arrays (`MeshLayout::realise_reusing`);
 //! results are bit-identical to [`Program::forward_tape`].
 
-pub use crate::backend::digital::quant;
 pub use crate::backend::kernel::{mix, NoiseDraw};
 
 use crate::backend::kernel::{Aux, Block, Kernel, KernelError, Spare, Step};
-use crate::backend::mzi::{MeshPhases, MziError};
 use crate::ir::{Domain, Graph, Prim};
 use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64 as C64;
@@ -64,9 +62,6 @@ use rand::SeedableRng;
 use std::sync::Arc;
 
 mod prims;
-
-pub use crate::backend::digital::prims::complex_matrix;
-pub use crate::backend::mzi::topology;
 
 /// Errors of building or running a program; each says what to change.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -91,8 +86,9 @@ pub enum RuntimeError {
     },
     #[error("{0} non-finite values in the parameters; lower the learning rate")]
     NonFinite(usize),
+    /// A backend's own failure (an MZI mesh that cannot be built or decomposed, …).
     #[error(transparent)]
-    Mzi(#[from] MziError),
+    Kernel(#[from] KernelError),
 }
 
 /// Trainable parameters: one flat block per graph node (empty for parameter-free nodes).
@@ -239,15 +235,6 @@ impl Program {
             Exec::Kernel(k) => Some(k.as_ref()),
             Exec::Input { .. } => None,
         }
-    }
-
-    /// The mesh phases of node `i`, if it is a mesh.
-    pub fn mesh_phases(&self, i: usize) -> Option<MeshPhases> {
-        let mesh = self
-            .kernel(i)?
-            .as_any()
-            .downcast_ref::<crate::backend::mzi::prims::Mesh>()?;
-        Some(mesh.phases(&self.params.blocks[i]))
     }
 
     /// Named fields of node `i`'s parameter block, in storage order, with their lengths
@@ -429,7 +416,7 @@ impl Program {
 fn node_err(graph: &Graph, i: usize, e: KernelError) -> RuntimeError {
     match e {
         KernelError::ParamShape { expected, got } => shape_err(i, &graph.nodes[i], expected, got),
-        KernelError::Mzi(e) => RuntimeError::Mzi(e),
+        e => RuntimeError::Kernel(e),
     }
 }
 

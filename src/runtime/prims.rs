@@ -9,7 +9,6 @@ use num_complex::Complex64 as C64;
 use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::StandardNormal;
-use std::any::Any;
 use std::f64::consts::PI;
 use std::sync::Arc;
 
@@ -71,10 +70,6 @@ impl Kernel for Encode {
                 C64::new((g[ix].conj() * C64::new(0.0, PI) * y[ix]).re, 0.0)
             }),
         })
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -143,10 +138,6 @@ impl Kernel for ModRelu {
         }
         Ok(gx)
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 /// The electro-optic activation of Williamson et al. 2019 (see [`eo_h`]).
@@ -187,10 +178,6 @@ impl Kernel for Eo {
             let dh = eo_dh(alpha, gain, bias_phase, s);
             h.conj() * g[ix] + z * (2.0 * (g[ix].conj() * dh * z).re)
         }))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -239,10 +226,6 @@ impl Kernel for Detect {
             let f = noise.map_or(1.0, |f| f.0[ix]);
             x[ix] * (2.0 * f * g[ix].re)
         }))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -293,10 +276,6 @@ impl Kernel for Pointwise {
                 C64::new(g[ix].re * s * (1.0 - s), 0.0)
             }),
         })
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -3,6 +3,7 @@ use crate::backend::mzi::NonIdeal;
 use crate::check::model::Noise;
 use crate::ir::Target;
 use rand::Rng;
+use std::sync::Arc;
 
 /// Compiles `body` (architecture items) after the standard hardware imports.
 pub(crate) fn compile(body: &str, arch: &str) -> (Graph, Target) {
@@ -24,16 +25,21 @@ fn random_x(n: usize, d: usize, seed: u64) -> Array2<f64> {
 fn smooth_draw() -> NoiseDraw {
     NoiseDraw {
         seed: 99,
-        mesh: NonIdeal {
+        model: Some(Arc::new(NonIdeal {
             phase_bits: None,
             phase_sigma: 0.05,
             splitter_sigma: 0.02,
             loss_db_per_mzi: 1.0,
             crosstalk: 0.02,
             ..NonIdeal::IDEAL
-        },
+        })),
         detector_sigma: 0.05,
     }
+}
+
+/// The mesh model a draw carries.
+fn mesh_model(d: &NoiseDraw) -> &NonIdeal {
+    d.model::<NonIdeal>().expect("an MZI draw")
 }
 
 /// Checks `backward` against central differences of `L = Σ c ∘ scores` for every
@@ -174,20 +180,20 @@ fn ideal_square_layer_conserves_power() {
         let pin: f64 = xr.iter().map(|v| v * v).sum();
         assert!((row.sum() - pin).abs() < 1e-12 * pin.max(1.0));
     }
-    // Loss-only hardware, calibrated (`NoiseDraw::loss_gain`): each mesh column is unitary
+    // Loss-only hardware, calibrated (`NonIdeal::loss_gain`): each mesh column is unitary
     // MZI blocks times a, scaled by 1/a, plus the edge modes that skip an MZI (factor 1/a ≥ 1),
     // so every singular value lies in [1, a^(-depth)] and power never drops below the input;
     // the attenuators are calibrated exactly.
     let draw = NoiseDraw {
         seed: 1,
-        mesh: NonIdeal {
+        model: Some(Arc::new(NonIdeal {
             loss_db_per_mzi: 0.5,
             ..NonIdeal::IDEAL
-        },
+        })),
         detector_sigma: 0.0,
     };
     let s = p.forward(x.view(), Some(&draw)).unwrap();
-    let ceiling = draw.loss_gain(2 * 6).powi(2);
+    let ceiling = mesh_model(&draw).loss_gain(2 * 6).powi(2);
     let mut gained = false;
     for (row, xr) in s.outer_iter().zip(x.outer_iter()) {
         let pin: f64 = xr.iter().map(|v| v * v).sum();
@@ -213,10 +219,10 @@ fn calibrated_uniform_loss_leaves_a_two_port_layer_ideal() {
     let x = random_x(7, 2, 8);
     let draw = NoiseDraw {
         seed: 2,
-        mesh: NonIdeal {
+        model: Some(Arc::new(NonIdeal {
             loss_db_per_mzi: 3.0,
             ..NonIdeal::IDEAL
-        },
+        })),
         detector_sigma: 0.0,
     };
     let ideal = p.forward(x.view(), None).unwrap();
@@ -225,7 +231,7 @@ fn calibrated_uniform_loss_leaves_a_two_port_layer_ideal() {
         .mapv(f64::abs)
         .fold(0.0f64, |m, &v| m.max(v));
     assert!(diff < 1e-12, "max difference {diff}");
-    assert!((draw.loss_gain(1) - 10f64.powf(3.0 / 20.0)).abs() < 1e-12);
+    assert!((mesh_model(&draw).loss_gain(1) - 10f64.powf(3.0 / 20.0)).abs() < 1e-12);
 }
 
 #[test]

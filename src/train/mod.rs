@@ -7,12 +7,11 @@
 mod data;
 pub mod file;
 mod loss;
-mod weights;
 
 pub use data::{load_task, HeldOut, TaskData};
 pub use loss::{accuracy, cross_entropy, DEFAULT_TEMPERATURE};
-pub use weights::WeightSpace;
 
+use crate::backend::WeightSpace;
 use crate::check::model::{TaskSpec, TrainSpec};
 use crate::data::{BatchSampler, DataError};
 use crate::ir::Graph;
@@ -89,11 +88,12 @@ pub struct TrainOptions {
     /// without; the fp32 MLP 0.927 and 0.932. Noise-aware training's two halves each get
     /// their own decay.
     pub cosine: bool,
-    /// Train each MZI `linear` as a complex matrix and program it onto phases afterwards
-    /// ([`WeightSpace`]). Noise-aware training then spends its first half of the epochs
-    /// this way, clean, and the second half on the phases with noise. On by default: on
-    /// `digits4` (3 seeds, 20 epochs, lr 0.005), `digits_small` reaches 0.894 clean instead
-    /// of 0.850, and noise-aware on `mzi_worst` 0.831 noisy instead of 0.754 (constant lr).
+    /// Train in the space the backend offers ([`WeightSpace`]; MZI: each `linear` as a
+    /// complex matrix, programmed onto phases afterwards). Noise-aware training then spends
+    /// its first half of the epochs this way, clean, and the second half on the phases with
+    /// noise. On by default: on `digits4` (3 seeds, 20 epochs, lr 0.005), `digits_small`
+    /// reaches 0.894 clean instead of 0.850, and noise-aware on `mzi_worst` 0.831 noisy
+    /// instead of 0.754 (constant lr).
     pub weight_space: bool,
 }
 
@@ -169,8 +169,9 @@ impl Adam {
 /// mini-batches of `spec.batch` drawn by [`BatchSampler`] from `seed`. With
 /// `spec.noise_aware` every mini-batch runs on a fresh [`NoiseDraw`] of the graph's target. Calls
 /// `on_epoch` (when given) after each epoch with the loss and a clean held-out accuracy.
-/// With `opts.weight_space`, MZI `linear`s train as matrices ([`WeightSpace`]), for all
-/// epochs, or for the first half before noise-aware training on the phases.
+/// With `opts.weight_space`, a backend that offers a [`WeightSpace`] (MZI: `linear`s as
+/// matrices) trains in it for all epochs, or for the first half before noise-aware
+/// training on the hardware's own parameters.
 pub fn train(
     program: &mut Program,
     data: &TaskData,
@@ -180,19 +181,19 @@ pub fn train(
     mut on_epoch: Option<&mut dyn FnMut(&EpochStats)>,
 ) -> Result<Vec<f64>, TrainError> {
     if opts.weight_space {
-        if let Some((mut ws, mut weights)) = WeightSpace::new(program)? {
+        if let Some(mut twin) = Twin::of(program)? {
             if !spec.noise_aware {
                 let losses = train_loop(
-                    &mut weights,
+                    &mut twin.program,
                     data,
                     spec,
                     seed,
                     opts,
                     0,
                     on_epoch,
-                    Some(&mut ws),
+                    Some(twin.space.as_mut()),
                 )?;
-                ws.program_phases(&mut weights, program)?;
+                twin.program_onto(program)?;
                 return Ok(losses);
             }
             // Noise-aware: the first half of the epochs clean in weight space (a good
@@ -203,16 +204,16 @@ pub fn train(
                 ..spec.clone()
             };
             let mut losses = train_loop(
-                &mut weights,
+                &mut twin.program,
                 data,
                 &warm,
                 seed,
                 opts,
                 0,
                 on_epoch.as_deref_mut(),
-                Some(&mut ws),
+                Some(twin.space.as_mut()),
             )?;
-            ws.program_phases(&mut weights, program)?;
+            twin.program_onto(program)?;
             let rest = TrainSpec {
                 epochs: spec.epochs - warm.epochs,
                 ..spec.clone()
@@ -233,9 +234,47 @@ pub fn train(
     train_loop(program, data, spec, seed, opts, 0, on_epoch, None)
 }
 
+/// A program's twin in its backend's [`WeightSpace`]: the space and the twin graph's
+/// program, holding the parameters trained instead of the hardware's.
+struct Twin {
+    space: Box<dyn WeightSpace>,
+    program: Program,
+}
+
+impl Twin {
+    /// The twin of `hardware` computing what it computes, or `None` when its backend
+    /// trains its own parameters directly.
+    fn of(hardware: &Program) -> Result<Option<Twin>, TrainError> {
+        let g = hardware.graph();
+        let Some((space, blocks)) = g
+            .target
+            .backend
+            .backend()
+            .weight_space(g, &hardware.params.blocks)
+            .map_err(RuntimeError::from)?
+        else {
+            return Ok(None);
+        };
+        // The seed is irrelevant: the twin's parameters are replaced at once.
+        let mut program = Program::new(space.graph(), 0)?;
+        program.set_params(Params { blocks })?;
+        Ok(Some(Twin { space, program }))
+    }
+
+    /// Programs the twin's trained parameters onto `hardware`.
+    fn program_onto(&mut self, hardware: &mut Program) -> Result<(), TrainError> {
+        let blocks = self
+            .space
+            .program(&mut self.program.params.blocks, &hardware.params.blocks)
+            .map_err(RuntimeError::from)?;
+        hardware.set_params(Params { blocks })?;
+        Ok(())
+    }
+}
+
 /// The mini-batch loop of [`train`] over epochs `first_epoch..first_epoch + spec.epochs`
-/// (which picks the batch orders and numbers the progress); `cap` keeps weight-space
-/// matrices physical.
+/// (which picks the batch orders and numbers the progress); `space` keeps a twin's
+/// parameters physical.
 #[allow(clippy::too_many_arguments)]
 fn train_loop<'f>(
     program: &mut Program,
@@ -245,7 +284,7 @@ fn train_loop<'f>(
     opts: &TrainOptions,
     first_epoch: usize,
     mut on_epoch: Option<&mut (dyn FnMut(&EpochStats) + 'f)>,
-    mut cap: Option<&mut WeightSpace>,
+    mut space: Option<&mut dyn WeightSpace>,
 ) -> Result<Vec<f64>, TrainError> {
     if !(spec.lr.is_finite() && spec.lr > 0.0) {
         return Err(TrainError::Setting(format!(
@@ -289,8 +328,8 @@ fn train_loop<'f>(
             }
             adam.step(&mut program.params, &grads);
             program.project();
-            if let Some(weight_space) = cap.as_deref_mut() {
-                weight_space.cap(program);
+            if let Some(space) = space.as_deref_mut() {
+                space.project(&mut program.params.blocks);
             }
             sum += l * idx.len() as f64;
             count += idx.len();

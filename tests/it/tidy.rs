@@ -128,7 +128,7 @@ const UPWARD_ALLOWED: &[(&str, &str, &str)] = &[
         "backend",
         "the backend interface (the `Backend` trait, `backend::of`, the spec types) is asked \
          by every stage, as LLVM passes ask the TargetMachine; only its root, never \
-         `backend::mzi` or `backend::digital`",
+         `backend::mzi`, `backend::digital` or `backend::aimc`",
     ),
     (
         "ir",
@@ -204,7 +204,8 @@ fn stages_import_only_lower_stages() {
                 let after = &rest[to.len()..];
                 let interface_only = to == "backend"
                     && !after.starts_with("::mzi")
-                    && !after.starts_with("::digital");
+                    && !after.starts_with("::digital")
+                    && !after.starts_with("::aimc");
                 if interface_only
                     && UPWARD_ALLOWED
                         .iter()
@@ -279,6 +280,67 @@ fn the_core_does_no_io() {
         offenders.is_empty(),
         "the core (syntax, check, ir, backend, runtime, train) does no I/O and reads no clock; pass \
          what it needs in as a value:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// The backend implementations, which only `src/backend/` names.
+const BACKEND_IMPLS: &[&str] = &["mzi", "digital", "aimc"];
+
+/// Whether `s` starts with the identifier `word` (not merely a longer name).
+fn starts_with_word(s: &str, word: &str) -> bool {
+    s.strip_prefix(word)
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+#[test]
+fn only_the_backend_names_its_implementations() {
+    let mut offenders = Vec::new();
+    for (path, text) in sources() {
+        if path.starts_with("src/backend/") || is_test_file(&path) {
+            continue;
+        }
+        let code: Vec<(usize, &str)> = code_lines(&text).collect();
+        for &(n, line) in &code {
+            for (i, _) in line.match_indices("backend::") {
+                let rest = &line[i + "backend::".len()..];
+                if let Some(m) = BACKEND_IMPLS.iter().find(|m| starts_with_word(rest, m)) {
+                    offenders.push(format!("{path}:{n}: names `backend::{m}`: {}", line.trim()));
+                }
+            }
+        }
+        // `use crate::backend::{mzi, …}` (on one line or several) brings a module in by
+        // its short name.
+        let joined: String = code.iter().map(|(_, l)| *l).collect::<Vec<_>>().join("\n");
+        for (i, _) in joined.match_indices("backend::{") {
+            let group = &joined[i + "backend::{".len()..];
+            let mut depth = 1;
+            let end = group
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '{' => 1,
+                        '}' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(group.len(), |(j, _)| j);
+            let names = group[..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            for m in names.filter(|w| BACKEND_IMPLS.contains(w)) {
+                let line = joined[..i].lines().count().max(1);
+                let n = code.get(line - 1).map_or(0, |&(n, _)| n);
+                offenders.push(format!("{path}:{n}: imports `backend::{{{m}}}`"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "code outside src/backend/ names a backend implementation (`backend::mzi`, \
+         `backend::digital`, `backend::aimc`); ask the `Backend` trait instead \
+         (`graph.target.backend.backend()`; add a method to the trait, as \
+         `Backend::weight_space` and `Backend::noise_model` do, if none says what you \
+         need), and move what only one backend knows under src/backend/:\n{}",
         offenders.join("\n")
     );
 }

@@ -10,9 +10,9 @@ pub mod prims;
 #[cfg(test)]
 mod tests;
 
-use super::kernel::{Kernel, KernelError};
+use super::kernel::{Kernel, KernelError, NoiseModel};
 use super::{
-    mzi, Backend, BackendKind, BackendSpec, Dim, FieldKind, FieldValue, MissingField, SchemaField,
+    Backend, BackendKind, BackendSpec, Dim, FieldKind, FieldValue, MissingField, SchemaField,
     MAX_WIDTH,
 };
 use crate::check::model::{Domain, Node, OpKind};
@@ -360,8 +360,8 @@ impl Backend for Aimc {
 
     /// A draw is a seed: the crossbar kernel samples every device from it with the
     /// profile's model; nothing optical.
-    fn noise_model(&self, _target: &Target, _phase_bits: u32) -> (mzi::NonIdeal, f64) {
-        (mzi::NonIdeal::IDEAL, 0.0)
+    fn noise_model(&self, _target: &Target, _phase_bits: u32) -> (Option<NoiseModel>, f64) {
+        (None, 0.0)
     }
 }
 

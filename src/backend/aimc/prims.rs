@@ -33,7 +33,6 @@ use ndarray::{s, Array2, Axis};
 use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::StandardNormal;
-use std::any::Any;
 
 /// The kernel of a `crossbar` node on its profile.
 #[derive(Clone, Debug)]
@@ -254,9 +253,5 @@ impl Kernel for Crossbar {
         gp: &mut [f64],
     ) -> Result<Block, KernelError> {
         Ok(dense_backward_aux(node, x, g, aux, gp))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

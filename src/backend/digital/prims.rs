@@ -13,7 +13,6 @@ use ndarray::Array2;
 use num_complex::Complex64 as C64;
 use rand::rngs::StdRng;
 use rand::Rng;
-use std::any::Any;
 use std::sync::Arc;
 
 /// The kernel of one of the digital backend's primitives (`None` for the shared ones);
@@ -82,10 +81,6 @@ impl Kernel for Dense {
         gp: &mut [f64],
     ) -> Result<Block, KernelError> {
         Ok(dense_backward_aux(node, x, g, aux, gp))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -215,10 +210,6 @@ impl Kernel for ComplexDense {
         }
         Ok(wm.t().mapv(|c| c.conj()).dot(&g))
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 /// A per-element complex scale: real parts, then imaginary parts; 1, 0.
@@ -284,10 +275,6 @@ impl Kernel for Scale {
             gp[w + j] = acc.im;
         }
         Ok(gx)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

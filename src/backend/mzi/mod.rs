@@ -63,6 +63,7 @@ pub mod prims;
 mod svd;
 mod target;
 mod trig;
+mod weights;
 
 pub use layout::{MeshLayout, MziSite, Topology};
 pub(crate) use linalg::svd_full;

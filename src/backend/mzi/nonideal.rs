@@ -134,6 +134,20 @@ impl NonIdeal {
         10f64.powf(-self.loss_db_per_mzi / 20.0)
     }
 
+    /// The calibrated gain that undoes the nominal insertion loss of `mzis` MZIs in series.
+    ///
+    /// Uniform loss is a known power scale: the laser power [`crate::ir::energy`] charges
+    /// for grows with the optical depth exactly to bring the light back to the detectors'
+    /// sensitivity, and each stage's electronics (detector gain, activation threshold)
+    /// are set for the power that reaches them. So a simulated instance applies this gain
+    /// per mesh and per attenuator, and what remains of insertion loss is its
+    /// path-dependent part (modes that skip MZIs at a mesh's edges, Reck's unequal paths).
+    /// Without it an activation threshold set in loss-free units would see a field ~33 dB
+    /// weaker on `mzi_worst` and cut every sample to zero.
+    pub fn loss_gain(&self, mzis: usize) -> f64 {
+        self.amplitude().powi(-(mzis.min(i32::MAX as usize) as i32))
+    }
+
     /// The phases actually programmed for nominal ones (step 1 above).
     pub(crate) fn program(&self, x: &[f64]) -> Vec<f64> {
         match (self.phase_bits, self.crosstalk != 0.0) {

@@ -3,34 +3,34 @@
 //! ([`MeshLayout::realise`]: quantisation to the graph's phase bits, crosstalk, phase noise,
 //! splitter errors, insertion loss), collapsed to its `N×N` matrix once and applied to the
 //! whole batch. Uniform insertion loss is calibrated out (mesh outputs × a^(−depth),
-//! attenuators × a^(−1), see [`NoiseDraw::loss_gain`]). Attenuators get a relative
+//! attenuators × a^(−1), see [`NonIdeal::loss_gain`]). Attenuators get a relative
 //! amplitude error `σ_φ/2 · z` (the first-order amplitude change of an MZI attenuator
 //! `cos(θ/2)` for a θ error of σ_φ); `Diag` phases get `σ_φ · z`.
 
-use super::{MeshLayout, MeshPhases, Realisation, Topology};
+use super::{MeshLayout, MeshPhases, NonIdeal, Realisation, Topology};
 use crate::backend::kernel::{
     aux, aux_of, Aux, Block, Kernel, KernelError, NoiseDraw, Spare, Step,
 };
 use crate::backend::MeshKind;
 use crate::ir::{IrNode, Prim};
+use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64 as C64;
 use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::StandardNormal;
-use std::any::Any;
 use std::sync::Arc;
 
 /// The kernel of one of the MZI backend's primitives (`None` for the shared ones). Dense
-/// products appear in the weight-space twin of a graph (`train::weights`): exact f64.
+/// products appear in the weight-space twin of a graph ([`super::weights`]): exact f64.
 pub(crate) fn kernel(node: &IrNode) -> Option<Result<Arc<dyn Kernel>, KernelError>> {
     if let Some(k) = crate::backend::digital::prims::kernel(node, None) {
         return Some(Ok(k));
     }
     let w = node.ty.width;
     Some(Ok(match node.prim {
-        Prim::Mesh { layout } => match MeshLayout::new(topology(layout), w) {
-            Ok(l) => Arc::new(Mesh(l)),
-            Err(e) => return Some(Err(e.into())),
+        Prim::Mesh { .. } => match Mesh::of(node)? {
+            Ok(m) => Arc::new(m),
+            Err(e) => return Some(Err(e)),
         },
         Prim::Attenuate => Arc::new(Attenuate {
             k: node.in_width.min(w),
@@ -38,6 +38,12 @@ pub(crate) fn kernel(node: &IrNode) -> Option<Result<Arc<dyn Kernel>, KernelErro
         Prim::Diag => Arc::new(Diag),
         _ => return None,
     }))
+}
+
+/// The mesh non-idealities of a draw (the MZI backend's noise model); ideal for a draw
+/// without one, e.g. made by hand with detector noise only.
+fn mesh_model(d: &NoiseDraw) -> &NonIdeal {
+    d.model::<NonIdeal>().unwrap_or(&NonIdeal::IDEAL)
 }
 
 /// The mesh topology of a lowered `mesh` prim.
@@ -60,14 +66,45 @@ struct MeshAux {
 }
 
 impl Mesh {
-    /// A parameter block split into the mesh's phases.
-    pub fn phases(&self, p: &[f64]) -> MeshPhases {
+    /// The kernel of a `mesh` node (`None` for another primitive).
+    pub fn of(node: &IrNode) -> Option<Result<Mesh, KernelError>> {
+        let Prim::Mesh { layout } = node.prim else {
+            return None;
+        };
+        Some(
+            MeshLayout::new(topology(layout), node.ty.width)
+                .map(Mesh)
+                .map_err(KernelError::from),
+        )
+    }
+
+    /// A parameter block split into the mesh's phases (θ, φ, γ).
+    pub fn phases(&self, p: &[f64]) -> Result<MeshPhases, KernelError> {
         let k = self.0.mzi_count();
-        MeshPhases {
+        let expected = 2 * k + self.0.ports();
+        if p.len() != expected {
+            return Err(KernelError::ParamShape {
+                expected,
+                got: p.len(),
+            });
+        }
+        Ok(MeshPhases {
             theta: p[..k].to_vec(),
             phi: p[k..2 * k].to_vec(),
             gamma: p[2 * k..].to_vec(),
-        }
+        })
+    }
+
+    /// The `N×N` unitary the phases `p` program on ideal hardware.
+    pub fn matrix(&self, p: &[f64]) -> Result<Array2<C64>, KernelError> {
+        Ok(self.0.ideal(&self.phases(p)?)?.matrix().to_owned())
+    }
+
+    /// The parameter block that programs the unitary `u` (exact Clements/Reck
+    /// decomposition).
+    pub fn program(&self, u: ArrayView2<C64>) -> Result<Vec<f64>, KernelError> {
+        let p = self.0.decompose(u)?;
+        Ok([p.theta, p.phi, p.gamma].concat())
     }
 }
 
@@ -90,17 +127,20 @@ impl Kernel for Mesh {
         mut spare: Spare,
     ) -> Result<(Block, Aux), KernelError> {
         let l = &self.0;
-        let phases = self.phases(p);
+        let phases = self.phases(p)?;
         let old = spare
             .aux
             .take()
             .and_then(|a| a.downcast::<MeshAux>().ok())
             .map(|a| a.real);
         let (mut real, gain) = match s.draw {
-            Some(d) => (
-                l.realise_reusing(&phases, &d.mesh, &mut d.rng(s.index, 0), old)?,
-                d.loss_gain(l.depth()),
-            ),
+            Some(d) => {
+                let mesh = mesh_model(d);
+                (
+                    l.realise_reusing(&phases, mesh, &mut d.rng(s.index, 0), old)?,
+                    mesh.loss_gain(l.depth()),
+                )
+            }
             None => (l.ideal_reusing(&phases, old)?, 1.0),
         };
         real.prepare(s.for_backward);
@@ -135,10 +175,6 @@ impl Kernel for Mesh {
         gp[k..2 * k].copy_from_slice(&d.phi);
         gp[2 * k..].copy_from_slice(&d.gamma);
         Ok(gx)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -177,8 +213,9 @@ impl Kernel for Attenuate {
         let k = self.k;
         let (eff, slope) = match s.draw {
             Some(d) => {
-                let a = d.mesh.amplitude() * d.loss_gain(1);
-                let sd = d.mesh.phase_sigma / 2.0;
+                let mesh = mesh_model(d);
+                let a = mesh.amplitude() * mesh.loss_gain(1);
+                let sd = mesh.phase_sigma / 2.0;
                 let mut rng = d.rng(s.index, 1);
                 let f: Vec<f64> = (0..k)
                     .map(|_| a * (1.0 + sd * rng.sample::<f64, _>(StandardNormal)))
@@ -220,10 +257,6 @@ impl Kernel for Attenuate {
             gp[r] = acc * slope[r];
         }
         Ok(gx)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -305,15 +338,12 @@ impl Kernel for Diag {
         }
         Ok(gx)
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 fn draw_diag(d: &NoiseDraw, index: usize, amp: &mut [f64], slope: &mut [f64], phase: &mut [f64]) {
-    let a = d.mesh.amplitude() * d.loss_gain(1);
-    let s = d.mesh.phase_sigma;
+    let mesh = mesh_model(d);
+    let a = mesh.amplitude() * mesh.loss_gain(1);
+    let s = mesh.phase_sigma;
     let mut rng = d.rng(index, 2);
     for j in 0..amp.len() {
         let za: f64 = rng.sample(StandardNormal);

@@ -1,10 +1,11 @@
 //! The MZI-mesh backend behind the [`Backend`] interface: which ops it offers, how they
 //! lower to meshes, attenuators and converters, and what they cost in energy.
 
-use crate::backend::kernel::{Kernel, KernelError};
+use super::NonIdeal;
+use crate::backend::kernel::{Kernel, KernelError, NoiseModel};
 use crate::backend::{
     Backend, BackendKind, BackendSpec, FieldKind, FieldValue, MeshKind, MissingField, SchemaField,
-    MAX_WIDTH,
+    WeightSpace, WeightTwin, MAX_WIDTH,
 };
 use crate::check::model::{Domain, Node, OpKind, ValueType};
 use crate::check::ops::OpSpec;
@@ -251,6 +252,31 @@ impl Backend for Mzi {
         node: &IrNode,
     ) -> Option<Result<Arc<dyn Kernel>, KernelError>> {
         super::prims::kernel(node)
+    }
+
+    /// The mesh non-idealities of the profile's `noise` section, phases quantised to
+    /// `phase_bits`; the detector noise as written.
+    fn noise_model(&self, target: &Target, phase_bits: u32) -> (Option<NoiseModel>, f64) {
+        let n = target.noise;
+        let mesh = NonIdeal {
+            phase_bits: (1..=32).contains(&phase_bits).then_some(phase_bits),
+            phase_sigma: n.phase_sigma,
+            splitter_sigma: n.splitter_sigma,
+            loss_db_per_mzi: n.loss_per_mzi_db,
+            crosstalk: n.crosstalk,
+            ..NonIdeal::IDEAL
+        };
+        (Some(Arc::new(mesh)), n.detector_noise)
+    }
+
+    /// Each `linear` trains as a complex matrix (`mzi/weights.rs`).
+    fn weight_space(
+        &self,
+        graph: &Graph,
+        blocks: &[Vec<f64>],
+    ) -> Result<Option<WeightTwin>, KernelError> {
+        Ok(super::weights::MatrixSpace::new(graph, blocks)?
+            .map(|(space, twin)| (Box::new(space) as Box<dyn WeightSpace>, twin)))
     }
 }
 

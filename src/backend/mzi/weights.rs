@@ -1,4 +1,5 @@
-//! Weight-space training of MZI `linear` layers, programmed onto phases afterwards.
+//! The MZI backend's training space ([`Backend::weight_space`](crate::backend::Backend::weight_space)):
+//! `linear` layers trained as matrices, programmed onto phases afterwards.
 //!
 //! Adam on mesh phases converges slowly and to worse points than Adam on the matrix the
 //! mesh realises: on `digits4` a single `linear(x, 10)` reaches 0.796 test accuracy
@@ -16,12 +17,18 @@
 //! (`unitary`), `diag`, activations and their parameters train as they would in phase space.
 //! Noise-aware training stays in phase space, where the noise lives.
 
-use crate::backend::mzi::{svd_full, MeshLayout, MziError, Topology};
+use super::prims::Mesh;
+use super::svd_full;
+use crate::backend::digital::prims::complex_matrix;
+use crate::backend::kernel::KernelError;
+use crate::backend::WeightSpace;
 use crate::check::model::DType;
 use crate::ir::{Graph, Prim};
-use crate::runtime::{complex_matrix, topology, Params, Program, RuntimeError};
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
+
+/// Parameters, one flat block per graph node.
+type Blocks = Vec<Vec<f64>>;
 
 /// One `linear` lowered to `V†` mesh, attenuators, `U` mesh (node indices in the phase
 /// graph), and its matrix node in the weight graph.
@@ -31,11 +38,15 @@ struct Linear {
     atten: usize,
     u: usize,
     matrix: usize,
+    /// The kernels of the `V†` and `U` meshes (they read and program the phases).
+    meshes: (Mesh, Mesh),
 }
 
-/// The weight-space twin of a phase-space program, and how to map between them.
+/// The weight-space twin of a phase-space graph, and how to map between them.
 #[derive(Clone, Debug)]
-pub struct WeightSpace {
+pub struct MatrixSpace {
+    /// The twin: each `linear` one complex matrix node.
+    graph: Graph,
     linears: Vec<Linear>,
     /// For each weight-graph node, the phase-graph node it stands for (the `U` mesh's for
     /// a matrix: the node whose output it replaces).
@@ -67,7 +78,16 @@ fn weight_graph(graph: &Graph) -> Option<(Graph, Vec<Linear>, Vec<usize>)> {
             && !nodes.iter().enumerate().any(|(j, n)| {
                 (j != i + 1 && n.inputs.contains(&i)) || (j != i + 2 && n.inputs.contains(&(i + 1)))
             });
-        if triple {
+        // A mesh that cannot be built stays in the twin, where building its program
+        // reports it.
+        let meshes = match triple {
+            true => match (Mesh::of(&nodes[i]), Mesh::of(&nodes[i + 2])) {
+                (Some(Ok(v)), Some(Ok(u))) => Some((v, u)),
+                _ => None,
+            },
+            false => None,
+        };
+        if let Some(meshes) = meshes {
             let mut n = nodes[i + 2].clone();
             n.prim = Prim::MatMul {
                 // Unused: a program on optical hardware computes in exact f64.
@@ -82,6 +102,7 @@ fn weight_graph(graph: &Graph) -> Option<(Graph, Vec<Linear>, Vec<usize>)> {
                 atten: i + 1,
                 u: i + 2,
                 matrix: idx,
+                meshes,
             });
             remap[i] = idx;
             remap[i + 1] = idx;
@@ -110,34 +131,34 @@ fn weight_graph(graph: &Graph) -> Option<(Graph, Vec<Linear>, Vec<usize>)> {
     Some((g, linears, origin))
 }
 
-/// The topology of mesh node `i` (Clements for anything else; only meshes are asked).
-fn mesh_topology(graph: &Graph, i: usize) -> Topology {
-    match graph.nodes[i].prim {
-        Prim::Mesh { layout } => topology(layout),
-        _ => Topology::Clements,
-    }
-}
-
-impl WeightSpace {
-    /// The weight-space twin of `phase` (same hardware and parameters, each `linear` as
-    /// the matrix its current phases realise), or `None` when there is nothing to gain.
-    pub fn new(phase: &Program) -> Result<Option<(WeightSpace, Program)>, RuntimeError> {
-        let Some((graph, linears, origin)) = weight_graph(phase.graph()) else {
+impl MatrixSpace {
+    /// The weight-space twin of `phase` with parameters `blocks` (same hardware; each
+    /// `linear` as the matrix its current phases realise) and the twin's parameters, or
+    /// `None` when there is nothing to gain.
+    pub fn new(
+        phase: &Graph,
+        blocks: &[Vec<f64>],
+    ) -> Result<Option<(MatrixSpace, Blocks)>, KernelError> {
+        let Some((graph, linears, origin)) = weight_graph(phase) else {
             return Ok(None);
         };
-        let mut program = Program::new(&graph, 0)?;
-        let mut blocks = Vec::with_capacity(origin.len());
+        if blocks.len() != phase.nodes.len() {
+            return Err(KernelError::ParamShape {
+                expected: phase.nodes.len(),
+                got: blocks.len(),
+            });
+        }
+        let mut twin = Vec::with_capacity(origin.len());
         for (k, &o) in origin.iter().enumerate() {
             match linears.iter().find(|l| l.matrix == k) {
                 Some(l) => {
-                    let w = phase_matrix(phase, l)?;
+                    let w = phase_matrix(l, blocks)?;
                     let (re, im): (Vec<f64>, Vec<f64>) = w.iter().map(|z| (z.re, z.im)).unzip();
-                    blocks.push([re, im].concat());
+                    twin.push([re, im].concat());
                 }
-                None => blocks.push(phase.params.blocks[o].clone()),
+                None => twin.push(blocks[o].clone()),
             }
         }
-        program.set_params(Params { blocks })?;
         let top = linears
             .iter()
             .map(|l| {
@@ -146,85 +167,106 @@ impl WeightSpace {
             })
             .collect();
         Ok(Some((
-            WeightSpace {
+            MatrixSpace {
+                graph,
                 linears,
                 origin,
                 top,
             },
-            program,
+            twin,
         )))
     }
 
-    /// Scales every matrix whose spectral norm exceeds 1 back to 1 (after an optimiser step:
-    /// a few warm-started power iterations, accurate because a step moves `W` little).
-    pub fn cap(&mut self, program: &mut Program) {
-        self.cap_with(program, 4);
-    }
-
-    /// [`cap`](Self::cap) with `iters` power iterations per matrix.
-    fn cap_with(&mut self, program: &mut Program, iters: usize) {
+    /// Scales every matrix whose spectral norm exceeds 1 back to 1, by `iters` power
+    /// iterations per matrix warm-started from the last estimate.
+    fn cap_with(&mut self, twin: &mut [Vec<f64>], iters: usize) {
         for (l, v) in self.linears.iter().zip(&mut self.top) {
-            let node = &program.graph().nodes[l.matrix];
+            let node = &self.graph.nodes[l.matrix];
             let (rows, cols) = (node.ty.width, node.in_width);
-            let block = &mut program.params.blocks[l.matrix];
+            let Some(block) = twin.get_mut(l.matrix) else {
+                continue;
+            };
+            if block.len() != 2 * rows * cols {
+                continue;
+            }
             let norm = spectral_norm(block, rows, cols, v, iters);
             if norm > 1.0 {
                 block.iter_mut().for_each(|x| *x /= norm);
             }
         }
     }
+}
 
-    /// Programs the trained weight-space parameters onto `phase`: each matrix (first capped
-    /// with a converged power iteration) through its SVD onto meshes and attenuators,
-    /// everything else copied. The SVD's σ_max can still exceed 1 by rounding; the
-    /// attenuators are scaled by it then.
-    pub fn program_phases(
+impl WeightSpace for MatrixSpace {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Caps every matrix at spectral norm 1: a few warm-started power iterations,
+    /// accurate because a step moves `W` little.
+    fn project(&mut self, twin: &mut [Vec<f64>]) {
+        self.cap_with(twin, 4);
+    }
+
+    /// Each matrix (first capped with a converged power iteration, so the phases compute
+    /// what the twin computes) through its SVD onto meshes and attenuators, everything
+    /// else copied. The SVD's σ_max can still exceed 1 by rounding; the attenuators are
+    /// scaled by it then.
+    fn program(
         &mut self,
-        weights: &mut Program,
-        phase: &mut Program,
-    ) -> Result<(), RuntimeError> {
-        // Converged power iteration first, so the phases compute what `weights` computes.
-        self.cap_with(weights, 200);
-        let mut p = phase.params.clone();
+        twin: &mut [Vec<f64>],
+        hardware: &[Vec<f64>],
+    ) -> Result<Vec<Vec<f64>>, KernelError> {
+        let shape = |expected: usize, got: usize| KernelError::ParamShape { expected, got };
+        if twin.len() != self.graph.nodes.len() {
+            return Err(shape(self.graph.nodes.len(), twin.len()));
+        }
+        // The last twin node stands for the hardware graph's last node.
+        let nodes = self.origin.last().map_or(0, |&o| o + 1);
+        if hardware.len() != nodes {
+            return Err(shape(nodes, hardware.len()));
+        }
+        self.cap_with(twin, 200);
+        let mut p = hardware.to_vec();
         for (k, &o) in self.origin.iter().enumerate() {
             if !self.linears.iter().any(|l| l.matrix == k) {
-                p.blocks[o] = weights.params.blocks[k].clone();
+                p[o] = twin[k].clone();
             }
         }
-        let g = phase.graph();
         for l in &self.linears {
-            let node = &weights.graph().nodes[l.matrix];
+            let (vm, um) = &l.meshes;
+            let node = &self.graph.nodes[l.matrix];
             let (rows, cols) = (node.ty.width, node.in_width);
-            let block = &weights.params.blocks[l.matrix];
+            let block = &twin[l.matrix];
+            if block.len() != 2 * rows * cols {
+                return Err(shape(2 * rows * cols, block.len()));
+            }
             let (re, im) = block.split_at(rows * cols);
             let w = complex_matrix(re, im, rows, cols);
             let (u, sigma, vh) = svd_full(w.view())?;
             let top = sigma.first().copied().unwrap_or(0.0).max(1.0);
-            let vl = MeshLayout::new(mesh_topology(g, l.v), cols)?;
-            let ul = MeshLayout::new(mesh_topology(g, l.u), rows)?;
-            let vp = vl.decompose(vh.view())?;
-            let up = ul.decompose(u.view())?;
-            p.blocks[l.v] = [vp.theta, vp.phi, vp.gamma].concat();
-            p.blocks[l.atten] = sigma.iter().map(|s| s / top).collect();
-            p.blocks[l.u] = [up.theta, up.phi, up.gamma].concat();
+            p[l.v] = vm.program(vh.view())?;
+            p[l.atten] = sigma.iter().map(|s| s / top).collect();
+            p[l.u] = um.program(u.view())?;
         }
-        phase.set_params(p)
+        Ok(p)
     }
 }
 
-/// The matrix `U diag(σ) V†` that `linear` `l` of `phase` realises on ideal hardware.
-fn phase_matrix(phase: &Program, l: &Linear) -> Result<Array2<C64>, RuntimeError> {
-    let g = phase.graph();
-    let mesh = |i: usize| -> Result<Array2<C64>, RuntimeError> {
-        let layout = MeshLayout::new(mesh_topology(g, i), g.nodes[i].ty.width)?;
-        let phases = phase
-            .mesh_phases(i)
-            .ok_or(RuntimeError::Mzi(MziError::NonFinite { what: "mesh node" }))?;
-        Ok(layout.ideal(&phases)?.matrix().to_owned())
-    };
-    let (vh, u) = (mesh(l.v)?, mesh(l.u)?);
-    let sigma = &phase.params.blocks[l.atten];
+/// The matrix `U diag(σ) V†` that `linear` `l` with parameters `blocks` realises on ideal
+/// hardware.
+fn phase_matrix(l: &Linear, blocks: &[Vec<f64>]) -> Result<Array2<C64>, KernelError> {
+    let (vm, um) = &l.meshes;
+    let (vh, u) = (vm.matrix(&blocks[l.v])?, um.matrix(&blocks[l.u])?);
+    let sigma = &blocks[l.atten];
     let (rows, cols) = (u.nrows(), vh.ncols());
+    let k = rows.min(cols);
+    if sigma.len() != k {
+        return Err(KernelError::ParamShape {
+            expected: k,
+            got: sigma.len(),
+        });
+    }
     Ok(Array2::from_shape_fn((rows, cols), |(r, c)| {
         sigma
             .iter()

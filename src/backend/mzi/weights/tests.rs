@@ -1,10 +1,27 @@
 use super::*;
 use crate::backend::mzi::haar_unitary;
+use crate::runtime::{Params, Program};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 fn compile(body: &str, arch: &str) -> (Graph, crate::ir::Target) {
     crate::runtime::tests::compile(body, arch)
+}
+
+/// The weight space of `phase` and the twin's program, as `train` builds them.
+fn twin(phase: &Program) -> Option<(MatrixSpace, Program)> {
+    let (ws, blocks) = MatrixSpace::new(phase.graph(), &phase.params.blocks).unwrap()?;
+    let mut weights = Program::new(ws.graph(), 0).unwrap();
+    weights.set_params(Params { blocks }).unwrap();
+    Some((ws, weights))
+}
+
+/// Programs `weights` onto `phase`, as `train` does.
+fn program(ws: &mut MatrixSpace, weights: &mut Program, phase: &mut Program) {
+    let blocks = ws
+        .program(&mut weights.params.blocks, &phase.params.blocks)
+        .unwrap();
+    phase.set_params(Params { blocks }).unwrap();
 }
 
 fn random_x(n: usize, d: usize, seed: u64) -> ndarray::Array2<f64> {
@@ -34,7 +51,7 @@ fn the_weight_twin_computes_what_the_phases_compute() {
     for arch in ["net", "wide"] {
         let (g, _) = compile(NET, arch);
         let phase = Program::new(&g, 7).unwrap();
-        let (_, weights) = WeightSpace::new(&phase).unwrap().expect("has linears");
+        let (_, weights) = twin(&phase).expect("has linears");
         // Two linears become two matrices; the unitary stays a mesh.
         let meshes = |p: &Program| {
             p.graph()
@@ -58,13 +75,13 @@ fn trained_matrices_program_back_onto_phases_exactly() {
     for arch in ["net", "wide"] {
         let (g, _) = compile(NET, arch);
         let mut phase = Program::new(&g, 3).unwrap();
-        let (mut ws, mut weights) = WeightSpace::new(&phase).unwrap().unwrap();
+        let (mut ws, mut weights) = twin(&phase).unwrap();
         let mut rng = StdRng::seed_from_u64(11);
         for b in &mut weights.params.blocks {
             b.iter_mut().for_each(|v| *v += rng.random_range(-0.3..0.3));
         }
         let x = random_x(8, phase.input_width(), 2);
-        ws.program_phases(&mut weights, &mut phase).unwrap();
+        program(&mut ws, &mut weights, &mut phase);
         let a = weights.forward(x.view(), None).unwrap();
         let b = phase.forward(x.view(), None).unwrap();
         let scale = a.mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
@@ -115,5 +132,53 @@ fn graphs_without_linears_have_no_twin() {
         "u",
     );
     let p = Program::new(&g, 1).unwrap();
-    assert!(WeightSpace::new(&p).unwrap().is_none());
+    assert!(twin(&p).is_none());
+}
+
+#[test]
+fn the_backend_offers_the_space_and_only_the_mzi_backend_does() {
+    let (g, _) = compile(NET, "net");
+    let p = Program::new(&g, 2).unwrap();
+    let mzi = g.target.backend.backend();
+    let (ws, blocks) = mzi.weight_space(&g, &p.params.blocks).unwrap().unwrap();
+    assert_eq!(blocks.len(), ws.graph().nodes.len());
+    let (d, _) = compile(
+        "arch d on cpu_fp32 { input x: real[4]\n output linear(x, 3) }",
+        "d",
+    );
+    let q = Program::new(&d, 2).unwrap();
+    let digital = d.target.backend.backend();
+    assert!(digital
+        .weight_space(&d, &q.params.blocks)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn wrong_parameter_blocks_are_errors_not_panics() {
+    let (g, _) = compile(NET, "net");
+    let phase = Program::new(&g, 5).unwrap();
+    let blocks = &phase.params.blocks;
+    // Too few blocks, a short mesh block, a long attenuator block.
+    assert!(MatrixSpace::new(&g, &blocks[1..]).is_err());
+    let first = |p: fn(&Prim) -> bool| g.nodes.iter().position(|n| p(&n.prim)).unwrap();
+    let mesh = first(|p| matches!(p, Prim::Mesh { .. }));
+    let atten = first(|p| matches!(p, Prim::Attenuate));
+    let mut short = blocks.clone();
+    short[mesh].pop();
+    assert!(MatrixSpace::new(&g, &short).is_err());
+    let mut long = blocks.clone();
+    long[atten].push(0.5);
+    assert!(MatrixSpace::new(&g, &long).is_err());
+    // Programming from or onto blocks of the wrong shape.
+    let (mut ws, mut weights) = twin(&phase).unwrap();
+    assert!(ws
+        .program(&mut weights.params.blocks, &blocks[1..])
+        .is_err());
+    let matrix = ws.linears[0].matrix;
+    let mut bad = weights.params.blocks.clone();
+    bad[matrix].pop();
+    assert!(ws.program(&mut bad, blocks).is_err());
+    assert!(ws.program(&mut bad[1..], blocks).is_err());
+    ws.project(&mut bad); // skips what it cannot read
 }
