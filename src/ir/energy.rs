@@ -8,8 +8,8 @@
 //!
 //! - E_DAC(b) = E_DAC(8)·(2^b/b)/(2^8/8) and E_ADC(b) = E_ADC(8)·b/8: the profile gives
 //!   the 8-bit reference energies.
-//! - P_laser[dBm] = S_PD + IL_mod + IL_MZI·(depth+1) + 10·log10(width), then
-//!   P[W] = 10^(P/10)·1 mW / η · 2^b for b-bit SNR (b = ADC bits). Deeper and lossier
+//! - P_laser\[dBm\] = S_PD + IL_mod + IL_MZI·(depth+1) + 10·log10(width), then
+//!   P\[W\] = 10^(P/10)·1 mW / η · 2^b for b-bit SNR (b = ADC bits). Deeper and lossier
 //!   meshes need exponentially more light: the trade-off the search has to find.
 //! - A segment is a connected optical region from its encoders to its detectors; its
 //!   depth is the longest chain of MZI columns inside it and its width the widest port
@@ -242,7 +242,7 @@ pub struct LaserBudget {
     pub depth: usize,
     /// Insertion loss on the way to the detectors: IL_mod + IL_MZI·(depth + 1), dB.
     pub loss_db: f64,
-    /// Optical power the laser must deliver (W): 10^(P_laser[dBm]/10) mW · 2^b.
+    /// Optical power the laser must deliver (W): 10^(P_laser\[dBm\]/10) mW · 2^b.
     pub needed_w: f64,
     /// The profile's `max_laser_power` (W, optical).
     pub limit_w: f64,

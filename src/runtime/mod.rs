@@ -32,7 +32,7 @@
 //! Each node runs through a [`Kernel`]: its forward and backward side by side. A backend
 //! builds the kernels of its own primitives ([`crate::backend::Backend::kernel`]: meshes in
 //! `backend::mzi::prims`, dense products in `backend::digital::prims`); the shared ones
-//! (encode, detect, activations) are in [`prims`]. This module only drives them in graph
+//! (encode, detect, activations) are in `prims`. This module only drives them in graph
 //! order and accumulates gradients.
 //!
 //! # Noise

@@ -100,7 +100,7 @@ pub fn prepare_task(task: &TaskSpec, ds: &Dataset) -> Result<TaskData, DataError
 }
 
 /// Loads the task's data set (built-in, or files relative to the working directory: the
-/// one place training reads files) and prepares it with [`prepare_task`].
+/// one place training reads files) and prepares it with `prepare_task`.
 pub fn load_task(task: &TaskSpec) -> Result<TaskData, DataError> {
     let classes = Some(task.classes);
     let ds = match &task.dataset {

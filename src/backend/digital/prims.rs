@@ -1,6 +1,6 @@
 //! The runtime kernels of the digital backend's own primitives: dense products and the
 //! per-element scale, with weights, biases and inputs rounded to the number format
-//! ([`quant`](super::quant)) unless the step asks for exact arithmetic. Rounding is passed
+//! ([`super::quant`]) unless the step asks for exact arithmetic. Rounding is passed
 //! straight through in the backward pass.
 
 use super::quant;

@@ -22,7 +22,7 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Transaction};
 use std::cell::RefCell;
 
-/// The newest schema version this code writes; [`MIGRATIONS`] lists how to get there.
+/// The newest schema version this code writes; `MIGRATIONS` lists how to get there.
 pub const PG_SCHEMA_VERSION: i32 = 1;
 /// What `uhc_meta.application` holds in a uhc run store.
 const APPLICATION: &str = "uhc run store";
