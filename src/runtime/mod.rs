@@ -87,6 +87,13 @@ pub enum RuntimeError {
     #[error("{0} non-finite values in the parameters; lower the learning rate")]
     NonFinite(usize),
     /// A backend's own failure (an MZI mesh that cannot be built or decomposed, …).
+    #[error("node {node} is a {prim} primitive, which the `{backend}` backend of `{hardware}` cannot run; lower the architecture for this hardware instead of reusing another's graph")]
+    NoKernel {
+        node: usize,
+        prim: String,
+        hardware: String,
+        backend: &'static str,
+    },
     #[error(transparent)]
     Kernel(#[from] KernelError),
 }
@@ -183,12 +190,16 @@ impl Program {
                 blocks.push(vec![]);
                 continue;
             }
-            // Lowering is total and every primitive has a kernel: the backend's, else the
-            // shared one.
+            // Lowering gives every primitive a kernel (the backend's, else a shared one); a
+            // graph built or edited by hand may pair a primitive with the wrong backend.
             let k = match backend.kernel(target, n) {
                 Some(k) => k.map_err(|e| node_err(graph, i, e))?,
-                None => prims::kernel(&n.prim)
-                    .unwrap_or_else(|| panic!("no kernel for {:?} on {}", n.prim, graph.hardware)),
+                None => prims::kernel(&n.prim).ok_or_else(|| RuntimeError::NoKernel {
+                    node: i,
+                    prim: format!("{:?}", n.prim),
+                    hardware: graph.hardware.clone(),
+                    backend: target.backend.kind().as_str(),
+                })?,
             };
             blocks.push(k.init(n, &mut rng).map_err(|e| node_err(graph, i, e))?);
             exec.push(Exec::Kernel(k));

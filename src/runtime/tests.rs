@@ -297,6 +297,21 @@ fn bad_inputs_are_errors() {
     // A graph carries its target: a digital graph runs digitally, whatever else is around.
     let (gd, _) = compile(OPTICAL, "mlp");
     assert!(!gd.target.backend.backend().optical());
+    // A mesh graph given a digital target by hand is refused, not a panic.
+    let mut swapped = g.clone();
+    swapped.target = gd.target.clone();
+    let err = Program::new(&swapped, 3).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            RuntimeError::NoKernel {
+                backend: "digital",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cannot run"), "{err}");
 }
 
 #[test]
