@@ -299,7 +299,7 @@ fn bad_inputs_are_errors() {
     assert!(!gd.target.backend.backend().optical());
     // A mesh graph given a digital target by hand is refused, not a panic.
     let mut swapped = g.clone();
-    swapped.target = gd.target.clone();
+    swapped.target = gd.target;
     let err = Program::new(&swapped, 3).unwrap_err();
     assert!(
         matches!(
