@@ -105,10 +105,18 @@ pub trait Backend: Sync {
         !self.optical()
     }
 
-    /// Where a profile sets this backend's non-idealities: the help line when a profile
-    /// writes the optical `noise` section, which only optical backends read.
-    fn noise_hint(&self) -> &'static str {
-        "this backend is simulated without noise"
+    /// Whether this backend reads `field` of the shared profile section `section`
+    /// (`precision`, `noise` or `energy`). A profile that writes a field its backend never
+    /// reads is warned (`uh::check::ignored`): it would claim hardware that no simulation
+    /// or energy figure uses. By default every field is read.
+    fn reads(&self, _section: &str, _field: &str) -> bool {
+        true
+    }
+
+    /// Where this backend takes what an ignored field of `section` would have said: the
+    /// help line of `uh::check::ignored`.
+    fn ignored_hint(&self, _section: &str) -> &'static str {
+        "remove the fields"
     }
 
     /// Whether the backend can perform `op` at all (a profile lists the subset it has).

@@ -4,7 +4,7 @@ use super::model::*;
 use super::ops;
 use super::units::Dim;
 use super::Cx;
-use crate::backend::{FieldKind, FieldValue};
+use crate::backend::{Backend, FieldKind, FieldValue};
 use crate::diag::{code, Diagnostic, FileId};
 use crate::syntax::{Entry, Expr, Section};
 use std::collections::HashMap;
@@ -327,8 +327,6 @@ impl Cx<'_> {
         let mut ops_list = parent.as_ref().map(|p| p.ops.clone());
         let mut ops_span = None;
         let mut seen: HashMap<&str, crate::syntax::Span> = HashMap::new();
-        // This profile's own `noise` section with at least one field (its name's span).
-        let mut own_noise = None;
 
         for entry in &hw.body.entries {
             let (key, span) = match entry {
@@ -347,12 +345,7 @@ impl Cx<'_> {
             match (entry, key.name.as_str()) {
                 (Entry::Section(s), "backend") => backend = self.backend(file, s, backend),
                 (Entry::Section(s), "precision") => self.precision(file, s, &mut precision),
-                (Entry::Section(s), "noise") => {
-                    if !s.body.entries.is_empty() {
-                        own_noise = Some(s.name.span);
-                    }
-                    self.noise(file, s, &mut noise)
-                }
+                (Entry::Section(s), "noise") => self.noise(file, s, &mut noise),
                 (Entry::Section(s), "energy") => self.energy(file, s, &mut energy),
                 (Entry::Field(f), "ops") => {
                     ops_span = Some(f.value.span());
@@ -433,25 +426,7 @@ impl Cx<'_> {
                 .map(|o| o.name.to_string())
                 .collect(),
         };
-        if let Some(span) = own_noise.filter(|_| !be.optical()) {
-            self.push(
-                Diagnostic::warning(
-                    code::IGNORED,
-                    file,
-                    span,
-                    format!(
-                        "the `noise` section has no effect on `{}`: the `{}` backend has no phase shifters, splitters or photodetectors",
-                        hw.name.name,
-                        kind.as_str()
-                    ),
-                )
-                .with_label("ignored")
-                .with_help(format!(
-                    "remove the section; {}",
-                    be.noise_hint()
-                )),
-            );
-        }
+        self.ignored_fields(file, hw, be);
         if be.requires_mac_energy()
             && energy.mac <= 0.0
             && !seen.contains_key("energy")
@@ -485,6 +460,66 @@ impl Cx<'_> {
             file,
             span: hw.name.span,
         })
+    }
+
+    /// Warns of the fields of this profile's own `precision`, `noise` and `energy`
+    /// sections that its backend never reads (`Backend::reads`), one warning per section.
+    fn ignored_fields(&mut self, file: FileId, hw: &crate::syntax::Hardware, be: &dyn Backend) {
+        for entry in &hw.body.entries {
+            let Entry::Section(s) = entry else { continue };
+            let section = s.name.name.as_str();
+            let known = match section {
+                "precision" => PRECISION_FIELDS,
+                "noise" => NOISE_FIELDS,
+                "energy" => ENERGY_FIELDS,
+                _ => continue,
+            };
+            let ignored: Vec<&crate::syntax::Ident> = s
+                .body
+                .entries
+                .iter()
+                .filter_map(|e| match e {
+                    Entry::Field(f) => Some(&f.key),
+                    _ => None,
+                })
+                .filter(|k| known.contains(&k.name.as_str()) && !be.reads(section, &k.name))
+                .collect();
+            let Some(first) = ignored.first() else {
+                continue;
+            };
+            let names: Vec<String> = ignored.iter().map(|k| format!("`{}`", k.name)).collect();
+            let list = names.join(", ");
+            let whole = ignored.len() == s.body.entries.len();
+            let (message, span) = if whole {
+                (
+                    format!("the `{section}` section has no effect on `{}`: the `{}` backend never reads {list}", hw.name.name, be.kind().as_str()),
+                    s.name.span,
+                )
+            } else {
+                let (noun, verb, pronoun) = if names.len() == 1 {
+                    ("field", "has", "it")
+                } else {
+                    ("fields", "have", "them")
+                };
+                (
+                    format!("`{section}` {noun} {list} {verb} no effect on `{}`: the `{}` backend never reads {pronoun}", hw.name.name, be.kind().as_str()),
+                    first.span,
+                )
+            };
+            self.push(
+                Diagnostic::warning(code::IGNORED, file, span, message)
+                    .with_label("ignored")
+                    .with_help(format!(
+                        "remove {}; {}",
+                        if whole || names.len() == 1 {
+                            "it"
+                        } else {
+                            "them"
+                        },
+                        be.ignored_hint(section)
+                    )),
+            );
+        }
     }
 
     pub fn misplaced_entry(&mut self, file: FileId, entry: &Entry, place: &str) {

@@ -134,3 +134,95 @@ fn structural_hash_ignores_names_layout_and_comments() {
     assert_ne!(h(a), h(&other_hw));
     assert_eq!(h(a).len(), 32);
 }
+
+/// `uh::check::ignored` never lies: a shared profile field that a backend says it does not
+/// read (`Backend::reads`) changes nothing a run reports on that backend: not the energy
+/// report, the laser budget, nor the outputs on a noisy draw. And the checker warns
+/// exactly for those fields. (The structural hash is left out: it includes the graph's
+/// phase bits on every backend, and stored hashes must not change; within one search the
+/// hardware is fixed, so no deduplication sees the difference.)
+#[test]
+fn fields_a_backend_does_not_read_change_nothing() {
+    use rand::SeedableRng;
+    const FIELDS: &[(&str, &str, &str)] = &[
+        ("precision", "phase", "4 bit"),
+        ("precision", "dac", "4 bit"),
+        ("precision", "adc", "4 bit"),
+        ("noise", "phase_sigma", "0.1 rad"),
+        ("noise", "splitter_sigma", "0.05"),
+        ("noise", "loss_per_mzi", "1 dB"),
+        ("noise", "crosstalk", "0.05"),
+        ("noise", "detector_noise", "0.05"),
+        ("energy", "dac", "5 pJ"),
+        ("energy", "adc", "5 pJ"),
+        ("energy", "modulator", "5 pJ"),
+        ("energy", "mac", "5 pJ"),
+        ("energy", "photodetector", "5 mW"),
+        ("energy", "tia", "5 mW"),
+        ("energy", "phase_shifter", "5 mW"),
+        ("energy", "laser_efficiency", "0.05"),
+        ("energy", "max_laser_power", "5 mW"),
+        ("energy", "sensitivity", "-10 dBm"),
+        ("energy", "modulator_loss", "3 dB"),
+        ("energy", "clock", "1 GHz"),
+    ];
+    let cases = [
+        (
+            "hw/mzi.uh",
+            "mzi_realistic",
+            "h = linear(x, 8)\n a = modrelu(h)\n output detect(linear(a, 4))",
+        ),
+        (
+            "hw/digital.uh",
+            "cpu_fp32",
+            "h = linear(x, 8)\n a = relu(h)\n output linear(a, 4)",
+        ),
+        (
+            "hw/aimc.uh",
+            "aimc_pcm",
+            "h = linear(x, 8)\n a = relu(h)\n output linear(a, 4)",
+        ),
+    ];
+    let x = ndarray::Array2::from_shape_fn((5, 8), |(i, j)| ((i * 8 + j) as f64 * 0.37).sin());
+    let observed = |text: &str| {
+        let (c, diags, sources) = uhc::check_source("t.uh", text);
+        let c = c.unwrap_or_else(|| panic!("{}", sources.render_plain(&diags)));
+        let g = c.graph("a").expect("graph").clone();
+        let program = uhc::runtime::Program::new(&g, 1).expect("program");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let draw = uhc::backend::kernel::NoiseDraw::sample(&g.target, g.phase_bits, &mut rng);
+        let out = program.forward(x.view(), Some(&draw)).expect("forward");
+        let warned = diags.iter().any(|d| d.code == uhc::diag::code::IGNORED);
+        let seen = format!(
+            "{:?} {:?} {:?}",
+            energy_report(&g),
+            uhc::ir::energy::laser_budget(&g),
+            out
+        );
+        (seen, warned, g.target.backend.backend())
+    };
+    let mut checked = 0;
+    for (file, base, body) in cases {
+        let arch = |hw: &str| format!("arch a on {hw} {{\n input x: real[8]\n {body}\n}}\n");
+        let (reference, warned, backend) = observed(&format!("use \"{file}\"\n{}", arch(base)));
+        assert!(!warned, "{base} itself is warned");
+        for &(section, field, value) in FIELDS {
+            let text = format!(
+                "use \"{file}\"\nhardware v extends {base} {{\n {section} {{ {field} = {value} }}\n}}\n{}",
+                arch("v")
+            );
+            let (seen, warned, _) = observed(&text);
+            let read = backend.reads(section, field);
+            assert_eq!(warned, !read, "{base}: {section}.{field} warned {warned}");
+            if !read {
+                assert_eq!(
+                    seen, reference,
+                    "{base}: {section}.{field} is said to be ignored"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // Digital reads 1 of the 20 fields and AIMC 2: 19 + 18 claims checked.
+    assert_eq!(checked, 37);
+}

@@ -258,8 +258,18 @@ impl Backend for Aimc {
         false
     }
 
-    fn noise_hint(&self) -> &'static str {
-        "analog noise is set in the `backend aimc { … }` block: `prog_noise`, `read_noise`, `out_noise`, `drift` and `t_inference`"
+    /// A crossbar reads its converters' bits from `precision`; its noise and energies are
+    /// in its own block.
+    fn reads(&self, section: &str, field: &str) -> bool {
+        section == "precision" && matches!(field, "dac" | "adc")
+    }
+
+    fn ignored_hint(&self, section: &str) -> &'static str {
+        match section {
+            "noise" => "analog noise is set in the `backend aimc { … }` block: `prog_noise`, `read_noise`, `out_noise`, `drift` and `t_inference`",
+            "energy" => "AIMC energies are set in the `backend aimc { … }` block: `mac_energy`, `mvm_energy`, `dac_energy`, `adc_energy` and `digital_energy`",
+            _ => "a crossbar has no phase shifters: its converters are `precision { dac = …, adc = … }`",
+        }
     }
 
     fn requires_mac_energy(&self) -> bool {

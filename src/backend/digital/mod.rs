@@ -88,8 +88,17 @@ impl Backend for Digital {
         }))
     }
 
-    fn noise_hint(&self) -> &'static str {
-        "digital arithmetic is exact up to its number format (`backend digital { dtype = … }`)"
+    /// Digital arithmetic is its number format and its energy is per MAC.
+    fn reads(&self, section: &str, field: &str) -> bool {
+        (section, field) == ("energy", "mac")
+    }
+
+    fn ignored_hint(&self, section: &str) -> &'static str {
+        match section {
+            "energy" => "a digital profile is charged per MAC alone: keep `energy { mac = … }`",
+            "noise" => "digital arithmetic is exact up to its number format (`backend digital { dtype = … }`)",
+            _ => "a digital backend computes in its number format: set `backend digital { dtype = … }`",
+        }
     }
 
     fn optical(&self) -> bool {
