@@ -28,19 +28,7 @@ use cfg::{alt, lit, opt, rule, seq, Expr, Grammar};
 use super::model::{Domain, HardwareProfile, TaskSpec};
 use super::ops::{self, ParamKind};
 
-/// Reserved words of the language (`keyword` in `grammar/uh.pest`): never a name.
-pub const KEYWORDS: [&str; 10] = [
-    "use",
-    "hardware",
-    "extends",
-    "arch",
-    "on",
-    "task",
-    "search",
-    "input",
-    "output",
-    "constraint",
-];
+pub use crate::syntax::KEYWORDS;
 
 /// Longest name the grammar lets a model write.
 pub const MAX_NAME: usize = 16;
