@@ -190,7 +190,8 @@ enum Command {
         check: bool,
     },
     /// Serve the Language Server Protocol on standard input and output, for editors
-    /// (diagnostics, hover, definition, references, completion, formatting, fixes).
+    /// (diagnostics, hover, definition, references, rename, outline, completion, formatting,
+    /// fixes).
     Lsp,
 }
 

@@ -17,11 +17,12 @@ pub struct Analysis {
 }
 
 /// What a name is: an item of a kind (`hardware`, `arch`, `task`, `search`), or a value
-/// inside one architecture (the file and span of the arch's name).
+/// inside one architecture (the file and the byte range of the arch's name: a range, not
+/// a `Span`, because spans are equal to every span so that trees compare by content).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ns {
     Item(&'static str),
-    Value { file: FileId, arch: Span },
+    Value { file: FileId, arch: (u32, u32) },
 }
 
 /// One occurrence of a name.
@@ -171,7 +172,7 @@ fn index(file: FileId, tree: &syntax::File, out: &mut Vec<Sym>) {
 fn index_values(file: FileId, a: &syntax::Arch, out: &mut Vec<Sym>) {
     let ns = Ns::Value {
         file,
-        arch: a.name.span,
+        arch: (a.name.span.start, a.name.span.end),
     };
     let mut defined = Vec::new();
     for e in &a.body.entries {

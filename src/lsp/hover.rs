@@ -90,7 +90,10 @@ fn value(a: &Analysis, sym: &super::analysis::Sym) -> Option<String> {
     let Ns::Value { file, arch } = &sym.ns else {
         return None;
     };
-    let arch_name = a.sources.text(*file).get(arch.range())?;
+    let arch_name = a
+        .sources
+        .text(*file)
+        .get(arch.0 as usize..arch.1 as usize)?;
     let graph = a
         .partial
         .checked

@@ -199,6 +199,9 @@ impl Server {
             "textDocument/completion" => to_value(self.completion(params(r.params)?)),
             "textDocument/formatting" => to_value(self.formatting(params(r.params)?)),
             "textDocument/codeAction" => to_value(self.code_actions(params(r.params)?)),
+            "textDocument/documentSymbol" => to_value(self.document_symbols(params(r.params)?)),
+            "textDocument/prepareRename" => to_value(self.prepare_rename(params(r.params)?)?),
+            "textDocument/rename" => to_value(self.rename(params(r.params)?)?),
             other => {
                 return Err((
                     ErrorCode::MethodNotFound,
@@ -617,6 +620,225 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The outline of a document: its items, and an architecture's inputs and values.
+    fn document_symbols(
+        &mut self,
+        p: lt::DocumentSymbolParams,
+    ) -> Option<lt::DocumentSymbolResponse> {
+        let a = self.analysis(&p.text_document.uri)?;
+        let text = a.sources.text(a.root);
+        let index = LineIndex::new(text);
+        let range =
+            |span: crate::span::Span| index.range(text, span.start as usize, span.end as usize);
+        #[allow(deprecated)] // `deprecated` is a required field of the protocol type
+        let symbol = |name: &str, detail: Option<String>, kind, span, name_span, children| {
+            lt::DocumentSymbol {
+                name: name.to_string(),
+                detail,
+                kind,
+                tags: None,
+                deprecated: None,
+                range: range(span),
+                selection_range: range(name_span),
+                children,
+            }
+        };
+        let mut out = Vec::new();
+        for item in &a.tree().items {
+            let Some(name) = item.name() else { continue };
+            let (kind, detail, children) = match item {
+                crate::syntax::Item::Hardware(h) => (
+                    lt::SymbolKind::STRUCT,
+                    h.extends.as_ref().map(|e| format!("extends {}", e.name)),
+                    None,
+                ),
+                crate::syntax::Item::Arch(arch) => {
+                    let values = arch
+                        .body
+                        .entries
+                        .iter()
+                        .filter_map(|e| match e {
+                            crate::syntax::Entry::Input(i) => Some(symbol(
+                                &i.name.name,
+                                Some("input".into()),
+                                lt::SymbolKind::VARIABLE,
+                                i.span,
+                                i.name.span,
+                                None,
+                            )),
+                            crate::syntax::Entry::Field(f) => Some(symbol(
+                                &f.key.name,
+                                None,
+                                lt::SymbolKind::VARIABLE,
+                                f.span,
+                                f.key.span,
+                                None,
+                            )),
+                            _ => None,
+                        })
+                        .collect();
+                    (
+                        lt::SymbolKind::FUNCTION,
+                        Some(format!("on {}", arch.hardware.name)),
+                        Some(values),
+                    )
+                }
+                crate::syntax::Item::Task(_) => (lt::SymbolKind::OBJECT, None, None),
+                crate::syntax::Item::Search(_) => (lt::SymbolKind::EVENT, None, None),
+                _ => (lt::SymbolKind::NAMESPACE, None, None),
+            };
+            out.push(symbol(
+                &name.name,
+                detail,
+                kind,
+                item.span(),
+                name.span,
+                children,
+            ));
+        }
+        Some(lt::DocumentSymbolResponse::Nested(out))
+    }
+
+    /// The name under the cursor and its definition, if it can be renamed: defined, and
+    /// not in the (read-only) standard library.
+    fn renamable(
+        &mut self,
+        p: &lt::TextDocumentPositionParams,
+    ) -> Result<Option<(Rc<Analysis>, usize)>, RequestError> {
+        let Some((a, offset)) = self.at(p) else {
+            return Ok(None);
+        };
+        let Some(sym) = a.sym_at(offset) else {
+            return Ok(None);
+        };
+        let Some(def) = a.definition(sym) else {
+            return Err((
+                ErrorCode::RequestFailed,
+                format!(
+                    "`{}` is not defined, so there is nothing to rename",
+                    sym.name
+                ),
+            ));
+        };
+        let file = a.sources.name(def.file);
+        if let Some(rel) = file.strip_prefix("<stdlib>/") {
+            return Err((
+                ErrorCode::RequestFailed,
+                format!(
+                    "`{}` is defined in the standard library ({rel}), which is read-only; to change it, write your own (`hardware my_{} extends {} {{ … }}`) and use that",
+                    sym.name, sym.name, sym.name
+                ),
+            ));
+        }
+        Ok(Some((a, offset)))
+    }
+
+    fn prepare_rename(
+        &mut self,
+        p: lt::TextDocumentPositionParams,
+    ) -> Result<Option<lt::PrepareRenameResponse>, RequestError> {
+        let Some((a, offset)) = self.renamable(&p)? else {
+            return Ok(None);
+        };
+        let Some(sym) = a.sym_at(offset) else {
+            return Ok(None);
+        };
+        let doc = &self.docs[&p.text_document.uri];
+        Ok(Some(lt::PrepareRenameResponse::Range(doc.index.range(
+            &doc.text,
+            sym.span.start as usize,
+            sym.span.end as usize,
+        ))))
+    }
+
+    /// Renames a name everywhere the compiler sees it: its definition and every use in
+    /// this document, the files it `use`s, and the other open documents that use the
+    /// same definition. A new name that is not a name, or is taken, is refused.
+    fn rename(&mut self, p: lt::RenameParams) -> Result<Option<lt::WorkspaceEdit>, RequestError> {
+        let Some((a, offset)) = self.renamable(&p.text_document_position)? else {
+            return Ok(None);
+        };
+        let new = p.new_name.as_str();
+        if !crate::syntax::is_name(new) {
+            return Err((
+                ErrorCode::InvalidParams,
+                format!("`{new}` is not a name: a letter or `_`, then letters, digits and `_`, and not a keyword"),
+            ));
+        }
+        let Some(sym) = a.sym_at(offset) else {
+            return Ok(None);
+        };
+        if sym.name == new {
+            return Ok(Some(lt::WorkspaceEdit::default()));
+        }
+        let what = match &sym.ns {
+            analysis::Ns::Item(kind) if kind.starts_with(['a', 'e']) => format!("an {kind}"),
+            analysis::Ns::Item(kind) => format!("a {kind}"),
+            analysis::Ns::Value { .. } => "a value of this arch".to_string(),
+        };
+        if a.syms
+            .iter()
+            .any(|s| s.def && s.ns == sym.ns && s.name == new)
+        {
+            return Err((
+                ErrorCode::RequestFailed,
+                format!("{what} named `{new}` exists already; choose another name"),
+            ));
+        }
+        let Some(def) = a.definition(sym) else {
+            return Ok(None);
+        };
+        // By name and offset: `Span`s compare equal to every span.
+        let def_at = (a.sources.name(def.file).to_string(), def.span.start);
+        let mut changes: HashMap<Url, Vec<lt::TextEdit>> = HashMap::new();
+        let mut add = |server: &Self, an: &Analysis, s: &analysis::Sym| {
+            if let Some(loc) = server.location(an, s.file, s.span) {
+                let edits = changes.entry(loc.uri).or_default();
+                if !edits.iter().any(|e| e.range == loc.range) {
+                    edits.push(lt::TextEdit {
+                        range: loc.range,
+                        new_text: new.to_string(),
+                    });
+                }
+            }
+        };
+        for s in a.references(sym) {
+            add(self, &a, s);
+        }
+        // Items are shared across files: open documents that `use` the definition's file
+        // name it too. (Values are local to their arch.)
+        if let analysis::Ns::Item(_) = sym.ns {
+            let root = p.text_document_position.text_document.uri.clone();
+            let others: Vec<Url> = self.docs.keys().filter(|u| **u != root).cloned().collect();
+            for uri in others {
+                let Some(other) = self.analysis(&uri) else {
+                    continue;
+                };
+                for s in other
+                    .syms
+                    .iter()
+                    .filter(|s| s.ns == sym.ns && s.name == sym.name)
+                {
+                    let same = other.definition(s).is_some_and(|d| {
+                        (other.sources.name(d.file), d.span.start) == (def_at.0.as_str(), def_at.1)
+                    });
+                    if same {
+                        add(self, &other, s);
+                    }
+                }
+            }
+        }
+        Ok(Some(lt::WorkspaceEdit {
+            changes: Some(changes),
+            ..lt::WorkspaceEdit::default()
+        }))
+    }
+}
+
+/// A request's failure: the JSON-RPC error code and the message the editor shows.
+type RequestError = (ErrorCode, String);
+
 fn to_value<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -642,6 +864,11 @@ fn initialize_result() -> lt::InitializeResult {
             }),
             document_formatting_provider: Some(lt::OneOf::Left(true)),
             code_action_provider: Some(lt::CodeActionProviderCapability::Simple(true)),
+            document_symbol_provider: Some(lt::OneOf::Left(true)),
+            rename_provider: Some(lt::OneOf::Right(lt::RenameOptions {
+                prepare_provider: Some(true),
+                work_done_progress_options: lt::WorkDoneProgressOptions::default(),
+            })),
             ..lt::ServerCapabilities::default()
         },
         server_info: Some(lt::ServerInfo {
