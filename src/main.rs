@@ -191,7 +191,7 @@ enum Command {
     },
     /// Serve the Language Server Protocol on standard input and output, for editors
     /// (diagnostics, hover, definition, references, rename, outline, completion, formatting,
-    /// fixes).
+    /// fixes, semantic colours).
     Lsp,
 }
 

@@ -13,6 +13,7 @@ mod analysis;
 mod complete;
 mod hover;
 pub mod text;
+mod tokens;
 pub mod transport;
 
 use crate::diag::FileId;
@@ -200,6 +201,7 @@ impl Server {
             "textDocument/formatting" => to_value(self.formatting(params(r.params)?)),
             "textDocument/codeAction" => to_value(self.code_actions(params(r.params)?)),
             "textDocument/documentSymbol" => to_value(self.document_symbols(params(r.params)?)),
+            "textDocument/semanticTokens/full" => to_value(self.semantic_tokens(params(r.params)?)),
             "textDocument/prepareRename" => to_value(self.prepare_rename(params(r.params)?)?),
             "textDocument/rename" => to_value(self.rename(params(r.params)?)?),
             other => {
@@ -621,6 +623,15 @@ impl Server {
 }
 
 impl Server {
+    /// Colours from the compiler's reading of the document ([`tokens`]).
+    fn semantic_tokens(&mut self, p: lt::SemanticTokensParams) -> Option<lt::SemanticTokensResult> {
+        let a = self.analysis(&p.text_document.uri)?;
+        Some(lt::SemanticTokensResult::Tokens(lt::SemanticTokens {
+            result_id: None,
+            data: tokens::tokens(&a),
+        }))
+    }
+
     /// The outline of a document: its items, and an architecture's inputs and values.
     fn document_symbols(
         &mut self,
@@ -865,6 +876,16 @@ fn initialize_result() -> lt::InitializeResult {
             document_formatting_provider: Some(lt::OneOf::Left(true)),
             code_action_provider: Some(lt::CodeActionProviderCapability::Simple(true)),
             document_symbol_provider: Some(lt::OneOf::Left(true)),
+            semantic_tokens_provider: Some(
+                lt::SemanticTokensServerCapabilities::SemanticTokensOptions(
+                    lt::SemanticTokensOptions {
+                        legend: tokens::legend(),
+                        full: Some(lt::SemanticTokensFullOptions::Bool(true)),
+                        range: None,
+                        work_done_progress_options: lt::WorkDoneProgressOptions::default(),
+                    },
+                ),
+            ),
             rename_provider: Some(lt::OneOf::Right(lt::RenameOptions {
                 prepare_provider: Some(true),
                 work_done_progress_options: lt::WorkDoneProgressOptions::default(),
