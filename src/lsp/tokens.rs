@@ -10,6 +10,7 @@ use super::analysis::{Analysis, Ns};
 use super::text::LineIndex;
 use crate::syntax::{self, Entry, Expr, Item};
 use lsp_types as lt;
+use std::collections::{HashMap, HashSet};
 
 /// The token types, in the order of the legend the server announces.
 pub const TYPES: [lt::SemanticTokenType; 14] = [
@@ -79,8 +80,9 @@ type Token = (usize, usize, Kind, u32);
 pub fn tokens(a: &Analysis) -> Vec<lt::SemanticToken> {
     let text = a.sources.text(a.root);
     let mut out = lexical(text);
+    let names = Names::new(a);
     for item in &a.tree().items {
-        item_tokens(a, item, &mut out);
+        item_tokens(&names, item, &mut out);
     }
     // Sorted by start; of overlapping tokens the first wins (none overlap in a tree the
     // parser built, but a recovered one is not trusted).
@@ -156,30 +158,54 @@ fn ident(out: &mut Vec<Token>, id: &syntax::Ident, kind: Kind, mods: u32) {
     out.push((id.span.start as usize, id.span.end as usize, kind, mods));
 }
 
-/// The kind and modifiers of a name the analysis indexed at `id`, if it did.
-fn indexed(a: &Analysis, id: &syntax::Ident) -> Option<(Kind, u32)> {
-    let sym = a
-        .syms
-        .iter()
-        .find(|s| s.file == a.root && s.span.start == id.span.start)?;
-    let kind = match sym.ns {
-        Ns::Value { .. } => Kind::Value,
-        Ns::Item("hardware") => Kind::Hardware,
-        Ns::Item("arch") => Kind::Arch,
-        Ns::Item(_) => Kind::Plan,
-    };
-    let mut mods = if sym.def { DECLARATION } else { 0 };
-    if a.definition(sym)
-        .is_some_and(|d| a.sources.name(d.file).starts_with("<stdlib>/"))
-    {
-        mods |= DEFAULT_LIBRARY;
+/// The kind and modifiers of every name the analysis indexed in the root, by the byte
+/// offset where it starts: one pass over the index, so colouring stays linear in the text.
+struct Names(HashMap<u32, (Kind, u32)>);
+
+impl Names {
+    fn new(a: &Analysis) -> Names {
+        // Items the standard library defines (it defines no values).
+        let stdlib: HashSet<(&str, &str)> = a
+            .syms
+            .iter()
+            .filter(|s| s.def && a.sources.name(s.file).starts_with("<stdlib>/"))
+            .filter_map(|s| match s.ns {
+                Ns::Item(kind) => Some((kind, s.name.as_str())),
+                Ns::Value { .. } => None,
+            })
+            .collect();
+        let map = a
+            .syms
+            .iter()
+            .filter(|s| s.file == a.root)
+            .map(|s| {
+                let kind = match s.ns {
+                    Ns::Value { .. } => Kind::Value,
+                    Ns::Item("hardware") => Kind::Hardware,
+                    Ns::Item("arch") => Kind::Arch,
+                    Ns::Item(_) => Kind::Plan,
+                };
+                let mut mods = if s.def { DECLARATION } else { 0 };
+                if let Ns::Item(k) = s.ns {
+                    if stdlib.contains(&(k, s.name.as_str())) {
+                        mods |= DEFAULT_LIBRARY;
+                    }
+                }
+                (s.span.start, (kind, mods))
+            })
+            .collect();
+        Names(map)
     }
-    Some((kind, mods))
+
+    /// The kind and modifiers of the name at `id`, if the analysis indexed it.
+    fn get(&self, id: &syntax::Ident) -> Option<(Kind, u32)> {
+        self.0.get(&id.span.start).copied()
+    }
 }
 
-fn item_tokens(a: &Analysis, item: &Item, out: &mut Vec<Token>) {
+fn item_tokens(a: &Names, item: &Item, out: &mut Vec<Token>) {
     let name = |id: &syntax::Ident, fallback: Kind, out: &mut Vec<Token>| {
-        let (kind, mods) = indexed(a, id).unwrap_or((fallback, 0));
+        let (kind, mods) = a.get(id).unwrap_or((fallback, 0));
         ident(out, id, kind, mods);
     };
     match item {
@@ -217,12 +243,12 @@ fn item_tokens(a: &Analysis, item: &Item, out: &mut Vec<Token>) {
 }
 
 /// The entries of a block; in an arch a field's key is a value it defines.
-fn block(a: &Analysis, b: &syntax::Block, in_arch: bool, out: &mut Vec<Token>) {
+fn block(a: &Names, b: &syntax::Block, in_arch: bool, out: &mut Vec<Token>) {
     for e in &b.entries {
         match e {
             Entry::Field(f) => {
                 let kind = if in_arch { Kind::Value } else { Kind::Field };
-                let (kind, mods) = indexed(a, &f.key).unwrap_or((kind, 0));
+                let (kind, mods) = a.get(&f.key).unwrap_or((kind, 0));
                 ident(out, &f.key, kind, mods);
                 expr(a, &f.value, out);
             }
@@ -234,7 +260,7 @@ fn block(a: &Analysis, b: &syntax::Block, in_arch: bool, out: &mut Vec<Token>) {
                 block(a, &s.body, false, out);
             }
             Entry::Input(i) => {
-                let (kind, mods) = indexed(a, &i.name).unwrap_or((Kind::Value, DECLARATION));
+                let (kind, mods) = a.get(&i.name).unwrap_or((Kind::Value, DECLARATION));
                 ident(out, &i.name, kind, mods);
                 ident(out, &i.ty.domain, Kind::Type, 0);
                 let w = &i.ty.width.span;
@@ -249,7 +275,7 @@ fn block(a: &Analysis, b: &syntax::Block, in_arch: bool, out: &mut Vec<Token>) {
     }
 }
 
-fn expr(a: &Analysis, e: &Expr, out: &mut Vec<Token>) {
+fn expr(a: &Names, e: &Expr, out: &mut Vec<Token>) {
     match e {
         Expr::Quantity(q) => {
             let n = &q.number.span;
@@ -259,7 +285,7 @@ fn expr(a: &Analysis, e: &Expr, out: &mut Vec<Token>) {
             }
         }
         Expr::Ident(i) => {
-            let (kind, mods) = indexed(a, i).unwrap_or((Kind::Choice, 0));
+            let (kind, mods) = a.get(i).unwrap_or((Kind::Choice, 0));
             ident(out, i, kind, mods);
         }
         Expr::Str(s) => out.push((s.span.start as usize, s.span.end as usize, Kind::Str, 0)),
