@@ -7,7 +7,6 @@
 //! per column; real values keep a zero imaginary part. Gradients follow
 //! [`crate::backend::mzi`]: `G = ∂L/∂Re + i ∂L/∂Im`.
 
-use super::mzi::MziError;
 use crate::ir::{IrNode, Target};
 use ndarray::Array2;
 use num_complex::Complex64 as C64;
@@ -28,8 +27,14 @@ pub type Aux = Option<Box<dyn Any + Send>>;
 pub enum KernelError {
     #[error("parameter block has {got} values, expected {expected}")]
     ParamShape { expected: usize, got: usize },
-    #[error(transparent)]
-    Mzi(#[from] MziError),
+    /// The backend's own numerics failed (a mesh decomposition, a non-finite phase): which
+    /// backend, and its message, which says what was wrong and how to fix it. A string, so
+    /// that the error every kernel shares names no backend's types.
+    #[error("{message}")]
+    Device {
+        backend: &'static str,
+        message: String,
+    },
 }
 
 /// A backend's own noise model, as a [`NoiseDraw`] carries it: only the backend's kernels

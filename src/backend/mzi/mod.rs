@@ -119,5 +119,14 @@ pub enum MziError {
     SvdFailed { rows: usize, cols: usize },
 }
 
+impl From<MziError> for crate::backend::kernel::KernelError {
+    fn from(e: MziError) -> Self {
+        crate::backend::kernel::KernelError::Device {
+            backend: "mzi",
+            message: e.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
