@@ -144,7 +144,9 @@ fn structural_hash_ignores_names_layout_and_comments() {
 #[test]
 fn fields_a_backend_does_not_read_change_nothing() {
     use rand::SeedableRng;
-    const FIELDS: &[(&str, &str, &str)] = &[
+    // A value other than the default for each field; every field of the checker's table
+    // (`check::profile_fields::FIELDS`) must have one, so a new field is checked too.
+    const VALUES: &[(&str, &str, &str)] = &[
         ("precision", "phase", "4 bit"),
         ("precision", "dac", "4 bit"),
         ("precision", "adc", "4 bit"),
@@ -206,7 +208,13 @@ fn fields_a_backend_does_not_read_change_nothing() {
         let arch = |hw: &str| format!("arch a on {hw} {{\n input x: real[8]\n {body}\n}}\n");
         let (reference, warned, backend) = observed(&format!("use \"{file}\"\n{}", arch(base)));
         assert!(!warned, "{base} itself is warned");
-        for &(section, field, value) in FIELDS {
+        for f in uhc::check::profile_fields::FIELDS {
+            let (section, field) = (f.section, f.name);
+            let value = VALUES
+                .iter()
+                .find(|v| (v.0, v.1) == (section, field))
+                .unwrap_or_else(|| panic!("give {section}.{field} a value in VALUES"))
+                .2;
             let text = format!(
                 "use \"{file}\"\nhardware v extends {base} {{\n {section} {{ {field} = {value} }}\n}}\n{}",
                 arch("v")
