@@ -716,7 +716,7 @@ impl Server {
     fn renamable(
         &mut self,
         p: &lt::TextDocumentPositionParams,
-    ) -> Result<Option<(Rc<Analysis>, usize)>, RequestError> {
+    ) -> Result<Option<Renamable>, RequestError> {
         let Some((a, offset)) = self.at(p) else {
             return Ok(None);
         };
@@ -742,17 +742,15 @@ impl Server {
                 ),
             ));
         }
-        Ok(Some((a, offset)))
+        let (sym, def) = (sym.clone(), def.clone());
+        Ok(Some(Renamable { a, sym, def }))
     }
 
     fn prepare_rename(
         &mut self,
         p: lt::TextDocumentPositionParams,
     ) -> Result<Option<lt::PrepareRenameResponse>, RequestError> {
-        let Some((a, offset)) = self.renamable(&p)? else {
-            return Ok(None);
-        };
-        let Some(sym) = a.sym_at(offset) else {
+        let Some(Renamable { sym, .. }) = self.renamable(&p)? else {
             return Ok(None);
         };
         let doc = &self.docs[&p.text_document.uri];
@@ -767,9 +765,10 @@ impl Server {
     /// this document, the files it `use`s, and the other open documents that use the
     /// same definition. A new name that is not a name, or is taken, is refused.
     fn rename(&mut self, p: lt::RenameParams) -> Result<Option<lt::WorkspaceEdit>, RequestError> {
-        let Some((a, offset)) = self.renamable(&p.text_document_position)? else {
+        let Some(Renamable { a, sym, def }) = self.renamable(&p.text_document_position)? else {
             return Ok(None);
         };
+        let sym = &sym;
         let new = p.new_name.as_str();
         if !crate::syntax::is_name(new) {
             return Err((
@@ -777,9 +776,6 @@ impl Server {
                 format!("`{new}` is not a name: a letter or `_`, then letters, digits and `_`, and not a keyword"),
             ));
         }
-        let Some(sym) = a.sym_at(offset) else {
-            return Ok(None);
-        };
         if sym.name == new {
             return Ok(Some(lt::WorkspaceEdit::default()));
         }
@@ -797,9 +793,6 @@ impl Server {
                 format!("{what} named `{new}` exists already; choose another name"),
             ));
         }
-        let Some(def) = a.definition(sym) else {
-            return Ok(None);
-        };
         // By name and offset: `Span`s compare equal to every span.
         let def_at = (a.sources.name(def.file).to_string(), def.span.start);
         let mut changes: HashMap<Url, Vec<lt::TextEdit>> = HashMap::new();
@@ -845,6 +838,14 @@ impl Server {
             ..lt::WorkspaceEdit::default()
         }))
     }
+}
+
+/// A name that can be renamed: the analysis it was found in, the occurrence under the
+/// cursor and its definition.
+struct Renamable {
+    a: Rc<Analysis>,
+    sym: analysis::Sym,
+    def: analysis::Sym,
 }
 
 /// A request's failure: the JSON-RPC error code and the message the editor shows.
